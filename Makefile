@@ -1,0 +1,35 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# torch first, pinned: 2.13.0 resolves to the local CPU build; a range would pull CUDA wheels.
+TORCH  := torch==2.13.0
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/tether generate --model tiny --max-tokens 24 \
+		--prompt "Agents call tools; Tether keeps their KV cache warm." \
+		--prompt "Agents call tools; Tether keeps their KV cache pinned."
+	$(BIN)/tether generate --model tiny --max-tokens 8 --json --prompt "Agents call tools; Tether keeps their KV cache warm."
+
+lint: install
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/tether bench engine
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,35 @@
+"""The block: one page of KV memory, its reference count and, once full and computed, its prefix hash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Block:
+    """Internal, mutable state of one physical KV block; never handed across the package boundary.
+
+    ``block_hash``, ``parent_hash`` and ``token_ids`` are set together when a full, computed block is
+    registered in the prefix index, and cleared together when it is evicted or the cache is reset.
+    ``token_ids`` and ``parent_hash`` let a lookup verify a hit instead of trusting the hash alone.
+    """
+
+    block_id: int
+    ref_count: int = 0
+    block_hash: int | None = None
+    parent_hash: int | None = None
+    token_ids: tuple[int, ...] = ()
+
+    @property
+    def is_cached(self) -> bool:
+        return self.block_hash is not None
+
+    def set_hash(self, block_hash: int, parent_hash: int | None, token_ids: tuple[int, ...]) -> None:
+        self.block_hash = block_hash
+        self.parent_hash = parent_hash
+        self.token_ids = token_ids
+
+    def clear_hash(self) -> None:
+        self.block_hash = None
+        self.parent_hash = None
+        self.token_ids = ()

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``tether bench ...`` (performance goals live here, never in timed tests)."""

@@ -1,0 +1,1 @@
+"""The LLM engine: sequences, scheduler, model runner, sampler."""

@@ -1,0 +1,189 @@
+"""The asyncio face of the engine. The step loop runs in a background thread; coroutines submit requests and
+receive tokens through thread-safe hand-offs, so the event loop (tool calls, the server) never waits on a
+forward pass.
+
+    event loop                         engine thread
+    ──────────                         ─────────────
+    stream(req) ── command queue ───►  add_request (validation errors go back to the caller)
+                                       step() ... step()
+    async for delta  ◄── call_soon_threadsafe(queue.put_nowait, snapshot)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from runtime.engine.config import EngineConfig
+from runtime.engine.errors import EngineError
+from runtime.engine.llm_engine import LLMEngine
+from runtime.engine.outputs import RequestOutput
+from runtime.engine.sampling_params import SamplingParams
+from runtime.engine.sequence import ProgramHints
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    prompt: str | list[int]
+    params: SamplingParams = SamplingParams()
+    request_id: str | None = None
+    hints: ProgramHints | None = None
+
+
+@dataclass(frozen=True)
+class StreamDelta:
+    """What one step added to a request: new token ids and text, plus the whole snapshot so far."""
+
+    request_id: str
+    token_ids: tuple[int, ...]
+    text: str
+    finished: bool
+    output: RequestOutput
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.output.outputs[0].finish_reason
+
+
+class _Stream:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[RequestOutput] = asyncio.Queue()
+
+    def push(self, out: RequestOutput) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, out)
+
+
+class AsyncEngine:
+    """``await AsyncEngine.create(EngineConfig(...))`` or ``AsyncEngine(LLMEngine(...))``; then
+    ``await engine.generate(GenerateRequest(...))`` or ``async for delta in engine.stream(...)``.
+    ``await engine.close()`` stops the thread (requests still in flight are aborted)."""
+
+    def __init__(self, engine: LLMEngine) -> None:
+        self.engine = engine
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._streams: dict[str, _Stream] = {}
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="tether-engine", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    async def create(cls, config: EngineConfig) -> AsyncEngine:
+        """Loads the model off the event loop."""
+        return cls(await asyncio.to_thread(LLMEngine, config))
+
+    # -- event-loop side ------------------------------------------------------------------------------------
+    async def generate(self, request: GenerateRequest) -> RequestOutput:
+        """The finished output. Raises ``InvalidRequestError`` for a bad request, ``EngineError`` when the
+        step that ran it failed."""
+        last: StreamDelta | None = None
+        async for last in self.stream(request):  # noqa: B007
+            pass
+        assert last is not None
+        return last.output
+
+    async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamDelta]:
+        if self._stopping:
+            raise EngineError("engine is closed")
+        loop = asyncio.get_running_loop()
+        admitted: asyncio.Future[str] = loop.create_future()
+        stream = _Stream(loop)
+        self._submit(("add", request, admitted, stream))
+        rid = await admitted
+        seen_tokens, seen_text, finished = 0, 0, False
+        try:
+            while not finished:
+                out = await stream.queue.get()
+                finished = out.finished
+                if out.error:
+                    raise EngineError(f"request {rid} failed: {out.error}")
+                comp = out.outputs[0]
+                yield StreamDelta(rid, comp.token_ids[seen_tokens:], comp.text[seen_text:], finished, out)
+                seen_tokens, seen_text = len(comp.token_ids), len(comp.text)
+        finally:
+            if not finished:
+                self._submit(("abort", rid))
+
+    async def abort(self, request_id: str) -> None:
+        self._submit(("abort", request_id))
+
+    async def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        await asyncio.to_thread(self._thread.join)
+
+    def _submit(self, command: tuple) -> None:
+        self._commands.put(command)
+        self._wake.set()
+
+    # -- engine-thread side ---------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            self._drain_commands()
+            if self._stopping:
+                break
+            if not self.engine.has_unfinished():
+                self._wake.wait()
+                continue
+            try:
+                outputs = self.engine.step()
+            except Exception as exc:  # noqa: BLE001 - the requests fail, the thread keeps serving
+                log.exception("engine step failed")
+                outputs = self.engine.fail_all(exc)
+            for out in outputs:
+                self._deliver(out)
+        for rid in list(self._streams):
+            out = self.engine.abort(rid)
+            if out is not None:
+                self._deliver(out)
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if command[0] == "add":
+                self._add(*command[1:])
+            else:
+                out = self.engine.abort(command[1])
+                if out is not None:
+                    self._deliver(out)
+
+    def _add(self, request: GenerateRequest, admitted: asyncio.Future, stream: _Stream) -> None:
+        try:
+            seq = self.engine.add_request(
+                request.prompt, request.params, request_id=request.request_id, hints=request.hints)
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller
+            stream.loop.call_soon_threadsafe(_set_exception, admitted, exc)
+            return
+        self._streams[seq.request_id] = stream
+        stream.loop.call_soon_threadsafe(self._admitted, admitted, seq.request_id)
+
+    def _admitted(self, fut: asyncio.Future, request_id: str) -> None:
+        """On the event loop: hand the id to the caller, or abort if the caller stopped waiting."""
+        if fut.cancelled():
+            self._submit(("abort", request_id))
+        elif not fut.done():
+            fut.set_result(request_id)
+
+    def _deliver(self, out: RequestOutput) -> None:
+        stream = self._streams.get(out.request_id)
+        if stream is None:
+            return
+        if out.finished:
+            del self._streams[out.request_id]
+        stream.push(out)
+
+
+def _set_exception(fut: asyncio.Future, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)

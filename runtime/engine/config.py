@@ -1,0 +1,35 @@
+"""Engine configuration (frozen; derived values are computed once the model is known)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """``model``: ``"tiny"`` or a local Hugging Face checkpoint directory. ``num_kv_blocks=None`` sizes the
+    cache from memory: ``gpu_memory_utilization`` of the GPU's free memory after the weights on CUDA,
+    ``cpu_kv_cache_gib`` on CPU. ``max_model_len=None`` takes the model's context, capped by what the cache
+    holds."""
+
+    model: str = "tiny"
+    device: str = "cpu"
+    dtype: str | None = None
+    block_size: int = 16
+    num_kv_blocks: int | None = None
+    max_num_batched_tokens: int = 2048
+    max_num_seqs: int = 256
+    max_model_len: int | None = None
+    enable_prefix_caching: bool = True
+    attention_backend: str = "auto"
+    gpu_memory_utilization: float = 0.9
+    cpu_kv_cache_gib: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.block_size < 1 or self.block_size & (self.block_size - 1):
+            raise ValueError(f"block_size must be a power of two, got {self.block_size}")
+        if self.num_kv_blocks is not None and self.num_kv_blocks < 1:
+            raise ValueError(f"num_kv_blocks must be >= 1, got {self.num_kv_blocks}")
+        if self.max_num_batched_tokens < 1:
+            raise ValueError(f"max_num_batched_tokens must be >= 1, got {self.max_num_batched_tokens}")

@@ -1,0 +1,24 @@
+"""Typed errors of the engine. Each names what is wrong (path, tensor, request, field) and why."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class ModelLoadError(EngineError):
+    """A model could not be loaded: unknown path, missing config or weights, unsupported architecture."""
+
+
+class InvalidRequestError(EngineError, ValueError):
+    """A request field is invalid; ``request_id`` and ``field`` say which."""
+
+    def __init__(self, request_id: str, field: str, reason: str) -> None:
+        super().__init__(f"request {request_id!r}: invalid {field!r}: {reason}")
+        self.request_id = request_id
+        self.field = field
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        return (type(self), (self.request_id, self.field, self.reason))

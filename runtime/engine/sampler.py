@@ -1,0 +1,51 @@
+"""Token sampling: greedy, temperature, top-k, top-p, a generator per request."""
+
+from __future__ import annotations
+
+import torch
+
+from runtime.engine.sequence import Sequence
+
+
+class Sampler:
+    """Picks one token per row of ``logits: [N, V]`` (float32) for the matching sequences.
+
+    Greedy rows take the argmax. Other rows are scaled by temperature, restricted to the top-k and then the
+    smallest nucleus of mass ``top_p``, and sampled with the sequence's own generator, so a seeded request
+    draws the same tokens whatever it is batched with. ``banned`` ids (EOS before ``min_tokens``) get
+    probability zero.
+    """
+
+    def __call__(
+        self, logits: torch.Tensor, seqs: list[Sequence], banned: list[tuple[int, ...]] | None = None
+    ) -> list[int]:
+        if banned is not None:
+            logits = logits.clone()
+            for row, ids in enumerate(banned):
+                if ids:
+                    logits[row, list(ids)] = float("-inf")
+        greedy = logits.argmax(dim=-1).tolist()
+        out: list[int] = []
+        for row, seq in enumerate(seqs):
+            p = seq.params
+            if p.greedy:
+                out.append(greedy[row])
+            else:
+                out.append(_sample_row(logits[row], p.temperature, p.top_k, p.top_p, seq.generator))
+        return out
+
+
+def _sample_row(
+    logits: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator | None
+) -> int:
+    scaled = logits.float() / temperature  # (V,)
+    if 0 < top_k < scaled.shape[0]:
+        kth = torch.topk(scaled, top_k).values[-1]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    probs = torch.softmax(scaled, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs  # mass strictly above each token
+        sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=generator).item())

@@ -1,0 +1,166 @@
+"""Continuous batching under a per-step token budget, chunked prefill, prefix reuse, preemption by recompute.
+
+``schedule()`` returns a plan, the model runner executes it, ``update()`` takes the sampled tokens back.
+One rule covers every case: each scheduled sequence advances ``num_computed_tokens`` towards ``num_tokens``
+by as many tokens as the budget allows.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from kvcache import KVCacheManager
+from runtime.engine.admission import AdmissionPolicy, RequestFCFS
+from runtime.engine.sequence import FinishReason, Sequence, SequenceStatus
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    max_num_batched_tokens: int = 2048
+    max_num_seqs: int = 256
+    max_model_len: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.max_num_batched_tokens < 1 or self.max_num_seqs < 1 or self.max_model_len < 2:
+            raise ValueError(f"invalid scheduler config {self}")
+
+
+@dataclass(frozen=True)
+class ScheduledChunk:
+    """``num_new_tokens`` tokens of ``seq`` starting at ``start`` (its computed count when scheduled)."""
+
+    seq: Sequence
+    start: int
+    num_new_tokens: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.num_new_tokens
+
+    @property
+    def samples(self) -> bool:
+        """The chunk reaches the sequence's last token, so the step produces its next token."""
+        return self.end == self.seq.num_tokens
+
+
+@dataclass(frozen=True)
+class SchedulerOutput:
+    chunks: tuple[ScheduledChunk, ...]
+    preempted: tuple[Sequence, ...]
+
+    @property
+    def num_batched_tokens(self) -> int:
+        return sum(c.num_new_tokens for c in self.chunks)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.chunks
+
+
+class Scheduler:
+    def __init__(
+        self, config: SchedulerConfig, kv: KVCacheManager, admission: AdmissionPolicy | None = None
+    ) -> None:
+        self.config = config
+        self.kv = kv
+        self.admission = admission or RequestFCFS()
+        self.waiting: list[Sequence] = []  # sorted by admission priority
+        self.running: list[Sequence] = []  # sorted by admission priority
+        self.num_preemptions = 0
+
+    # -- queues ---------------------------------------------------------------------------------------------
+    def add(self, seq: Sequence) -> None:
+        seq.status = SequenceStatus.WAITING
+        self._insert(self.waiting, seq)
+
+    def _insert(self, queue: list[Sequence], seq: Sequence) -> None:
+        keys = [self.admission.priority(s) for s in queue]
+        queue.insert(bisect.bisect_right(keys, self.admission.priority(seq)), seq)
+
+    def has_unfinished(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def finish(self, seq: Sequence, reason: FinishReason) -> None:
+        """End a sequence wherever it is and give its blocks back (full computed blocks stay cached)."""
+        if seq in self.running:
+            self.running.remove(seq)
+        elif seq in self.waiting:
+            self.waiting.remove(seq)
+        if self.kv.has_seq(seq.request_id):
+            self.kv.free(seq.request_id)
+        seq.status = SequenceStatus.FINISHED
+        seq.finish_reason = reason
+
+    # -- planning -------------------------------------------------------------------------------------------
+    def schedule(self) -> SchedulerOutput:
+        budget = self.config.max_num_batched_tokens
+        chunks: list[ScheduledChunk] = []
+        preempted: list[Sequence] = []
+
+        for seq in list(self.running):
+            if budget == 0:
+                break
+            if seq.status is not SequenceStatus.RUNNING:
+                continue  # preempted earlier in this loop
+            n = min(seq.num_uncomputed_tokens, budget)
+            while not self.kv.can_allocate(seq.request_id, seq.num_computed_tokens + n):
+                victim = self.running[-1]
+                self._preempt(victim)
+                preempted.append(victim)
+                if victim is seq:
+                    break
+            if seq.status is not SequenceStatus.RUNNING:
+                continue
+            self.kv.allocate(seq.request_id, seq.num_computed_tokens + n)
+            chunks.append(ScheduledChunk(seq, seq.num_computed_tokens, n))
+            budget -= n
+
+        if not preempted:
+            budget = self._admit(budget, chunks)
+        return SchedulerOutput(tuple(chunks), tuple(preempted))
+
+    def _admit(self, budget: int, chunks: list[ScheduledChunk]) -> int:
+        while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
+            seq = self.waiting[0]
+            prefix = self.kv.match(seq.token_ids)
+            n = min(seq.num_tokens - prefix.num_tokens, budget)
+            if not self.kv.can_allocate(seq.request_id, prefix.num_tokens + n, prefix):
+                break  # head-of-line: the order is the policy's, never skipped
+            self.waiting.pop(0)
+            self.kv.allocate(seq.request_id, prefix.num_tokens + n, prefix)
+            seq.num_computed_tokens = prefix.num_tokens
+            if not seq.admitted:
+                seq.num_cached_tokens = prefix.num_tokens
+                seq.admitted = True
+            seq.status = SequenceStatus.RUNNING
+            self._insert(self.running, seq)
+            chunks.append(ScheduledChunk(seq, seq.num_computed_tokens, n))
+            budget -= n
+        return budget
+
+    def _preempt(self, seq: Sequence) -> None:
+        """Preemption by recompute: blocks go back (full ones stay in the prefix cache, so the recompute
+        often hits them), the sequence returns to the waiting queue in its priority place."""
+        self.running.remove(seq)
+        self.kv.free(seq.request_id)
+        seq.num_computed_tokens = 0
+        seq.num_preemptions += 1
+        self.num_preemptions += 1
+        self.add(seq)
+
+    # -- results --------------------------------------------------------------------------------------------
+    def update(self, output: SchedulerOutput, sampled: dict[str, int]) -> list[Sequence]:
+        """Advance computed counts, register newly full blocks in the prefix cache and append sampled tokens
+        (``request_id -> token``). Returns the sequences that received a token."""
+        grown: list[Sequence] = []
+        for chunk in output.chunks:
+            seq = chunk.seq
+            if seq.status is not SequenceStatus.RUNNING:
+                continue
+            seq.num_computed_tokens = chunk.end
+            self.kv.cache_blocks(seq.request_id, seq.token_ids, seq.num_computed_tokens)
+            if chunk.samples:
+                seq.output_token_ids.append(sampled[seq.request_id])
+                grown.append(seq)
+        return grown

@@ -1,0 +1,106 @@
+"""``Sequence``: the one request state object that crosses the scheduler / model-runner boundary."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+import torch
+
+from runtime.engine.sampling_params import SamplingParams
+
+
+class SequenceStatus(enum.Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+class FinishReason(str, enum.Enum):
+    STOP = "stop"  # EOS, a stop token id or a stop string
+    LENGTH = "length"  # max_tokens or the model's context
+    ABORT = "abort"  # cancelled by the caller
+    ERROR = "error"  # the step that ran it failed
+
+
+@dataclass(frozen=True)
+class ProgramHints:
+    """What the program-level scheduler knows about the program a request belongs to (filled by replay, the
+    server or the DAG compiler; all optional)."""
+
+    program_id: str | None = None
+    turn: int = 0
+    next_tool: str | None = None
+    remaining_turns: int | None = None
+    last_turn: bool = False
+
+
+class Sequence:
+    """Tokens, progress and cache placement of one request.
+
+    The one rule of the scheduler: ``num_computed_tokens`` catches up to ``num_tokens``. A prefill, a chunk of
+    one, a prefix-cache hit (computed tokens jump ahead) and a decode step are the same thing.
+    """
+
+    def __init__(
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        *,
+        prompt: str | None = None,
+        arrival_time: float | None = None,
+        hints: ProgramHints | None = None,
+        generator: torch.Generator | None = None,
+        seq_index: int = 0,
+    ) -> None:
+        self.request_id = request_id
+        self.seq_index = seq_index  # engine-wide submission counter: the FCFS tie-break
+        self.prompt = prompt
+        self.prompt_token_ids = list(prompt_token_ids)
+        self.output_token_ids: list[int] = []
+        self.params = params
+        self.hints = hints or ProgramHints()
+        self.generator = generator
+        self.arrival_time = time.monotonic() if arrival_time is None else arrival_time
+        self.status = SequenceStatus.WAITING
+        self.finish_reason: FinishReason | None = None
+        self.num_computed_tokens = 0
+        self.num_cached_tokens = 0  # prompt tokens served by the prefix cache at first admission
+        self.num_preemptions = 0
+        self.admitted = False
+        self.output_text = ""
+        self.first_token_time: float | None = None
+        self.finish_time: float | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def token_ids(self) -> list[int]:
+        return self.prompt_token_ids + self.output_token_ids
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.prompt_token_ids) + len(self.output_token_ids)
+
+    @property
+    def num_prompt_tokens(self) -> int:
+        return len(self.prompt_token_ids)
+
+    @property
+    def num_output_tokens(self) -> int:
+        return len(self.output_token_ids)
+
+    @property
+    def num_uncomputed_tokens(self) -> int:
+        return self.num_tokens - self.num_computed_tokens
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status is SequenceStatus.FINISHED
+
+    def __repr__(self) -> str:
+        return (
+            f"Sequence({self.request_id!r}, {self.status.value}, tokens={self.num_tokens}, "
+            f"computed={self.num_computed_tokens})"
+        )
