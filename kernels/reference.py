@@ -28,9 +28,7 @@ def store_kv(
     v_cache.view(num_blocks * block_size, *v_cache.shape[2:])[slots] = v[keep].to(v_cache.dtype)
 
 
-def gather_kv(
-    cache: torch.Tensor, block_table_row: torch.Tensor, kv_len: int
-) -> torch.Tensor:
+def gather_kv(cache: torch.Tensor, block_table_row: torch.Tensor, kv_len: int) -> torch.Tensor:
     """The first ``kv_len`` tokens of one sequence as a contiguous ``[kv_len, Hkv, D]`` tensor."""
     block_size = cache.shape[1]
     num_blocks = (kv_len + block_size - 1) // block_size

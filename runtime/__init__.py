@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runtime.engine.async_engine import AsyncEngine
+    from runtime.engine.config import EngineConfig
     from runtime.engine.llm import LLM
     from runtime.engine.outputs import CompletionOutput, RequestOutput
     from runtime.engine.sampling_params import SamplingParams
@@ -22,7 +23,15 @@ _EXPORTS = {
     "EngineConfig": "runtime.engine.config",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "LLM",
+    "AsyncEngine",
+    "CompletionOutput",
+    "EngineConfig",
+    "ProgramHints",
+    "RequestOutput",
+    "SamplingParams",
+]
 
 
 def __getattr__(name: str) -> Any:

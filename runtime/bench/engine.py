@@ -43,7 +43,9 @@ def _drain(engine: LLMEngine) -> None:
 def bench_prefill(engine: LLMEngine, rng: random.Random, batch: int, prompt_len: int) -> tuple[int, float]:
     vocab = min(engine.model_config.vocab_size, 256)
     for _ in range(batch):
-        engine.add_request(_random_prompt(rng, prompt_len, vocab), SamplingParams(max_tokens=1, temperature=0))
+        engine.add_request(
+            _random_prompt(rng, prompt_len, vocab), SamplingParams(max_tokens=1, temperature=0)
+        )
     t0 = time.perf_counter()
     _drain(engine)
     return batch * prompt_len, time.perf_counter() - t0
@@ -108,10 +110,18 @@ def run_engine_bench(
     cold, warm, cached = bench_ttft(engine, rng, ttft_prompt_len, ttft_repeats)
     engine.check_integrity()
     return EngineBenchResult(
-        model=config.model, device=str(engine.device), dtype=str(engine.dtype).removeprefix("torch."),
-        prefill_tokens=tokens, prefill_tokens_per_s=tokens / secs, decode_tokens_per_s=decode,
-        ttft_uncached_s=cold, ttft_cached_s=warm, ttft_cached_over_uncached=warm / cold,
-        prompt_len=ttft_prompt_len, cached_prefix_len=cached)
+        model=config.model,
+        device=str(engine.device),
+        dtype=str(engine.dtype).removeprefix("torch."),
+        prefill_tokens=tokens,
+        prefill_tokens_per_s=tokens / secs,
+        decode_tokens_per_s=decode,
+        ttft_uncached_s=cold,
+        ttft_cached_s=warm,
+        ttft_cached_over_uncached=warm / cold,
+        prompt_len=ttft_prompt_len,
+        cached_prefix_len=cached,
+    )
 
 
 def format_result(r: EngineBenchResult) -> str:
@@ -124,5 +134,6 @@ def format_result(r: EngineBenchResult) -> str:
     lines.append(
         f"  TTFT {r.prompt_len}-token prompt: uncached {r.ttft_uncached_s * 1e3:.1f} ms, "
         f"cached prefix {r.cached_prefix_len} tokens {r.ttft_cached_s * 1e3:.1f} ms "
-        f"(ratio {r.ttft_cached_over_uncached:.3f})")
+        f"(ratio {r.ttft_cached_over_uncached:.3f})"
+    )
     return "\n".join(lines)

@@ -9,7 +9,9 @@ from runtime.cli import bench, generate
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tether", description="Tether: a runtime for agentic LLM workloads.")
+    parser = argparse.ArgumentParser(
+        prog="tether", description="Tether: a runtime for agentic LLM workloads."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     generate.register(sub)
     bench.register(sub)

@@ -30,10 +30,14 @@ def run_engine(args: argparse.Namespace) -> int:
 
     result = run_engine_bench(
         EngineConfig(model=args.model, **engine_kwargs(args)),
-        prefill_batch=args.prefill_batch, prefill_len=args.prefill_len,
+        prefill_batch=args.prefill_batch,
+        prefill_len=args.prefill_len,
         decode_batches=tuple(int(b) for b in args.decode_batches.split(",")),
-        decode_prompt_len=args.decode_prompt_len, decode_steps=args.decode_steps,
-        ttft_prompt_len=args.ttft_prompt_len, ttft_repeats=args.ttft_repeats)
+        decode_prompt_len=args.decode_prompt_len,
+        decode_steps=args.decode_steps,
+        ttft_prompt_len=args.ttft_prompt_len,
+        ttft_repeats=args.ttft_repeats,
+    )
     print(format_result(result))
     if args.json:
         with open(args.json, "w") as f:

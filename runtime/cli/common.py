@@ -9,7 +9,9 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--model", default="tiny", help='"tiny" or a local Hugging Face checkpoint directory')
     g.add_argument("--device", default="cpu", help="cpu or cuda")
-    g.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 (default: fp32 on CPU, bf16 on CUDA)")
+    g.add_argument(
+        "--dtype", default=None, help="float32 | float16 | bfloat16 (default: fp32 on CPU, bf16 on CUDA)"
+    )
     g.add_argument("--block-size", type=int, default=16)
     g.add_argument("--num-kv-blocks", type=int, default=None)
     g.add_argument("--max-num-batched-tokens", type=int, default=2048)

@@ -31,8 +31,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         params = SamplingParams(
-            max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-            seed=args.sampling_seed, stop=tuple(args.stop), ignore_eos=args.ignore_eos)
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=args.sampling_seed,
+            stop=tuple(args.stop),
+            ignore_eos=args.ignore_eos,
+        )
         llm = LLM(args.model, **engine_kwargs(args))
         outputs = llm.generate(args.prompt, params)
     except (EngineError, ModelLoadError, ValueError) as exc:
@@ -40,12 +46,22 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         results = [
-            {"prompt": o.prompt, "text": o.outputs[0].text, "token_ids": list(o.outputs[0].token_ids),
-             "prompt_tokens": len(o.prompt_token_ids), "completion_tokens": len(o.outputs[0].token_ids),
-             "num_cached_tokens": o.num_cached_tokens, "finish_reason": o.outputs[0].finish_reason}
-            for o in outputs]
-        doc = {"model": args.model, **results[0]} if len(results) == 1 else {"model": args.model,
-                                                                            "results": results}
+            {
+                "prompt": o.prompt,
+                "text": o.outputs[0].text,
+                "token_ids": list(o.outputs[0].token_ids),
+                "prompt_tokens": len(o.prompt_token_ids),
+                "completion_tokens": len(o.outputs[0].token_ids),
+                "num_cached_tokens": o.num_cached_tokens,
+                "finish_reason": o.outputs[0].finish_reason,
+            }
+            for o in outputs
+        ]
+        doc = (
+            {"model": args.model, **results[0]}
+            if len(results) == 1
+            else {"model": args.model, "results": results}
+        )
         print(json.dumps(doc))
     else:
         for o in outputs:

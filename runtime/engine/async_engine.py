@@ -15,8 +15,9 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from runtime.engine.config import EngineConfig
 from runtime.engine.errors import EngineError
@@ -26,6 +27,7 @@ from runtime.engine.sampling_params import SamplingParams
 from runtime.engine.sequence import ProgramHints
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,15 @@ class AsyncEngine:
     async def abort(self, request_id: str) -> None:
         self._submit(("abort", request_id))
 
+    async def call(self, fn: Callable[[LLMEngine], T]) -> T:
+        """Run ``fn(engine)`` on the engine thread between steps (inspection, integrity checks)."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._submit(("call", fn, fut))
+        return await fut
+
+    async def check_integrity(self) -> None:
+        await self.call(LLMEngine.check_integrity)
+
     async def close(self) -> None:
         self._stopping = True
         self._wake.set()
@@ -153,6 +164,8 @@ class AsyncEngine:
                 return
             if command[0] == "add":
                 self._add(*command[1:])
+            elif command[0] == "call":
+                self._call(*command[1:])
             else:
                 out = self.engine.abort(command[1])
                 if out is not None:
@@ -161,7 +174,8 @@ class AsyncEngine:
     def _add(self, request: GenerateRequest, admitted: asyncio.Future, stream: _Stream) -> None:
         try:
             seq = self.engine.add_request(
-                request.prompt, request.params, request_id=request.request_id, hints=request.hints)
+                request.prompt, request.params, request_id=request.request_id, hints=request.hints
+            )
         except Exception as exc:  # noqa: BLE001 - handed back to the caller
             stream.loop.call_soon_threadsafe(_set_exception, admitted, exc)
             return
@@ -175,6 +189,15 @@ class AsyncEngine:
         elif not fut.done():
             fut.set_result(request_id)
 
+    def _call(self, fn: Callable[[LLMEngine], object], fut: asyncio.Future) -> None:
+        loop = fut.get_loop()
+        try:
+            result = fn(self.engine)
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller
+            loop.call_soon_threadsafe(_set_exception, fut, exc)
+        else:
+            loop.call_soon_threadsafe(_set_result, fut, result)
+
     def _deliver(self, out: RequestOutput) -> None:
         stream = self._streams.get(out.request_id)
         if stream is None:
@@ -182,6 +205,11 @@ class AsyncEngine:
         if out.finished:
             del self._streams[out.request_id]
         stream.push(out)
+
+
+def _set_result(fut: asyncio.Future, value: object) -> None:
+    if not fut.done():
+        fut.set_result(value)
 
 
 def _set_exception(fut: asyncio.Future, exc: BaseException) -> None:

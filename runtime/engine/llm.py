@@ -37,11 +37,14 @@ class LLM:
         params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(batch)
         if len(params) != len(batch):
             raise InvalidRequestError(
-                None, "sampling_params", f"{len(params)} sampling params for {len(batch)} prompts")
+                None, "sampling_params", f"{len(params)} sampling params for {len(batch)} prompts"
+            )
         ids: list[str] = []
         try:
             for prompt, p in zip(batch, params):
-                ids.append(self.engine.add_request(prompt, p, request_id=f"llm-{next(_request_ids)}").request_id)
+                ids.append(
+                    self.engine.add_request(prompt, p, request_id=f"llm-{next(_request_ids)}").request_id
+                )
         except InvalidRequestError as exc:
             for rid in ids:
                 self.engine.abort(rid)
@@ -77,4 +80,3 @@ def _as_batch(prompts: Prompt | list[Prompt]) -> list[Prompt]:
     if isinstance(prompts, (list, tuple)) and prompts and all(isinstance(t, int) for t in prompts):
         return [list(prompts)]
     return list(prompts)
-

@@ -26,8 +26,15 @@ from runtime.engine.stop import StopChecker
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-           "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
 
 
 def resolve_dtype(name: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -49,17 +56,26 @@ class LLMEngine:
         loaded = load_model(config.model, device=self.device, dtype=self.dtype, seed=config.seed)
         self.model_config = loaded.config
         self.tokenizer = loaded.tokenizer
-        self.eos_token_ids = tuple(dict.fromkeys(loaded.config.eos_token_ids + loaded.tokenizer.eos_token_ids))
+        self.eos_token_ids = tuple(
+            dict.fromkeys(loaded.config.eos_token_ids + loaded.tokenizer.eos_token_ids)
+        )
         num_blocks = config.num_kv_blocks or self._blocks_from_memory()
         self.max_model_len = self._max_model_len(num_blocks)
         self.kv_manager = KVCacheManager(
             num_blocks, config.block_size, enable_prefix_caching=config.enable_prefix_caching
         )
-        self.kv_tensors = KVCacheTensors(self.model_config, num_blocks, config.block_size, self.device, self.dtype)
+        self.kv_tensors = KVCacheTensors(
+            self.model_config, num_blocks, config.block_size, self.device, self.dtype
+        )
         backend = "torch" if config.attention_backend == "auto" else config.attention_backend
         self.runner = ModelRunner(
-            loaded.model, self.model_config, self.kv_tensors, get_backend(backend),
-            self.kv_manager.block_table, self.device, self.eos_token_ids,
+            loaded.model,
+            self.model_config,
+            self.kv_tensors,
+            get_backend(backend),
+            self.kv_manager.block_table,
+            self.device,
+            self.eos_token_ids,
         )
         sched_config = SchedulerConfig(config.max_num_batched_tokens, config.max_num_seqs, self.max_model_len)
         self.scheduler = Scheduler(sched_config, self.kv_manager, admission)
@@ -104,18 +120,31 @@ class LLMEngine:
         if rid in self._seqs:
             raise InvalidRequestError(rid, "request_id", "a request with this id is already in flight")
         if not isinstance(params, SamplingParams):
-            raise InvalidRequestError(rid, "sampling_params", f"expected SamplingParams, got {type(params).__name__}")
+            raise InvalidRequestError(
+                rid, "sampling_params", f"expected SamplingParams, got {type(params).__name__}"
+            )
         text, ids = self._tokenize(rid, prompt)
         if len(ids) >= self.max_model_len:
             raise InvalidRequestError(
-                rid, "prompt", f"prompt has {len(ids)} tokens; the model's context is {self.max_model_len} "
-                "tokens (at least one must remain for output)")
+                rid,
+                "prompt",
+                f"prompt has {len(ids)} tokens; the model's context is {self.max_model_len} "
+                "tokens (at least one must remain for output)",
+            )
         generator = None
         if not params.greedy:
             seed = params.seed if params.seed is not None else self._rng.getrandbits(63)
             generator = torch.Generator(device=self.device).manual_seed(seed)
-        seq = Sequence(rid, ids, params, prompt=text, arrival_time=arrival_time, hints=hints,
-                       generator=generator, seq_index=index)
+        seq = Sequence(
+            rid,
+            ids,
+            params,
+            prompt=text,
+            arrival_time=arrival_time,
+            hints=hints,
+            generator=generator,
+            seq_index=index,
+        )
         self._seqs[rid] = seq
         self.scheduler.add(seq)
         return seq

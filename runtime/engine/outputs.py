@@ -52,6 +52,8 @@ class RequestOutput:
             outputs=(CompletionOutput(0, seq.output_text, tuple(seq.output_token_ids), reason),),
             finished=seq.is_finished,
             num_cached_tokens=seq.num_cached_tokens,
-            metrics=RequestMetrics(seq.arrival_time, seq.first_token_time, seq.finish_time, seq.num_preemptions),
+            metrics=RequestMetrics(
+                seq.arrival_time, seq.first_token_time, seq.finish_time, seq.num_preemptions
+            ),
             error=None if seq.error is None else f"{type(seq.error).__name__}: {seq.error}",
         )

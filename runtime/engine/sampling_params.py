@@ -30,13 +30,21 @@ class SamplingParams:
             object.__setattr__(self, "stop", (self.stop,))
         object.__setattr__(self, "stop", tuple(self.stop))
         object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids))
-        self._check(isinstance(self.max_tokens, int) and self.max_tokens > 0, "max_tokens",
-                    f"must be a positive integer, got {self.max_tokens!r}")
+        self._check(
+            isinstance(self.max_tokens, int) and self.max_tokens > 0,
+            "max_tokens",
+            f"must be a positive integer, got {self.max_tokens!r}",
+        )
         self._check(self.temperature >= 0.0, "temperature", f"must be >= 0, got {self.temperature}")
         self._check(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1], got {self.top_p}")
-        self._check(self.top_k >= 0 or self.top_k == -1, "top_k", f"must be >= 0 (0 or -1 disables), got {self.top_k}")
-        self._check(0 <= self.min_tokens <= self.max_tokens, "min_tokens",
-                    f"must be in [0, max_tokens], got {self.min_tokens}")
+        self._check(
+            self.top_k >= 0 or self.top_k == -1, "top_k", f"must be >= 0 (0 or -1 disables), got {self.top_k}"
+        )
+        self._check(
+            0 <= self.min_tokens <= self.max_tokens,
+            "min_tokens",
+            f"must be in [0, max_tokens], got {self.min_tokens}",
+        )
         self._check(all(s for s in self.stop), "stop", "stop strings must be non-empty")
 
     @property

@@ -12,7 +12,9 @@ class StopChecker:
     The token that ended the sequence stays in ``output_token_ids``; neither it nor a stop string appears in
     the text."""
 
-    def __init__(self, tokenizer: Tokenizer | None, eos_token_ids: tuple[int, ...], max_model_len: int) -> None:
+    def __init__(
+        self, tokenizer: Tokenizer | None, eos_token_ids: tuple[int, ...], max_model_len: int
+    ) -> None:
         self.tokenizer = tokenizer
         self.eos_token_ids = frozenset(eos_token_ids)
         self.max_model_len = max_model_len
