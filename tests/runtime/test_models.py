@@ -351,3 +351,12 @@ def test_hf_tokenizer_of_checkpoint(tiny_checkpoint: Path) -> None:
         messages, add_generation_prompt=False
     )
     assert tok.encode("<|bos|>x") == [256, 120]
+
+
+def test_llama3_8b_shape_preset_has_llama3_8b_parameter_count() -> None:
+    from runtime.engine.models.llama import LlamaForCausalLM
+    from runtime.engine.models.presets import LLAMA3_8B_SHAPE_CONFIG
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LLAMA3_8B_SHAPE_CONFIG)
+    assert sum(p.numel() for p in model.parameters()) == 8_030_261_248

@@ -17,7 +17,7 @@ import torch
 from runtime.engine.errors import ModelLoadError
 from runtime.engine.models.config import ModelConfig
 from runtime.engine.models.llama import LlamaForCausalLM
-from runtime.engine.models.presets import TINY_CONFIG, build_tiny_model
+from runtime.engine.models.presets import PRESETS, build_preset
 from runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, Tokenizer
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
@@ -43,14 +43,14 @@ def load_model(
     CUDA. ``seed`` only matters for ``tiny``. Raises ``ModelLoadError`` naming the path or tensor at fault.
     """
     device = torch.device(device)
-    if model == "tiny":
-        net = build_tiny_model(seed).to(device=device, dtype=dtype or _device_default_dtype(device))
-        return LoadedModel(model=net.eval(), config=TINY_CONFIG, tokenizer=ByteTokenizer(), name=model)
+    if model in PRESETS:
+        net = build_preset(model, device, dtype or _device_default_dtype(device), seed)
+        return LoadedModel(model=net, config=PRESETS[model], tokenizer=ByteTokenizer(), name=model)
     path = Path(model)
     if not path.is_dir():
         raise ModelLoadError(
             f"model {model!r}: no such directory "
-            "(give 'tiny' or a local checkpoint dir; nothing is downloaded)"
+            f"(give a preset ({', '.join(PRESETS)}) or a local checkpoint dir; nothing is downloaded)"
         )
     hf_config = _read_hf_config(path)
     config = ModelConfig.from_hf(hf_config)

@@ -41,6 +41,48 @@ TINY_CONFIG = ModelConfig(
 )
 
 
+# Llama-3-8B's shapes with random weights: engine throughput on a GPU without a download. Byte tokenizer.
+LLAMA3_8B_SHAPE_CONFIG = ModelConfig(
+    architecture="LlamaForCausalLM",
+    vocab_size=128256,
+    hidden_size=4096,
+    num_layers=32,
+    num_heads=32,
+    num_kv_heads=8,
+    head_dim=128,
+    intermediate_size=14336,
+    rms_norm_eps=1e-5,
+    rope=RopeConfig(
+        theta=500000.0,
+        scaling_type="llama3",
+        factor=8.0,
+        low_freq_factor=1.0,
+        high_freq_factor=4.0,
+        original_max_position_embeddings=8192,
+    ),
+    max_position_embeddings=131072,
+    tie_word_embeddings=False,
+    attention_bias=False,
+    bos_token_id=256,
+    eos_token_ids=(257, 260),
+    sliding_window=None,
+)
+
+PRESETS: dict[str, ModelConfig] = {"tiny": TINY_CONFIG, "llama3-8b-random": LLAMA3_8B_SHAPE_CONFIG}
+
+
+def build_preset(name: str, device: torch.device, dtype: torch.dtype, seed: int = 0) -> LlamaForCausalLM:
+    """``tiny`` is built on the CPU (identical weights on every machine) and moved; larger presets are
+    allocated and initialised on ``device`` directly (seeded, but device-specific draws)."""
+    if name == "tiny":
+        return build_tiny_model(seed).to(device=device, dtype=dtype)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(PRESETS[name])
+    model = model.to(dtype=dtype).to_empty(device=device)
+    init_weights(model, seed)
+    return model.eval()
+
+
 def build_tiny_model(seed: int = 0) -> LlamaForCausalLM:
     """float32 on CPU; linears and embeddings ~ N(0, 0.02), norms = 1, drawn in parameter order from a
     ``torch.Generator`` seeded with ``seed`` (identical across runs and machines)."""
@@ -50,7 +92,8 @@ def build_tiny_model(seed: int = 0) -> LlamaForCausalLM:
 
 
 def init_weights(model: torch.nn.Module, seed: int, std: float = 0.02) -> None:
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.endswith("norm.weight"):
