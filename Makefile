@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: install
+	@echo "tiny = a seeded random-weight Llama: its text is noise; the token counts and cache hits are real."
 	$(BIN)/tether generate --model tiny --max-tokens 24 \
 		--prompt "Agents call tools; Tether keeps their KV cache warm." \
 		--prompt "Agents call tools; Tether keeps their KV cache pinned."

@@ -161,6 +161,6 @@ class Scheduler:
             seq.num_computed_tokens = chunk.end
             self.kv.cache_blocks(seq.request_id, seq.token_ids, seq.num_computed_tokens)
             if chunk.samples:
-                seq.output_token_ids.append(sampled[seq.request_id])
+                seq.append_token(sampled[seq.request_id])
                 grown.append(seq)
         return grown

@@ -60,6 +60,7 @@ class Sequence:
         self.prompt = prompt
         self.prompt_token_ids = list(prompt_token_ids)
         self.output_token_ids: list[int] = []
+        self.token_ids: list[int] = list(prompt_token_ids)  # prompt + output, grown in place
         self.params = params
         self.hints = hints or ProgramHints()
         self.generator = generator
@@ -75,13 +76,13 @@ class Sequence:
         self.finish_time: float | None = None
         self.error: BaseException | None = None
 
-    @property
-    def token_ids(self) -> list[int]:
-        return self.prompt_token_ids + self.output_token_ids
+    def append_token(self, token_id: int) -> None:
+        self.output_token_ids.append(token_id)
+        self.token_ids.append(token_id)
 
     @property
     def num_tokens(self) -> int:
-        return len(self.prompt_token_ids) + len(self.output_token_ids)
+        return len(self.token_ids)
 
     @property
     def num_prompt_tokens(self) -> int:

@@ -160,3 +160,21 @@ def test_prompt_at_context_limit_finishes_with_length():
     out = llm.generate([[3] * 35], SamplingParams(temperature=0.0, max_tokens=50, ignore_eos=True))[0]
     assert len(out.outputs[0].token_ids) == 5 and out.outputs[0].finish_reason == "length"
     assert_clean(llm)
+
+
+def test_failing_step_fails_its_batch_and_the_engine_keeps_serving():
+    from runtime.engine.errors import EngineError
+
+    llm = LLM("tiny", num_kv_blocks=64)
+    real_run = llm.engine.runner.run
+
+    def lost_device(plan):
+        llm.engine.runner.run = real_run
+        raise RuntimeError("device lost")
+
+    llm.engine.runner.run = lost_device
+    with pytest.raises(EngineError, match="device lost"):
+        llm.generate(["first", "second"], GREEDY)
+    assert_clean(llm)
+    assert len(llm.generate(["third"], GREEDY)[0].outputs[0].token_ids) == 12
+    assert_clean(llm)

@@ -14,7 +14,7 @@ def feed(tokens: list[int], **params) -> tuple[Sequence, list[FinishReason | Non
     seq = Sequence("r", [1, 2], SamplingParams(temperature=0.0, **params))
     reasons = []
     for t in tokens:
-        seq.output_token_ids.append(t)
+        seq.append_token(t)
         reasons.append(checker.check(seq))
         if reasons[-1] is not None:
             break
@@ -62,5 +62,5 @@ def test_multibyte_character_split_over_tokens_is_held_back_then_completed():
 def test_context_limit_ends_with_length():
     checker = StopChecker(TOK, TOK.eos_token_ids, max_model_len=4)
     seq = Sequence("r", [1, 2, 3], SamplingParams(temperature=0.0, max_tokens=10))
-    seq.output_token_ids.append(65)
+    seq.append_token(65)
     assert checker.check(seq) is FinishReason.LENGTH
