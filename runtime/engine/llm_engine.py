@@ -3,79 +3,64 @@
 
 from __future__ import annotations
 
+import array
 import itertools
 import logging
 import random
 import time
+from collections.abc import Callable
 from collections.abc import Sequence as Seq
 
 import torch
 
 from kvcache import KVCacheManager
 from runtime.engine.admission import AdmissionPolicy
-from runtime.engine.attention import get_backend
+from runtime.engine.backend import ExecutionBackend, ModelBackend
 from runtime.engine.config import EngineConfig
 from runtime.engine.errors import InvalidRequestError
-from runtime.engine.model_runner import KVCacheTensors, ModelRunner
-from runtime.engine.models.loader import load_model
 from runtime.engine.outputs import RequestOutput
 from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.scheduler import Scheduler, SchedulerConfig
+from runtime.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
 from runtime.engine.sequence import FinishReason, ProgramHints, Sequence
 from runtime.engine.stop import StopChecker
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
-
-
-def resolve_dtype(name: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if isinstance(name, torch.dtype):
-        return name
-    if name is None or name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    try:
-        return _DTYPES[name]
-    except KeyError:
-        raise ValueError(f"unknown dtype {name!r}; known: {sorted(_DTYPES)}") from None
-
 
 class LLMEngine:
-    def __init__(self, config: EngineConfig, admission: AdmissionPolicy | None = None) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        admission: AdmissionPolicy | None = None,
+        *,
+        backend: ExecutionBackend | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``backend=None`` loads ``config.model``; a simulation passes a cost-model backend and its clock."""
         self.config = config
-        self.device = torch.device(config.device)
-        self.dtype = resolve_dtype(config.dtype, self.device)
-        loaded = load_model(config.model, device=self.device, dtype=self.dtype, seed=config.seed)
-        self.model_config = loaded.config
-        self.tokenizer = loaded.tokenizer
-        self.eos_token_ids = tuple(
-            dict.fromkeys(loaded.config.eos_token_ids + loaded.tokenizer.eos_token_ids)
+        self.clock = clock
+        self.backend = backend or ModelBackend(
+            config.model,
+            config.device,
+            config.dtype,
+            config.seed,
+            config.attention_backend,
+            config.gpu_memory_utilization,
+            config.cpu_kv_cache_gib,
         )
-        num_blocks = config.num_kv_blocks or self._blocks_from_memory()
+        self.model_config = self.backend.model_config
+        self.device = self.backend.device  # where per-request sampling generators live
+        self.dtype = self.backend.dtype
+        self.tokenizer = self.backend.tokenizer
+        tokenizer_eos = self.tokenizer.eos_token_ids if self.tokenizer is not None else ()
+        self.eos_token_ids = tuple(dict.fromkeys(self.model_config.eos_token_ids + tuple(tokenizer_eos)))
+        num_blocks = config.num_kv_blocks or self.backend.default_num_blocks(config.block_size)
         self.max_model_len = self._max_model_len(num_blocks)
         self.kv_manager = KVCacheManager(
-            num_blocks, config.block_size, enable_prefix_caching=config.enable_prefix_caching
+            num_blocks, config.block_size, enable_prefix_caching=config.enable_prefix_caching, clock=clock
         )
-        self.kv_tensors = KVCacheTensors(
-            self.model_config, num_blocks, config.block_size, self.device, self.dtype
-        )
-        backend = "torch" if config.attention_backend == "auto" else config.attention_backend
-        self.runner = ModelRunner(
-            loaded.model,
-            self.model_config,
-            self.kv_tensors,
-            get_backend(backend),
-            self.kv_manager.block_table,
-            self.device,
-            self.eos_token_ids,
+        self.runner = self.backend.build_runner(
+            num_blocks, config.block_size, self.kv_manager.block_table, self.eos_token_ids
         )
         sched_config = SchedulerConfig(config.max_num_batched_tokens, config.max_num_seqs, self.max_model_len)
         self.scheduler = Scheduler(sched_config, self.kv_manager, admission)
@@ -83,16 +68,7 @@ class LLMEngine:
         self._seqs: dict[str, Sequence] = {}
         self._counter = itertools.count()
         self._rng = random.Random(config.seed)
-
-    # -- sizing ---------------------------------------------------------------------------------------------
-    def _blocks_from_memory(self) -> int:
-        per_block = KVCacheTensors.bytes_per_block(self.model_config, self.config.block_size, self.dtype)
-        if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            budget = free * self.config.gpu_memory_utilization
-        else:
-            budget = self.config.cpu_kv_cache_gib * 2**30
-        return max(1, int(budget // per_block))
+        self.last_plan: SchedulerOutput | None = None
 
     def _max_model_len(self, num_blocks: int) -> int:
         limits = [self.model_config.max_position_embeddings, num_blocks * self.config.block_size]
@@ -153,14 +129,20 @@ class LLMEngine:
         if isinstance(prompt, str):
             if not prompt:
                 raise InvalidRequestError(rid, "prompt", "prompt is empty")
+            if self.tokenizer is None:
+                raise InvalidRequestError(rid, "prompt", "this engine has no tokenizer: give token ids")
             return prompt, self.tokenizer.encode(prompt)
-        ids = list(prompt)
+        try:
+            ids = array.array("q", prompt)  # a C loop: rejects non-integers
+        except (TypeError, OverflowError):
+            raise InvalidRequestError(rid, "prompt_token_ids", "token ids must be integers") from None
         if not ids:
             raise InvalidRequestError(rid, "prompt_token_ids", "prompt is empty")
         vocab = self.model_config.vocab_size
-        bad = [t for t in ids if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab]
-        if bad:
+        if min(ids) < 0 or max(ids) >= vocab:
+            bad = [t for t in ids if not 0 <= t < vocab]
             raise InvalidRequestError(rid, "prompt_token_ids", f"token ids outside [0, {vocab}): {bad[:5]}")
+        ids = ids.tolist()
         return None, ids
 
     def abort(self, request_id: str) -> RequestOutput | None:
@@ -169,7 +151,7 @@ class LLMEngine:
             return None
         self.scheduler.finish(seq, FinishReason.ABORT)
         self.stop.forget(request_id)
-        seq.finish_time = time.monotonic()
+        seq.finish_time = self.clock()
         return RequestOutput.of(seq)
 
     def has_unfinished(self) -> bool:
@@ -186,12 +168,13 @@ class LLMEngine:
         plan = self.scheduler.schedule()
         if plan.is_empty:
             return []
+        self.last_plan = plan
         try:
             sampled = self.runner.run(plan)
         except Exception as exc:  # noqa: BLE001 - the batch fails, the engine keeps serving
             log.exception("step failed for %d requests", len(plan.chunks))
             return [self._fail(chunk.seq, exc) for chunk in plan.chunks]
-        now = time.monotonic()
+        now = self.clock()
         outputs = []
         for seq in self.scheduler.update(plan, sampled):
             if seq.first_token_time is None:
@@ -212,7 +195,7 @@ class LLMEngine:
         seq.error = exc
         self.scheduler.finish(seq, FinishReason.ERROR)
         self.stop.forget(seq.request_id)
-        seq.finish_time = time.monotonic()
+        seq.finish_time = self.clock()
         self._seqs.pop(seq.request_id, None)
         return RequestOutput.of(seq)
 

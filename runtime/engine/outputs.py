@@ -48,7 +48,7 @@ class RequestOutput:
         return cls(
             request_id=seq.request_id,
             prompt=seq.prompt,
-            prompt_token_ids=tuple(seq.prompt_token_ids),
+            prompt_token_ids=seq.prompt_token_ids_tuple,
             outputs=(CompletionOutput(0, seq.output_text, tuple(seq.output_token_ids), reason),),
             finished=seq.is_finished,
             num_cached_tokens=seq.num_cached_tokens,

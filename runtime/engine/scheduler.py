@@ -58,6 +58,17 @@ class SchedulerOutput:
         return not self.chunks
 
 
+@dataclass
+class SchedulerStats:
+    """Token accounting. Without preemption, each admitted prompt satisfies
+    ``prompt tokens = prefill_tokens_computed + cache_hit_tokens`` exactly; a recompute adds to both."""
+
+    prefill_tokens_computed: int = 0  # computed tokens at positions inside the prompt
+    cache_hit_tokens: int = 0  # prompt tokens served by the prefix cache at admission
+    recomputed_output_tokens: int = 0  # output tokens computed again after a preemption
+    preemptions: int = 0
+
+
 class Scheduler:
     def __init__(
         self, config: SchedulerConfig, kv: KVCacheManager, admission: AdmissionPolicy | None = None
@@ -67,7 +78,11 @@ class Scheduler:
         self.admission = admission or RequestFCFS()
         self.waiting: list[Sequence] = []  # sorted by admission priority
         self.running: list[Sequence] = []  # sorted by admission priority
-        self.num_preemptions = 0
+        self.stats = SchedulerStats()
+
+    @property
+    def num_preemptions(self) -> int:
+        return self.stats.preemptions
 
     # -- queues ---------------------------------------------------------------------------------------------
     def add(self, seq: Sequence) -> None:
@@ -130,6 +145,7 @@ class Scheduler:
             self.waiting.pop(0)
             self.kv.allocate(seq.request_id, prefix.num_tokens + n, prefix)
             seq.num_computed_tokens = prefix.num_tokens
+            self.stats.cache_hit_tokens += min(prefix.num_tokens, seq.num_prompt_tokens)
             if not seq.admitted:
                 seq.num_cached_tokens = prefix.num_tokens
                 seq.admitted = True
@@ -146,7 +162,7 @@ class Scheduler:
         self.kv.free(seq.request_id)
         seq.num_computed_tokens = 0
         seq.num_preemptions += 1
-        self.num_preemptions += 1
+        self.stats.preemptions += 1
         self.add(seq)
 
     # -- results --------------------------------------------------------------------------------------------
@@ -158,8 +174,16 @@ class Scheduler:
             seq = chunk.seq
             if seq.status is not SequenceStatus.RUNNING:
                 continue
+            prompt_part = max(0, min(chunk.end, seq.num_prompt_tokens) - chunk.start)
+            self.stats.prefill_tokens_computed += prompt_part
+            if seq.num_preemptions:
+                self.stats.recomputed_output_tokens += max(
+                    0, min(chunk.end, seq.num_tokens - 1) - max(chunk.start, seq.num_prompt_tokens)
+                )
             seq.num_computed_tokens = chunk.end
-            self.kv.cache_blocks(seq.request_id, seq.token_ids, seq.num_computed_tokens)
+            bs = self.kv.block_size
+            if chunk.end // bs > chunk.start // bs:  # a block filled up: register it in the prefix cache
+                self.kv.cache_blocks(seq.request_id, seq.token_ids, seq.num_computed_tokens)
             if chunk.samples:
                 seq.append_token(sampled[seq.request_id])
                 grown.append(seq)

@@ -59,6 +59,7 @@ class Sequence:
         self.seq_index = seq_index  # engine-wide submission counter: the FCFS tie-break
         self.prompt = prompt
         self.prompt_token_ids = list(prompt_token_ids)
+        self.prompt_token_ids_tuple = tuple(self.prompt_token_ids)  # shared by every output snapshot
         self.output_token_ids: list[int] = []
         self.token_ids: list[int] = list(prompt_token_ids)  # prompt + output, grown in place
         self.params = params

@@ -1,0 +1,92 @@
+"""What executes the steps: the real model (CPU or CUDA) or a cost model on a virtual clock. The scheduler and
+the KV cache manager are the same in both; only the runner differs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+
+from runtime.engine.models.config import ModelConfig
+from runtime.engine.scheduler import SchedulerOutput
+from runtime.engine.tokenizer import Tokenizer
+
+
+class Runner(Protocol):
+    def run(self, plan: SchedulerOutput) -> dict[str, int]:
+        """Execute a plan; ``request_id -> sampled token`` for the chunks that reach their sequence's end."""
+        ...
+
+
+class ExecutionBackend(Protocol):
+    model_config: ModelConfig
+    tokenizer: Tokenizer | None
+    device: torch.device  # where sampling generators live (CPU for a simulation)
+    dtype: torch.dtype
+
+    def bytes_per_block(self, block_size: int) -> int: ...
+
+    def default_num_blocks(self, block_size: int) -> int: ...
+
+    def build_runner(
+        self, num_blocks: int, block_size: int, block_tables: Callable[[str], list[int]], eos: tuple[int, ...]
+    ) -> Runner: ...
+
+
+class ModelBackend:
+    """Loads the model (a preset or a local checkpoint) and runs it over the paged cache."""
+
+    def __init__(
+        self,
+        model: str,
+        device: str,
+        dtype: str | None,
+        seed: int,
+        attention_backend: str,
+        gpu_memory_utilization: float,
+        cpu_kv_cache_gib: float,
+    ) -> None:
+        from runtime.engine.models.loader import load_model
+        from runtime.engine.torch_utils import resolve_dtype
+
+        self.device = torch.device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        loaded = load_model(model, device=self.device, dtype=self.dtype, seed=seed)
+        self.model = loaded.model
+        self.model_config = loaded.config
+        self.tokenizer = loaded.tokenizer
+        self.attention_backend = "torch" if attention_backend == "auto" else attention_backend
+        self.gpu_memory_utilization = gpu_memory_utilization
+        self.cpu_kv_cache_gib = cpu_kv_cache_gib
+        self.kv_tensors = None
+
+    def bytes_per_block(self, block_size: int) -> int:
+        from runtime.engine.model_runner import KVCacheTensors
+
+        return KVCacheTensors.bytes_per_block(self.model_config, block_size, self.dtype)
+
+    def default_num_blocks(self, block_size: int) -> int:
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            budget = free * self.gpu_memory_utilization
+        else:
+            budget = self.cpu_kv_cache_gib * 2**30
+        return max(1, int(budget // self.bytes_per_block(block_size)))
+
+    def build_runner(
+        self, num_blocks: int, block_size: int, block_tables: Callable[[str], list[int]], eos: tuple[int, ...]
+    ) -> Runner:
+        from runtime.engine.attention import get_backend
+        from runtime.engine.model_runner import KVCacheTensors, ModelRunner
+
+        self.kv_tensors = KVCacheTensors(self.model_config, num_blocks, block_size, self.device, self.dtype)
+        return ModelRunner(
+            self.model,
+            self.model_config,
+            self.kv_tensors,
+            get_backend(self.attention_backend),
+            block_tables,
+            self.device,
+            eos,
+        )

@@ -1,0 +1,1 @@
+"""Replay of real agent traces against scheduling policies, on the real engine or in simulated time."""

@@ -1,0 +1,167 @@
+"""Replays programs against one engine: arrivals, turns, tool pauses, per-program completion times.
+
+One loop serves the real engine (real clock) and the simulation (virtual clock)::
+
+    while programs remain:
+        submit every turn whose time has come (arrivals, tools that returned)
+        if the engine has work: step it (time passes: real compute or the cost model)
+        else: sleep until the next arrival or tool return
+
+Turn k's prompt is turn k-1's prompt + the tokens the engine generated for it + ``new_input_tokens`` fresh
+tokens, so prefixes repeat exactly as in the trace. Each turn generates exactly ``output_tokens``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from runtime.engine.llm_engine import LLMEngine
+from runtime.engine.sampling_params import SamplingParams
+from runtime.engine.sequence import ProgramHints
+from runtime.replay.workload import Program
+from runtime.sim.clock import Clock
+
+
+@dataclass
+class ProgramRun:
+    program: Program
+    arrival: float
+    seed: int
+    turn: int = 0
+    context: list[int] = field(default_factory=list)
+    finish: float | None = None
+    prompt_tokens: int = 0
+
+    @property
+    def jct(self) -> float:
+        assert self.finish is not None
+        return self.finish - self.arrival
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """Either open-loop arrival times (one per program) or a closed loop of ``concurrency`` programs."""
+
+    times: tuple[float, ...] | None = None
+    concurrency: int | None = None
+
+    @staticmethod
+    def poisson(n: int, rate: float, seed: int) -> Arrivals:
+        rng = random.Random(seed)
+        t, times = 0.0, []
+        for _ in range(n):
+            times.append(t)
+            t += rng.expovariate(rate)
+        return Arrivals(times=tuple(times))
+
+
+class ReplayDriver:
+    def __init__(
+        self,
+        engine: LLMEngine,
+        programs: list[Program],
+        arrivals: Arrivals,
+        clock: Clock,
+        *,
+        seed: int = 0,
+        vocab: int = 256,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.programs = programs
+        self.arrivals = arrivals
+        self.clock = clock
+        self.seed = seed
+        self.vocab = vocab
+        self.on_progress = on_progress
+        self._events: list[tuple[float, int, int]] = []  # (time, tie-break, program index)
+        self._tie = 0
+        self._runs: list[ProgramRun] = []
+        self._by_request: dict[str, int] = {}
+        self._next_closed = 0
+
+    def run(self) -> list[ProgramRun]:
+        start = self.clock.now()
+        self._runs = [ProgramRun(p, 0.0, self.seed * 1_000_003 + i) for i, p in enumerate(self.programs)]
+        if self.arrivals.concurrency is not None:
+            for _ in range(min(self.arrivals.concurrency, len(self._runs))):
+                self._start_next_closed(start)
+        else:
+            assert self.arrivals.times is not None and len(self.arrivals.times) >= len(self._runs)
+            for i, t in enumerate(self.arrivals.times[: len(self._runs)]):
+                self._runs[i].arrival = start + t
+                self._push(start + t, i)
+        done = 0
+        while done < len(self._runs):
+            now = self.clock.now()
+            while self._events and self._events[0][0] <= now:
+                _, _, i = heapq.heappop(self._events)
+                self._submit(i)
+            if self.engine.has_unfinished():
+                for out in self.engine.step():
+                    if out.finished:
+                        done += self._turn_done(out.request_id, list(out.outputs[0].token_ids), out.error)
+            elif self._events:
+                self.clock.sleep_until(self._events[0][0])
+            else:
+                raise RuntimeError(
+                    f"replay stalled: {len(self._runs) - done} programs unfinished, nothing queued"
+                )
+        return self._runs
+
+    def _push(self, t: float, i: int) -> None:
+        self._tie += 1
+        heapq.heappush(self._events, (t, self._tie, i))
+
+    def _start_next_closed(self, now: float) -> None:
+        if self._next_closed < len(self._runs):
+            self._runs[self._next_closed].arrival = now
+            self._push(now, self._next_closed)
+            self._next_closed += 1
+
+    def _submit(self, i: int) -> None:
+        run = self._runs[i]
+        turn = run.program.turns[run.turn]
+        rng = random.Random(run.seed * 7919 + run.turn)
+        new = turn.prompt_tokens if run.turn == 0 else turn.new_input_tokens
+        run.context.extend(rng.randrange(self.vocab) for _ in range(new))
+        assert len(run.context) == turn.prompt_tokens, (run.program.program_id, run.turn)
+        run.prompt_tokens += turn.prompt_tokens
+        last = run.turn == run.program.num_turns - 1
+        hints = ProgramHints(
+            program_id=run.program.program_id,
+            turn=run.turn,
+            next_tool=None if last else turn.tool,
+            remaining_turns=run.program.num_turns - run.turn - 1,
+            last_turn=last,
+        )
+        params = SamplingParams(temperature=0.0, max_tokens=turn.output_tokens, ignore_eos=True)
+        rid = f"{run.program.program_id}#{run.turn}"
+        self.engine.add_request(list(run.context), params, request_id=rid, hints=hints)
+        self._by_request[rid] = i
+
+    def _turn_done(self, request_id: str, output: list[int], error: str | None) -> int:
+        i = self._by_request.pop(request_id)
+        run = self._runs[i]
+        if error:
+            raise RuntimeError(f"program {run.program.program_id} turn {run.turn} failed: {error}")
+        turn = run.program.turns[run.turn]
+        if len(output) != turn.output_tokens:
+            raise RuntimeError(
+                f"{request_id}: generated {len(output)} tokens, the trace says {turn.output_tokens}"
+            )
+        run.context.extend(output)
+        now = self.clock.now()
+        run.turn += 1
+        if run.turn == run.program.num_turns:
+            run.finish = now
+            if self.on_progress:
+                self.on_progress(sum(r.finish is not None for r in self._runs), len(self._runs))
+            if self.arrivals.concurrency is not None:
+                self._start_next_closed(now)
+            return 1
+        self._push(now + turn.wait_seconds, i)
+        return 0

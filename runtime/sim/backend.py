@@ -1,0 +1,61 @@
+"""The execution backend of a simulation: no model; each step advances a virtual clock by the cost model's
+time for the step's shape, and "samples" deterministic tokens."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+import torch
+
+from runtime.engine.models.config import ModelConfig
+from runtime.engine.models.presets import LLAMA3_8B_SHAPE_CONFIG
+from runtime.engine.scheduler import SchedulerOutput
+from runtime.sim.clock import VirtualClock
+from runtime.sim.cost_model import CostModel
+
+
+class SimRunner:
+    def __init__(self, cost_model: CostModel, clock: VirtualClock) -> None:
+        self.cost_model = cost_model
+        self.clock = clock
+        self.busy_s = 0.0
+
+    def run(self, plan: SchedulerOutput, copied_blocks: int = 0) -> dict[str, int]:
+        dt = self.cost_model.step_time([(c.num_new_tokens, c.start) for c in plan.chunks], copied_blocks)
+        self.clock.advance(dt)
+        self.busy_s += dt
+        return {
+            c.seq.request_id: _token(c.seq.request_id, c.seq.num_tokens) for c in plan.chunks if c.samples
+        }
+
+
+def _token(request_id: str, position: int) -> int:
+    return (zlib.crc32(request_id.encode()) + position * 2654435761) % 256
+
+
+class SimBackend:
+    """Model shapes only matter for the context limit; token ids stay below 256 (no EOS is ever drawn)."""
+
+    tokenizer = None
+    device = torch.device("cpu")
+    dtype = torch.bfloat16
+
+    def __init__(
+        self, cost_model: CostModel, clock: VirtualClock, model_config: ModelConfig = LLAMA3_8B_SHAPE_CONFIG
+    ) -> None:
+        self.cost_model = cost_model
+        self.clock = clock
+        self.model_config = model_config
+
+    def bytes_per_block(self, block_size: int) -> int:
+        c = self.model_config
+        return 2 * c.num_layers * block_size * c.num_kv_heads * c.head_dim * 2
+
+    def default_num_blocks(self, block_size: int) -> int:
+        raise ValueError("a simulation needs an explicit num_kv_blocks (--kv-blocks)")
+
+    def build_runner(
+        self, num_blocks: int, block_size: int, block_tables: Callable[[str], list[int]], eos: tuple[int, ...]
+    ) -> SimRunner:
+        return SimRunner(self.cost_model, self.clock)
