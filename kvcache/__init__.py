@@ -1,44 +1,61 @@
 """Paged KV-cache bookkeeping: block pool, prefix cache, eviction policies. Pure Python, no torch.
 
-``KVCacheManager`` is the scheduler's entry point; ``PrefixMatch`` is the only value it hands out besides
-block-id lists.
+``KVCacheManager`` is the scheduler's entry point. The values it hands out besides block-id lists are
+frozen: ``PrefixMatch``, ``PinInfo``, ``PendingCopies`` (of ``BlockCopy``) and ``KVStats``.
 """
 
 from __future__ import annotations
 
-from kvcache.block import Block
+from kvcache.block import Block, BlockKey
 from kvcache.block_pool import BlockPool
+from kvcache.cpu_tier import CpuTier
 from kvcache.errors import (
     BlockStateError,
     InvalidRequestError,
     KVCacheError,
     KVCacheIntegrityError,
     OutOfBlocksError,
+    OutOfCpuBlocksError,
     StalePrefixError,
     UnknownEvictionPolicyError,
+    UnknownPinError,
     UnknownSequenceError,
 )
 from kvcache.eviction import EvictionPolicy, LRUEviction, get_eviction_policy, register_eviction_policy
 from kvcache.manager import KVCacheManager
 from kvcache.owners import OwnerRefs
+from kvcache.pins import PinInfo, PinTable
 from kvcache.prefix_index import PrefixIndex, PrefixMatch, hash_block
+from kvcache.stats import KVCounters, KVStats
+from kvcache.transfers import BlockCopy, CopyQueue, PendingCopies
 
 __all__ = [
     "Block",
+    "BlockCopy",
+    "BlockKey",
     "BlockPool",
     "BlockStateError",
+    "CopyQueue",
+    "CpuTier",
     "EvictionPolicy",
     "InvalidRequestError",
     "KVCacheError",
     "KVCacheIntegrityError",
     "KVCacheManager",
+    "KVCounters",
+    "KVStats",
     "LRUEviction",
     "OutOfBlocksError",
+    "OutOfCpuBlocksError",
     "OwnerRefs",
+    "PendingCopies",
+    "PinInfo",
+    "PinTable",
     "PrefixIndex",
     "PrefixMatch",
     "StalePrefixError",
     "UnknownEvictionPolicyError",
+    "UnknownPinError",
     "UnknownSequenceError",
     "get_eviction_policy",
     "hash_block",

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class BlockKey(NamedTuple):
+    """What a prefix index verifies a hit against: a block's chained hash, its parent's hash, its tokens."""
+
+    block_hash: int
+    parent_hash: int | None
+    token_ids: tuple[int, ...]
 
 
 @dataclass
@@ -23,6 +32,13 @@ class Block:
     @property
     def is_cached(self) -> bool:
         return self.block_hash is not None
+
+    @property
+    def key(self) -> BlockKey | None:
+        """The block's index key, or ``None`` while it is unhashed."""
+        if self.block_hash is None:
+            return None
+        return BlockKey(self.block_hash, self.parent_hash, self.token_ids)
 
     def set_hash(self, block_hash: int, parent_hash: int | None, token_ids: tuple[int, ...]) -> None:
         self.block_hash = block_hash

@@ -10,7 +10,7 @@ The pool knows reference counts, not owners; the manager keeps the owners and ch
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from kvcache.block import Block
 from kvcache.errors import BlockStateError, InvalidRequestError, OutOfBlocksError
@@ -26,6 +26,8 @@ class BlockPool:
       hash from the index), else raises ``OutOfBlocksError``; the block comes back with ``ref_count == 1``.
     - ``incref`` of an evictable block takes it out of eviction; ``incref`` of a free-queue block is an error.
     - ``decref`` to 0 sends a hashed block to eviction and an unhashed one to the tail of the free queue.
+    - ``on_evict``, when set, sees each victim of ``allocate`` while it still carries its hash (the hook may
+      queue a copy of it elsewhere; it must not change this pool). ``reset_prefix_cache`` is not eviction.
     """
 
     def __init__(self, num_blocks: int, eviction: EvictionPolicy):
@@ -36,6 +38,7 @@ class BlockPool:
         self.blocks: list[Block] = [Block(block_id=i) for i in range(num_blocks)]
         self.free_queue: deque[int] = deque(range(num_blocks))
         self.index = PrefixIndex(self.blocks)
+        self.on_evict: Callable[[Block], None] | None = None
 
     @property
     def num_free_blocks(self) -> int:
@@ -64,6 +67,8 @@ class BlockPool:
             if victim is None:
                 raise OutOfBlocksError(f"no free or evictable block left in a pool of {self.num_blocks}")
             block_id = victim
+            if self.on_evict is not None:
+                self.on_evict(self.blocks[block_id])
             self._drop_hash(self.blocks[block_id])
         self.blocks[block_id].ref_count = 1
         return block_id
@@ -87,6 +92,9 @@ class BlockPool:
             self.eviction.add(block_id, now)
         else:
             self.free_queue.append(block_id)
+
+    def is_evictable(self, block_id: int) -> bool:
+        return block_id in self.eviction
 
     def decref_all(self, block_ids: Iterable[int], now: float) -> None:
         for block_id in block_ids:

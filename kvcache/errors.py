@@ -27,6 +27,18 @@ class UnknownSequenceError(KVCacheError):
         self.seq_id = seq_id
 
 
+class OutOfCpuBlocksError(OutOfBlocksError):
+    """The CPU tier cannot hold the blocks a pin needs to park; nothing was changed."""
+
+
+class UnknownPinError(KVCacheError):
+    """A call named a pin the manager does not hold."""
+
+    def __init__(self, pin_id: Hashable):
+        super().__init__(f"unknown pin {pin_id!r}: it was never pinned or has been unpinned")
+        self.pin_id = pin_id
+
+
 class InvalidRequestError(KVCacheError):
     """A call's arguments break the manager's contract (negative sizes, a prefix on a later call, ...)."""
 

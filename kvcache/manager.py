@@ -9,6 +9,12 @@ The scheduler's view, in call order for one request::
     kv.cache_blocks(seq, prompt, n)                   # index the full, computed blocks
     kv.allocate(seq, n + 1)                           # decode growth, no prefix
     kv.free(seq)                                      # tail first, so prefixes outlive tails
+
+Once per step, after scheduling and before the forward pass, ``kv.take_pending_copies()`` hands the engine
+the block copies between the GPU pool and the CPU tier (see ``kvcache.transfers`` for their order). When a
+turn ends in a tool call, ``kv.pin(program, seq, expires_at)`` before ``kv.free(seq)`` keeps the program's
+cached blocks; ``park``/``prefetch`` move the pin to the CPU tier and back; ``unpin`` ends it (after the
+next turn adopted the blocks through ``match``/``allocate``, or when ``expired_pins`` names it).
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
+from kvcache.block import BlockKey
 from kvcache.block_pool import BlockPool
+from kvcache.cpu_tier import CpuTier
 from kvcache.errors import (
     InvalidRequestError,
     KVCacheIntegrityError,
@@ -29,7 +37,10 @@ from kvcache.errors import (
 from kvcache.eviction import EvictionPolicy, get_eviction_policy
 from kvcache.integrity import check_pool_integrity
 from kvcache.owners import OwnerRefs
+from kvcache.pins import PinInfo, PinTable
 from kvcache.prefix_index import PrefixMatch, hash_block
+from kvcache.stats import KVCounters, KVStats
+from kvcache.transfers import PendingCopies
 
 
 @dataclass
@@ -49,6 +60,8 @@ class KVCacheManager:
     - A prefix is adopted only on a sequence's first ``allocate``; a prefix on a later call is an error.
     - ``match`` leaves at least one token uncomputed, so the engine always computes the last prompt token.
     - Only full blocks whose tokens are all computed enter the prefix index.
+    - GPU references = sequence references + pin references; CPU references = parked pins + pending
+      to_gpu copies. A CPU prefix hit costs one new GPU block per CPU block (counted by ``can_allocate``).
     """
 
     def __init__(
@@ -58,6 +71,9 @@ class KVCacheManager:
         eviction: EvictionPolicy | str = "lru",
         enable_prefix_caching: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        num_cpu_blocks: int = 0,
+        offload_on_evict: bool = False,
+        cpu_eviction: EvictionPolicy | str = "lru",
     ):
         if block_size <= 0:
             raise InvalidRequestError(f"block_size must be positive, got {block_size}")
@@ -68,6 +84,10 @@ class KVCacheManager:
         self._pool = BlockPool(num_blocks, policy)
         self._owners = OwnerRefs()
         self._cursors: dict[Hashable, _HashCursor] = {}
+        self._counters = KVCounters()
+        cpu_policy = get_eviction_policy(cpu_eviction) if isinstance(cpu_eviction, str) else cpu_eviction
+        self._cpu = CpuTier(num_cpu_blocks, cpu_policy, self._pool, self._counters, clock, offload_on_evict)
+        self._pins = PinTable(self._pool, self._cpu, clock)
 
     @property
     def pool(self) -> BlockPool:
@@ -75,8 +95,22 @@ class KVCacheManager:
         return self._pool
 
     @property
+    def cpu_tier(self) -> CpuTier:
+        """The CPU tier, for inspection and tests; change state only through the manager."""
+        return self._cpu
+
+    @property
     def num_blocks(self) -> int:
         return self._pool.num_blocks
+
+    @property
+    def num_cpu_blocks(self) -> int:
+        return self._cpu.num_blocks
+
+    @property
+    def num_free_cpu_blocks(self) -> int:
+        """CPU blocks a store can take: free plus evictable (unreferenced, hashed)."""
+        return self._cpu.num_free_blocks
 
     @property
     def num_free_blocks(self) -> int:
@@ -118,35 +152,41 @@ class KVCacheManager:
     def match(self, token_ids: Sequence[int]) -> PrefixMatch:
         """The longest run of cached full blocks in ``token_ids[:-1]``, from the start; no side effects.
 
-        Always empty when prefix caching is disabled.
+        The run goes on in the CPU index where the GPU run stops (``cpu_block_ids``). Always empty when
+        prefix caching is disabled.
         """
         if not self.enable_prefix_caching:
             return PrefixMatch()
         block_ids: list[int] = []
+        cpu_block_ids: list[int] = []
         block_hashes: list[int] = []
         parent_hash: int | None = None
         for i in range(max(len(token_ids) - 1, 0) // self.block_size):
             tokens = self._block_tokens(token_ids, i)
-            block_hash = hash_block(parent_hash, tokens)
-            block_id = self._pool.lookup(block_hash, parent_hash, tokens)
-            if block_id is None:
+            key = BlockKey(hash_block(parent_hash, tokens), parent_hash, tokens)
+            block_id = None if cpu_block_ids else self._pool.lookup(*key)
+            if block_id is not None:
+                block_ids.append(block_id)
+            elif (cpu_block_id := self._cpu.lookup(key)) is not None:
+                cpu_block_ids.append(cpu_block_id)
+            else:
                 break
-            block_ids.append(block_id)
-            block_hashes.append(block_hash)
-            parent_hash = block_hash
-        return PrefixMatch(tuple(block_ids), len(block_ids) * self.block_size, tuple(block_hashes))
+            block_hashes.append(key.block_hash)
+            parent_hash = key.block_hash
+        num_tokens = len(block_hashes) * self.block_size
+        return PrefixMatch(tuple(block_ids), num_tokens, tuple(block_hashes), tuple(cpu_block_ids))
 
     def num_blocks_needed(self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None = None) -> int:
         """New blocks the pool must supply for ``seq_id`` to hold ``num_tokens`` tokens; no side effects.
 
-        For a sequence not yet allocated, the blocks of ``prefix`` count as already present.
+        For a sequence not yet allocated, the GPU blocks of ``prefix`` count as already present; each of
+        its CPU blocks needs a new GPU block.
         """
         self._check_request(seq_id, num_tokens, prefix)
         if seq_id in self._owners:
-            held = self._owners.num_blocks(seq_id)
-        else:
-            held = prefix.num_blocks if prefix is not None else 0
-        return max(0, math.ceil(num_tokens / self.block_size) - held)
+            return max(0, math.ceil(num_tokens / self.block_size) - self._owners.num_blocks(seq_id))
+        prefix = prefix if prefix is not None else PrefixMatch()
+        return max(0, math.ceil(num_tokens / self.block_size) - prefix.num_blocks) + len(prefix.cpu_block_ids)
 
     def can_allocate(self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None = None) -> bool:
         """Whether ``allocate`` with the same arguments would succeed now; no side effects.
@@ -158,8 +198,10 @@ class KVCacheManager:
     def allocate(self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None = None) -> list[int]:
         """Grow ``seq_id``'s table to cover ``num_tokens`` tokens and return a copy of it.
 
-        The first call for a sequence adopts ``prefix`` (one reference per block) before taking new blocks.
-        Raises ``OutOfBlocksError`` without changing anything when the pool cannot supply the blocks.
+        The first call for a sequence adopts ``prefix`` (one reference per block) before taking new blocks;
+        each CPU block of the prefix gets a GPU block indexed under its hash at once and a pending to_gpu
+        copy (or the GPU block that holds the hash by now). Raises ``OutOfBlocksError`` without changing
+        anything when the pool cannot supply the blocks.
         """
         needed = self.num_blocks_needed(seq_id, num_tokens, prefix)
         taken = self._blocks_taken(seq_id, num_tokens, prefix)
@@ -173,7 +215,9 @@ class KVCacheManager:
                 available=self.num_free_blocks,
             )
         if seq_id not in self._owners:
-            self._start(seq_id, prefix if prefix is not None else PrefixMatch())
+            prefix = prefix if prefix is not None else PrefixMatch()
+            self._start(seq_id, prefix)
+            needed -= len(prefix.cpu_block_ids)
         self._owners.extend(seq_id, [self._pool.allocate() for _ in range(needed)])
         return self._owners.blocks(seq_id)
 
@@ -215,9 +259,72 @@ class KVCacheManager:
         """
         return self._pool.reset_prefix_cache()
 
+    @property
+    def pins(self) -> dict[Hashable, PinInfo]:
+        """``pin_id -> PinInfo`` for every pin, in pin order (a snapshot)."""
+        return self._pins.infos()
+
+    @property
+    def num_pinned_blocks(self) -> int:
+        """GPU blocks with at least one pin reference."""
+        return self._pins.num_pinned_blocks()
+
+    def has_pin(self, pin_id: Hashable) -> bool:
+        return pin_id in self._pins
+
+    def pin(self, pin_id: Hashable, seq_id: Hashable, expires_at: float) -> tuple[int, ...]:
+        """Pin the blocks of ``seq_id`` that are in the prefix index, so they survive ``free(seq_id)``.
+
+        An existing pin of ``pin_id`` is replaced atomically. Returns the pinned block ids.
+        """
+        table = self.block_table(seq_id)
+        return self._pins.pin(pin_id, [b for b in table if self._pool.block(b).is_cached], expires_at)
+
+    def unpin(self, pin_id: Hashable) -> int:
+        """End the pin, tail first; returns how many blocks became unreferenced (``UnknownPinError``)."""
+        return self._pins.unpin(pin_id)
+
+    def set_pin_expiry(self, pin_id: Hashable, expires_at: float) -> None:
+        self._pins.set_expiry(pin_id, expires_at)
+
+    def expired_pins(self, now: float) -> list[Hashable]:
+        """Pins with ``expires_at <= now``, earliest first; no side effects (the caller unpins)."""
+        return self._pins.expired(now)
+
+    def pin_exclusive_blocks(self, pin_id: Hashable) -> int:
+        """GPU blocks whose only reference is this pin: what unpinning would make reclaimable."""
+        return self._pins.exclusive_blocks(pin_id)
+
+    def can_park(self, pin_id: Hashable) -> bool:
+        """Whether ``park(pin_id)`` would succeed now; no side effects."""
+        return self._pins.can_park(pin_id)
+
+    def park(self, pin_id: Hashable) -> int:
+        """Move the pin to the CPU tier; returns the to_cpu copies queued (``OutOfCpuBlocksError``)."""
+        return self._pins.park(pin_id)
+
+    def can_prefetch(self, pin_id: Hashable) -> bool:
+        """Whether ``prefetch(pin_id)`` would bring the pin back now; no side effects."""
+        return self._pins.can_prefetch(pin_id)
+
+    def prefetch(self, pin_id: Hashable) -> bool:
+        """Bring a parked pin back to GPU blocks; ``False`` (and no change) when the pool is short."""
+        return self._pins.prefetch(pin_id)
+
+    def take_pending_copies(self) -> PendingCopies:
+        """The copies queued since the last call: run every to_cpu, then every to_gpu, then the forward."""
+        return self._cpu.take_pending_copies()
+
+    def stats(self) -> KVStats:
+        """Copies, evictions and prefix hits since the manager was built."""
+        return self._counters.snapshot()
+
     def check_integrity(self) -> None:
-        """Raise ``KVCacheIntegrityError`` naming the first broken invariant of the pool, index or tables."""
-        check_pool_integrity(self._pool, self._owners.ref_counts(), self.block_size)
+        """Raise ``KVCacheIntegrityError`` naming the first broken invariant of the pools, indexes, tables,
+        pins or pending copies."""
+        self._pins.check_integrity()
+        ref_counts = self._owners.ref_counts() + self._pins.gpu_ref_counts()
+        check_pool_integrity(self._pool, ref_counts, self.block_size)
         if set(self._owners) != set(self._cursors):
             raise KVCacheIntegrityError(
                 f"sequences with blocks {sorted(map(repr, self._owners))} differ from sequences with hash"
@@ -229,12 +336,21 @@ class KVCacheManager:
                     f"sequence {seq_id!r} has {cursor.num_blocks} hashed blocks but only"
                     f" {self._owners.num_blocks(seq_id)} blocks"
                 )
+        self._cpu.check_integrity(self._pins.cpu_ref_counts(), self.block_size)
 
     def _start(self, seq_id: Hashable, prefix: PrefixMatch) -> None:
         self._owners.open(seq_id)
         for block_id in prefix.block_ids:
             self._pool.incref(block_id)
         self._owners.extend(seq_id, prefix.block_ids)
+        if prefix.cpu_block_ids:
+            cpu_block_ids = prefix.cpu_block_ids
+            self._cpu.incref_all(cpu_block_ids)
+            keys = [self._cpu.key(cpu_block_id) for cpu_block_id in cpu_block_ids]
+            self._owners.extend(seq_id, self._cpu.fetch(cpu_block_ids, keys))
+            self._cpu.decref_all(cpu_block_ids[::-1])
+        self._counters.gpu_hit_blocks += len(prefix.block_ids)
+        self._counters.cpu_hit_blocks += len(prefix.cpu_block_ids)
         self._cursors[seq_id] = _HashCursor(prefix.num_blocks, prefix.last_hash)
 
     def _blocks_taken(self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None) -> int:
@@ -259,10 +375,15 @@ class KVCacheManager:
                 f"sequence {seq_id!r}: prefix of {prefix.num_blocks} blocks claims {prefix.num_tokens} tokens"
                 f" with block_size {self.block_size}"
             )
-        stale = self._pool.first_stale_block(prefix.block_ids, prefix.block_hashes)
+        stale = self._pool.first_stale_block(prefix.block_ids, prefix.gpu_block_hashes)
         if stale is not None:
             raise StalePrefixError(
                 f"sequence {seq_id!r}: prefix block {stale} no longer holds its matched hash; match again"
+            )
+        stale = self._cpu.first_stale_block(prefix.cpu_block_ids, prefix.cpu_block_hashes)
+        if stale is not None:
+            raise StalePrefixError(
+                f"sequence {seq_id!r}: prefix CPU block {stale} no longer holds its matched hash; match again"
             )
 
     def _require(self, seq_id: Hashable) -> None:

@@ -31,23 +31,51 @@ def hash_block(parent_hash: int | None, token_ids: tuple[int, ...]) -> int:
 class PrefixMatch:
     """The longest run of cached full blocks at the start of a prompt, as found by ``match``.
 
-    ``block_ids[i]`` holds tokens ``[i * block_size, (i + 1) * block_size)`` and was indexed under
-    ``block_hashes[i]``; ``num_tokens == len(block_ids) * block_size``. The default value is the empty match.
+    The run starts on the GPU and may go on in the CPU tier where the GPU run stops::
+
+        prompt blocks | 0   1   | 2   3   4     | 5 (miss) ...
+        tier          | GPU     | CPU           |
+        field         | block_ids | cpu_block_ids |
+        block_hashes  | h0  h1  | h2  h3  h4    |
+
+    Block ``i`` of the run holds tokens ``[i * block_size, (i + 1) * block_size)`` and is indexed under
+    ``block_hashes[i]``; ``num_tokens == num_blocks * block_size`` counts both tiers. The CPU blocks need a
+    GPU block and a copy each when adopted. The default value is the empty match.
     """
 
     block_ids: tuple[int, ...] = ()
     num_tokens: int = 0
     block_hashes: tuple[int, ...] = ()
+    cpu_block_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if len(self.block_ids) != len(self.block_hashes):
+        if len(self.block_ids) + len(self.cpu_block_ids) != len(self.block_hashes):
             raise ValueError(
-                f"PrefixMatch has {len(self.block_ids)} block ids but {len(self.block_hashes)} hashes"
+                f"PrefixMatch has {len(self.block_ids)} block ids (+{len(self.cpu_block_ids)} on CPU) but"
+                f" {len(self.block_hashes)} hashes"
             )
 
     @property
     def num_blocks(self) -> int:
+        """Matched blocks on both tiers."""
+        return len(self.block_ids) + len(self.cpu_block_ids)
+
+    @property
+    def num_gpu_blocks(self) -> int:
         return len(self.block_ids)
+
+    @property
+    def num_gpu_tokens(self) -> int:
+        """Tokens held by the GPU blocks alone (``num_tokens`` scaled to the GPU share of the run)."""
+        return self.num_tokens * len(self.block_ids) // self.num_blocks if self.num_blocks else 0
+
+    @property
+    def gpu_block_hashes(self) -> tuple[int, ...]:
+        return self.block_hashes[: len(self.block_ids)]
+
+    @property
+    def cpu_block_hashes(self) -> tuple[int, ...]:
+        return self.block_hashes[len(self.block_ids) :]
 
     @property
     def last_hash(self) -> int | None:

@@ -8,14 +8,16 @@ from typing import Protocol
 
 import torch
 
+from kvcache import PendingCopies
 from runtime.engine.models.config import ModelConfig
 from runtime.engine.scheduler import SchedulerOutput
 from runtime.engine.tokenizer import Tokenizer
 
 
 class Runner(Protocol):
-    def run(self, plan: SchedulerOutput) -> dict[str, int]:
-        """Execute a plan; ``request_id -> sampled token`` for the chunks that reach their sequence's end."""
+    def run(self, plan: SchedulerOutput, copies: PendingCopies | None = None) -> dict[str, int]:
+        """Execute the KV block copies, then the plan; ``request_id -> sampled token`` for the chunks that
+        reach their sequence's end."""
         ...
 
 
@@ -30,7 +32,12 @@ class ExecutionBackend(Protocol):
     def default_num_blocks(self, block_size: int) -> int: ...
 
     def build_runner(
-        self, num_blocks: int, block_size: int, block_tables: Callable[[str], list[int]], eos: tuple[int, ...]
+        self,
+        num_blocks: int,
+        block_size: int,
+        block_tables: Callable[[str], list[int]],
+        eos: tuple[int, ...],
+        num_cpu_blocks: int = 0,
     ) -> Runner: ...
 
 
@@ -75,12 +82,19 @@ class ModelBackend:
         return max(1, int(budget // self.bytes_per_block(block_size)))
 
     def build_runner(
-        self, num_blocks: int, block_size: int, block_tables: Callable[[str], list[int]], eos: tuple[int, ...]
+        self,
+        num_blocks: int,
+        block_size: int,
+        block_tables: Callable[[str], list[int]],
+        eos: tuple[int, ...],
+        num_cpu_blocks: int = 0,
     ) -> Runner:
         from runtime.engine.attention import get_backend
         from runtime.engine.model_runner import KVCacheTensors, ModelRunner
 
-        self.kv_tensors = KVCacheTensors(self.model_config, num_blocks, block_size, self.device, self.dtype)
+        self.kv_tensors = KVCacheTensors(
+            self.model_config, num_blocks, block_size, self.device, self.dtype, num_cpu_blocks
+        )
         return ModelRunner(
             self.model,
             self.model_config,

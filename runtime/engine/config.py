@@ -25,6 +25,9 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     cpu_kv_cache_gib: float = 1.0
     seed: int = 0
+    policy: str = "vllm"
+    num_cpu_kv_blocks: int | None = None  # None: 4x the GPU blocks when the policy uses a CPU tier, else 0
+    cost_model: str | None = None  # the policies' estimate of step times; None: the backend's or a default
 
     def __post_init__(self) -> None:
         if self.block_size < 1 or self.block_size & (self.block_size - 1):

@@ -14,15 +14,19 @@ from collections.abc import Sequence as Seq
 import torch
 
 from kvcache import KVCacheManager
-from runtime.engine.admission import AdmissionPolicy
 from runtime.engine.backend import ExecutionBackend, ModelBackend
 from runtime.engine.config import EngineConfig
 from runtime.engine.errors import InvalidRequestError
 from runtime.engine.outputs import RequestOutput
+from runtime.engine.programs import PolicyPriority, ProgramManager
 from runtime.engine.sampling_params import SamplingParams
 from runtime.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
 from runtime.engine.sequence import FinishReason, ProgramHints, Sequence
 from runtime.engine.stop import StopChecker
+from runtime.policies import PolicyContext, SchedulingPolicy, get_policy
+from runtime.policies.programs import ProgramTable
+from runtime.sim.cost_model import default_cost_model_name, load_cost_model
+from tools.durations import ToolDurationStats
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +35,14 @@ class LLMEngine:
     def __init__(
         self,
         config: EngineConfig,
-        admission: AdmissionPolicy | None = None,
+        policy: SchedulingPolicy | str | None = None,
         *,
         backend: ExecutionBackend | None = None,
         clock: Callable[[], float] = time.monotonic,
+        tool_stats: ToolDurationStats | None = None,
     ) -> None:
-        """``backend=None`` loads ``config.model``; a simulation passes a cost-model backend and its clock."""
+        """``backend=None`` loads ``config.model``; a simulation passes a cost-model backend and its clock.
+        ``policy``: a ``SchedulingPolicy`` or its name (default ``config.policy``)."""
         self.config = config
         self.clock = clock
         self.backend = backend or ModelBackend(
@@ -56,19 +62,49 @@ class LLMEngine:
         self.eos_token_ids = tuple(dict.fromkeys(self.model_config.eos_token_ids + tuple(tokenizer_eos)))
         num_blocks = config.num_kv_blocks or self.backend.default_num_blocks(config.block_size)
         self.max_model_len = self._max_model_len(num_blocks)
+        self.policy = get_policy(policy or config.policy) if isinstance(policy, (str, type(None))) else policy
+        num_cpu = config.num_cpu_kv_blocks
+        if num_cpu is None:
+            num_cpu = 4 * num_blocks if self.policy.cpu_tier else 0
         self.kv_manager = KVCacheManager(
-            num_blocks, config.block_size, enable_prefix_caching=config.enable_prefix_caching, clock=clock
+            num_blocks,
+            config.block_size,
+            enable_prefix_caching=config.enable_prefix_caching,
+            clock=clock,
+            num_cpu_blocks=num_cpu,
+            offload_on_evict=self.policy.offload_on_evict,
         )
         self.runner = self.backend.build_runner(
-            num_blocks, config.block_size, self.kv_manager.block_table, self.eos_token_ids
+            num_blocks, config.block_size, self.kv_manager.block_table, self.eos_token_ids, num_cpu
         )
+        cost_model = getattr(self.backend, "cost_model", None) or load_cost_model(
+            config.cost_model or default_cost_model_name(self.device)
+        )
+        ctx = PolicyContext(
+            self.kv_manager,
+            ProgramTable(),
+            tool_stats or ToolDurationStats(),
+            cost_model,
+            clock,
+            self._waiting_prefill_tokens,
+        )
+        self.programs = ProgramManager(self.policy, ctx, self.kv_manager)
         sched_config = SchedulerConfig(config.max_num_batched_tokens, config.max_num_seqs, self.max_model_len)
-        self.scheduler = Scheduler(sched_config, self.kv_manager, admission)
+        self.scheduler = Scheduler(
+            sched_config,
+            self.kv_manager,
+            PolicyPriority(self.policy, ctx),
+            relieve=self.programs.relieve,
+            on_admit=self.programs.on_admit,
+        )
         self.stop = StopChecker(self.tokenizer, self.eos_token_ids, self.max_model_len)
         self._seqs: dict[str, Sequence] = {}
         self._counter = itertools.count()
         self._rng = random.Random(config.seed)
         self.last_plan: SchedulerOutput | None = None
+
+    def _waiting_prefill_tokens(self) -> int:
+        return sum(s.num_tokens - s.num_computed_tokens for s in self.scheduler.waiting)
 
     def _max_model_len(self, num_blocks: int) -> int:
         limits = [self.model_config.max_position_embeddings, num_blocks * self.config.block_size]
@@ -122,6 +158,7 @@ class LLMEngine:
             seq_index=index,
         )
         self._seqs[rid] = seq
+        self.programs.on_request(seq)
         self.scheduler.add(seq)
         return seq
 
@@ -149,6 +186,7 @@ class LLMEngine:
         seq = self._seqs.pop(request_id, None)
         if seq is None:
             return None
+        self._end_program(seq)
         self.scheduler.finish(seq, FinishReason.ABORT)
         self.stop.forget(request_id)
         seq.finish_time = self.clock()
@@ -165,15 +203,17 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         """Run one batch. Returns a snapshot of every request that got a token or finished in this step. A
         failing forward pass fails the requests of that batch (``finish_reason == "error"``), not the engine."""
+        self.programs.before_step()
         plan = self.scheduler.schedule()
         if plan.is_empty:
             return []
         self.last_plan = plan
         try:
-            sampled = self.runner.run(plan)
+            sampled = self.runner.run(plan, self.kv_manager.take_pending_copies())
         except Exception as exc:  # noqa: BLE001 - the batch fails, the engine keeps serving
             log.exception("step failed for %d requests", len(plan.chunks))
             return [self._fail(chunk.seq, exc) for chunk in plan.chunks]
+        self.programs.account(plan)
         now = self.clock()
         outputs = []
         for seq in self.scheduler.update(plan, sampled):
@@ -181,6 +221,7 @@ class LLMEngine:
                 seq.first_token_time = now
             reason = self.stop.check(seq)
             if reason is not None:
+                self.programs.on_turn_end(seq)
                 self.scheduler.finish(seq, reason)
                 seq.finish_time = now
                 del self._seqs[seq.request_id]
@@ -193,11 +234,17 @@ class LLMEngine:
 
     def _fail(self, seq: Sequence, exc: BaseException) -> RequestOutput:
         seq.error = exc
+        self._end_program(seq)
         self.scheduler.finish(seq, FinishReason.ERROR)
         self.stop.forget(seq.request_id)
         seq.finish_time = self.clock()
         self._seqs.pop(seq.request_id, None)
         return RequestOutput.of(seq)
+
+    def _end_program(self, seq: Sequence) -> None:
+        """A turn that did not finish normally ends its program's pin (nothing is kept for a failed turn)."""
+        if seq.hints.program_id is not None:
+            self.programs.end_program(seq.hints.program_id)
 
     def check_integrity(self) -> None:
         """The cache's own invariants, plus: blocks are held by exactly the running sequences."""
@@ -206,5 +253,8 @@ class LLMEngine:
         holders = {rid for rid in self._seqs if self.kv_manager.has_seq(rid)}
         if holders != running:
             raise AssertionError(f"sequences holding blocks {sorted(holders)} != running {sorted(running)}")
-        if not self._seqs and self.kv_manager.num_used_blocks:
-            raise AssertionError(f"{self.kv_manager.num_used_blocks} blocks in use with no request in flight")
+        if not self._seqs and self.kv_manager.num_used_blocks > self.kv_manager.num_pinned_blocks:
+            raise AssertionError(
+                f"{self.kv_manager.num_used_blocks} blocks in use with no request in flight "
+                f"({self.kv_manager.num_pinned_blocks} pinned)"
+            )

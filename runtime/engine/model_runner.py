@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kvcache import PendingCopies
 from runtime.engine.attention import AttentionBackend, AttentionMetadata
 from runtime.engine.models.config import ModelConfig
 from runtime.engine.sampler import Sampler
@@ -38,13 +39,37 @@ class KVCacheTensors:
     """The paged cache of every layer: ``k[layer], v[layer]: [num_blocks, block_size, Hkv, D]``."""
 
     def __init__(
-        self, config: ModelConfig, num_blocks: int, block_size: int, device: torch.device, dtype: torch.dtype
+        self,
+        config: ModelConfig,
+        num_blocks: int,
+        block_size: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        num_cpu_blocks: int = 0,
     ) -> None:
         shape = (config.num_layers, num_blocks, block_size, config.num_kv_heads, config.head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
+        cpu_shape = (config.num_layers, num_cpu_blocks, *shape[2:])
+        pin = device.type == "cuda"
+        self.k_cpu = torch.zeros(cpu_shape, dtype=dtype, pin_memory=pin)  # the host tier
+        self.v_cpu = torch.zeros(cpu_shape, dtype=dtype, pin_memory=pin)
         self.num_blocks = num_blocks
         self.block_size = block_size
+
+    def copy_blocks(self, copies: PendingCopies) -> None:
+        """All GPU -> CPU copies first, then CPU -> GPU (the kvcache contract: a block evicted to the host and
+        refilled in the same step keeps its old contents on the host)."""
+        if copies.to_cpu:
+            src = torch.tensor([c.src for c in copies.to_cpu], device=self.k.device)
+            dst = torch.tensor([c.dst for c in copies.to_cpu])
+            self.k_cpu[:, dst] = self.k[:, src].to("cpu")
+            self.v_cpu[:, dst] = self.v[:, src].to("cpu")
+        if copies.to_gpu:
+            src = torch.tensor([c.src for c in copies.to_gpu])
+            dst = torch.tensor([c.dst for c in copies.to_gpu], device=self.k.device)
+            self.k[:, dst] = self.k_cpu[:, src].to(self.k.device, non_blocking=True)
+            self.v[:, dst] = self.v_cpu[:, src].to(self.k.device, non_blocking=True)
 
     @staticmethod
     def bytes_per_block(config: ModelConfig, block_size: int, dtype: torch.dtype) -> int:
@@ -125,8 +150,11 @@ class ModelRunner:
         hidden = self.model(inputs.input_ids, inputs.positions, attn)  # (T, H)
         return self.model.compute_logits(hidden[inputs.logits_indices])  # (N, V)
 
-    def run(self, out: SchedulerOutput) -> dict[str, int]:
-        """Execute a plan; returns ``request_id -> sampled token`` for the chunks that sample."""
+    def run(self, out: SchedulerOutput, copies: PendingCopies | None = None) -> dict[str, int]:
+        """Execute a plan (after the KV block copies it needs); returns ``request_id -> sampled token`` for
+        the chunks that sample."""
+        if copies is not None:
+            self.kv.copy_blocks(copies)
         inputs = self.prepare(out)
         logits = self.forward_logits(inputs)
         if not inputs.sampled_seqs:

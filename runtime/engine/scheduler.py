@@ -8,9 +8,10 @@ by as many tokens as the budget allows.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from kvcache import KVCacheManager
+from kvcache import KVCacheManager, PrefixMatch
 from runtime.engine.admission import AdmissionPolicy, RequestFCFS
 from runtime.engine.sequence import FinishReason, Sequence, SequenceStatus
 
@@ -71,11 +72,22 @@ class SchedulerStats:
 
 class Scheduler:
     def __init__(
-        self, config: SchedulerConfig, kv: KVCacheManager, admission: AdmissionPolicy | None = None
+        self,
+        config: SchedulerConfig,
+        kv: KVCacheManager,
+        admission: AdmissionPolicy | None = None,
+        *,
+        relieve: Callable[[int], bool] | None = None,
+        on_admit: Callable[[Sequence, PrefixMatch], None] | None = None,
     ) -> None:
+        """``relieve(blocks)``: asked before a preemption or a stalled admission to give up pinned KV; True if
+        it released something (the scheduler then tries again). ``on_admit(seq, prefix)``: after a sequence
+        took its blocks (the program layer ends the program's pin there)."""
         self.config = config
         self.kv = kv
         self.admission = admission or RequestFCFS()
+        self.relieve = relieve or (lambda blocks: False)
+        self.on_admit = on_admit or (lambda seq, prefix: None)
         self.waiting: list[Sequence] = []  # sorted by admission priority
         self.running: list[Sequence] = []  # sorted by admission priority
         self.stats = SchedulerStats()
@@ -120,6 +132,8 @@ class Scheduler:
                 continue  # preempted earlier in this loop
             n = min(seq.num_uncomputed_tokens, budget)
             while not self.kv.can_allocate(seq.request_id, seq.num_computed_tokens + n):
+                if self.relieve(self._shortfall(seq, seq.num_computed_tokens + n)):
+                    continue
                 victim = self.running[-1]
                 self._preempt(victim)
                 preempted.append(victim)
@@ -141,9 +155,12 @@ class Scheduler:
             prefix = self.kv.match(seq.token_ids)
             n = min(seq.num_tokens - prefix.num_tokens, budget)
             if not self.kv.can_allocate(seq.request_id, prefix.num_tokens + n, prefix):
+                if self.relieve(self._shortfall(seq, prefix.num_tokens + n, prefix)):
+                    continue  # match again: what was given up may have been this program's own pin
                 break  # head-of-line: the order is the policy's, never skipped
             self.waiting.pop(0)
             self.kv.allocate(seq.request_id, prefix.num_tokens + n, prefix)
+            self.on_admit(seq, prefix)
             seq.num_computed_tokens = prefix.num_tokens
             self.stats.cache_hit_tokens += min(prefix.num_tokens, seq.num_prompt_tokens)
             if not seq.admitted:
@@ -154,6 +171,10 @@ class Scheduler:
             chunks.append(ScheduledChunk(seq, seq.num_computed_tokens, n))
             budget -= n
         return budget
+
+    def _shortfall(self, seq: Sequence, num_tokens: int, prefix: PrefixMatch | None = None) -> int:
+        needed = self.kv.num_blocks_needed(seq.request_id, num_tokens, prefix)
+        return max(1, needed - self.kv.num_free_blocks)
 
     def _preempt(self, seq: Sequence) -> None:
         """Preemption by recompute: blocks go back (full ones stay in the prefix cache, so the recompute

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import torch
 
+from kvcache import PendingCopies
 from runtime.engine.models.config import ModelConfig
 from runtime.engine.models.presets import LLAMA3_8B_SHAPE_CONFIG
 from runtime.engine.scheduler import SchedulerOutput
@@ -21,8 +22,9 @@ class SimRunner:
         self.clock = clock
         self.busy_s = 0.0
 
-    def run(self, plan: SchedulerOutput, copied_blocks: int = 0) -> dict[str, int]:
-        dt = self.cost_model.step_time([(c.num_new_tokens, c.start) for c in plan.chunks], copied_blocks)
+    def run(self, plan: SchedulerOutput, copies: PendingCopies | None = None) -> dict[str, int]:
+        copied = len(copies.to_cpu) + len(copies.to_gpu) if copies is not None else 0
+        dt = self.cost_model.step_time([(c.num_new_tokens, c.start) for c in plan.chunks], copied)
         self.clock.advance(dt)
         self.busy_s += dt
         return {
@@ -56,6 +58,11 @@ class SimBackend:
         raise ValueError("a simulation needs an explicit num_kv_blocks (--kv-blocks)")
 
     def build_runner(
-        self, num_blocks: int, block_size: int, block_tables: Callable[[str], list[int]], eos: tuple[int, ...]
+        self,
+        num_blocks: int,
+        block_size: int,
+        block_tables: Callable[[str], list[int]],
+        eos: tuple[int, ...],
+        num_cpu_blocks: int = 0,
     ) -> SimRunner:
         return SimRunner(self.cost_model, self.clock)

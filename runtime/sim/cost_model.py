@@ -121,6 +121,12 @@ H100_LLAMA31_8B = RooflineCostModel(
 _BUILTIN_DIR = Path(__file__).parent / "cost_models"
 
 
+def default_cost_model_name(device: object) -> str:
+    """What the policies assume about step times when nothing is configured: the H100 model on CUDA, this
+    machine's calibrated tiny model elsewhere."""
+    return H100_LLAMA31_8B.name if getattr(device, "type", str(device)) == "cuda" else "tiny-cpu"
+
+
 def load_cost_model(name: str) -> CostModel:
     """A built-in name (``h100-llama3.1-8b``, ``tiny-cpu``) or a JSON file written by ``tether calibrate``."""
     if name == H100_LLAMA31_8B.name:

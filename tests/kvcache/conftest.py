@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from kvcache import KVCacheManager
+from kvcache import BlockPool, KVCacheManager
 
 
 class FakeClock:
@@ -21,12 +21,26 @@ class FakeClock:
         self.now += seconds
 
 
+def pool_state(pool: BlockPool | None) -> tuple[Any, ...]:
+    if pool is None:
+        return ()
+    blocks = tuple((b.ref_count, b.block_hash, b.parent_hash, b.token_ids) for b in pool.blocks)
+    return blocks, tuple(pool.free_queue), repr(pool.eviction), tuple(sorted(pool.index.items()))
+
+
 def kv_state(kv: KVCacheManager) -> tuple[Any, ...]:
     """Everything observable about the manager's state, to assert that a call changed nothing."""
-    pool = kv.pool
-    blocks = tuple((b.ref_count, b.block_hash, b.parent_hash, b.token_ids) for b in pool.blocks)
     tables = tuple((seq_id, tuple(kv.block_table(seq_id))) for seq_id in kv.seq_ids)
-    return blocks, tuple(pool.free_queue), repr(pool.eviction), tuple(sorted(pool.index.items())), tables
+    queue = kv.cpu_tier.queue
+    copies = (queue.to_cpu, queue.to_gpu)
+    return (
+        pool_state(kv.pool),
+        tables,
+        pool_state(kv.cpu_tier.pool),
+        tuple(kv.pins.items()),
+        copies,
+        kv.stats(),
+    )
 
 
 @pytest.fixture

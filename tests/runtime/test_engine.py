@@ -168,7 +168,7 @@ def test_failing_step_fails_its_batch_and_the_engine_keeps_serving():
     llm = LLM("tiny", num_kv_blocks=64)
     real_run = llm.engine.runner.run
 
-    def lost_device(plan):
+    def lost_device(plan, copies=None):
         llm.engine.runner.run = real_run
         raise RuntimeError("device lost")
 

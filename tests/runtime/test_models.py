@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import HFCheckpoint
 
 from kernels.reference import dense_attention
 from runtime.engine.errors import EngineError, InvalidRequestError, ModelLoadError
@@ -22,6 +21,7 @@ from runtime.engine.models.loader import load_model
 from runtime.engine.models.presets import TINY_CONFIG, build_tiny_model
 from runtime.engine.models.rope import RotaryEmbedding, inv_frequencies
 from runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, IncrementalDetokenizer, Tokenizer
+from tests.runtime.conftest import HFCheckpoint
 
 TEXT = "Tether keeps KV warm while tools run. héllo wörld ✓"
 

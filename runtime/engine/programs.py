@@ -1,0 +1,153 @@
+"""The program layer of the engine: carries out a scheduling policy's decisions on the KV cache.
+
+add_request ─► on_request   (observe the tool's duration: the pause since the program's last turn)
+admission   ─► on_admit     (the program's next turn took its blocks: its pin ends, counted as a hit)
+shortage    ─► relieve      (the policy gives up pins: drop or park)
+turn ends   ─► on_turn_end  (free / pin with a TTL / park, before the sequence's blocks are freed)
+every step  ─► before_step  (expired pins end or park; parked programs due back are prefetched)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kvcache import KVCacheManager, PrefixMatch
+from runtime.engine.scheduler import SchedulerOutput
+from runtime.engine.sequence import Sequence
+from runtime.policies.base import Drop, Free, Park, ParkPin, Pin, PolicyContext, SchedulingPolicy, TurnEnd
+from runtime.policies.programs import ProgramTable
+
+PARKED_TTL_S = 600.0  # a parked program whose next turn never comes gives its host memory back after this
+
+
+@dataclass
+class ProgramStats:
+    pins_created: int = 0
+    pins_hit: int = 0
+    pins_expired: int = 0
+    pins_dropped: int = 0
+    parked_pins: int = 0
+
+
+class PolicyPriority:
+    """Adapts a policy's ``priority(seq, ctx)`` to the scheduler's ``priority(seq)``."""
+
+    def __init__(self, policy: SchedulingPolicy, ctx: PolicyContext) -> None:
+        self.name = policy.name
+        self._policy = policy
+        self._ctx = ctx
+
+    def priority(self, seq: Sequence) -> tuple:
+        return self._policy.priority(seq, self._ctx)
+
+
+class ProgramManager:
+    def __init__(self, policy: SchedulingPolicy, ctx: PolicyContext, kv: KVCacheManager) -> None:
+        self.policy = policy
+        self.ctx = ctx
+        self.kv = kv
+        self.programs: ProgramTable = ctx.programs
+        self.stats = ProgramStats()
+
+    # -- hooks ----------------------------------------------------------------------------------------------
+    def on_request(self, seq: Sequence) -> None:
+        pid = seq.hints.program_id
+        if pid is None:
+            return
+        now = self.ctx.now
+        state = self.programs.open(pid, seq.arrival_time)
+        if state.tool is not None and state.tool_started is not None:
+            self.ctx.tool_stats.observe(state.tool, max(0.0, now - state.tool_started))
+        state.tool = state.tool_started = state.predicted_return = None
+        state.turns_seen += 1
+        state.remaining_turns = seq.hints.remaining_turns
+
+    def on_admit(self, seq: Sequence, prefix: PrefixMatch) -> None:
+        pid = seq.hints.program_id
+        if pid is not None and self.kv.has_pin(pid):
+            if prefix.num_tokens > 0:
+                self.stats.pins_hit += 1
+            self.kv.unpin(pid)
+
+    def relieve(self, blocks_needed: int) -> bool:
+        acted = False
+        for action in self.policy.relieve(self.ctx, blocks_needed):
+            if not self.kv.has_pin(action.pin_id):
+                continue
+            if isinstance(action, ParkPin) and self.kv.can_park(action.pin_id):
+                self._park(action.pin_id)
+            elif isinstance(action, (Drop, ParkPin)):
+                self.kv.unpin(action.pin_id)
+                self.stats.pins_dropped += 1
+            acted = True
+        return acted
+
+    def on_turn_end(self, seq: Sequence) -> None:
+        """Called when a turn finishes normally, before its sequence frees its blocks."""
+        hints = seq.hints
+        pid = hints.program_id
+        if pid is None:
+            return
+        state = self.programs.open(pid, seq.arrival_time)
+        now = self.ctx.now
+        if hints.last_turn or hints.remaining_turns == 0:
+            self.end_program(pid)
+            return
+        state.tool, state.tool_started = hints.next_tool, now
+        model = self.ctx.tool_stats.model_for(hints.next_tool)
+        state.predicted_return = now + model.quantile(0.5)
+        end = TurnEnd(
+            pid,
+            hints.next_tool,
+            hints.remaining_turns,
+            seq.num_computed_tokens,
+            seq.num_computed_tokens // self.kv.block_size,
+            now,
+        )
+        decision = self.policy.on_turn_end(end, self.ctx)
+        if isinstance(decision, Free):
+            if self.kv.has_pin(pid):
+                self.kv.unpin(pid)
+            return
+        ttl = decision.ttl_s if isinstance(decision, Pin) else PARKED_TTL_S
+        if not self.kv.pin(pid, seq.request_id, now + ttl):  # nothing pinnable: no full computed block
+            if self.kv.has_pin(pid):
+                self.kv.unpin(pid)
+            return
+        self.stats.pins_created += 1
+        if isinstance(decision, Park):
+            state.predicted_return = now + decision.prefetch_in_s + self.ctx.copy_s(end.blocks)
+            if self.kv.can_park(pid):
+                self._park(pid)
+
+    def end_program(self, pid: str) -> None:
+        if self.kv.has_pin(pid):
+            self.kv.unpin(pid)
+        self.programs.close(pid)
+
+    def before_step(self) -> None:
+        now = self.ctx.now
+        for pid in self.kv.expired_pins(now):
+            info = self.kv.pins[pid]
+            if getattr(self.policy, "park_on_expiry", False) and not info.parked and self.kv.can_park(pid):
+                self._park(pid)
+            else:
+                self.kv.unpin(pid)
+                self.stats.pins_expired += 1
+        for pid in self.policy.prefetches(self.ctx):
+            if self.kv.has_pin(pid) and self.kv.can_prefetch(pid):
+                self.kv.prefetch(pid)
+                self.kv.set_pin_expiry(pid, now + PARKED_TTL_S)
+
+    def account(self, plan: SchedulerOutput) -> None:
+        """Attained service per program (tokens computed), for least-attained-service orders."""
+        for chunk in plan.chunks:
+            pid = chunk.seq.hints.program_id
+            state = self.programs.get(pid) if pid else None
+            if state is not None:
+                state.attained_tokens += chunk.num_new_tokens
+
+    def _park(self, pid: str) -> None:
+        self.kv.park(pid)
+        self.kv.set_pin_expiry(pid, self.ctx.now + PARKED_TTL_S)
+        self.stats.parked_pins += 1

@@ -1,0 +1,115 @@
+"""The scheduling-policy protocol: three decisions, each a small method.
+
+- ``priority(seq, ctx)``: admission order (smaller first; the largest key is preempted first);
+- ``on_turn_end(end, ctx)``: a turn ended in a tool call: free its KV, pin it for a time-to-live, or park it
+  in CPU memory (with a prefetch before the tool is predicted to return);
+- ``relieve(ctx, blocks_needed)``: memory is short: which pins to give up (drop them, or park them).
+- ``prefetches(ctx)``: parked programs to bring back to GPU memory now.
+
+Policies only decide; the engine carries the decisions out and counts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from kvcache import KVCacheManager
+    from runtime.engine.sequence import Sequence
+    from runtime.policies.programs import ProgramTable
+    from runtime.sim.cost_model import CostModel
+    from tools.durations import ToolDurationStats
+
+
+@dataclass(frozen=True)
+class Free:
+    """Give the blocks to the prefix cache (evictable in LRU order)."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    ttl_s: float
+
+
+@dataclass(frozen=True)
+class Park:
+    """Copy the program's blocks to CPU memory now and release the GPU copies; bring them back ``prefetch_in_s``
+    seconds from now (or earlier if the next turn arrives)."""
+
+    prefetch_in_s: float
+
+
+Decision = Free | Pin | Park
+
+
+@dataclass(frozen=True)
+class Drop:
+    pin_id: str
+
+
+@dataclass(frozen=True)
+class ParkPin:
+    pin_id: str
+
+
+PressureAction = Drop | ParkPin
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    program_id: str
+    next_tool: str | None
+    remaining_turns: int | None  # None: the request did not say
+    context_tokens: int  # tokens whose KV would be lost
+    blocks: int  # blocks a pin would hold
+    now: float
+
+
+@dataclass
+class PolicyContext:
+    """What a policy may look at; read-only by convention."""
+
+    kv: KVCacheManager
+    programs: ProgramTable
+    tool_stats: ToolDurationStats
+    cost_model: CostModel
+    clock: Callable[[], float]
+    waiting_prefill_tokens: Callable[[], int]
+
+    @property
+    def now(self) -> float:
+        return self.clock()
+
+    def reprefill_s(self, tokens: int) -> float:
+        return self.cost_model.prefill_time(max(1, tokens))
+
+    def queue_delay_s(self) -> float:
+        """Expected wait of a re-admitted turn: the prefill work queued ahead of it."""
+        return (
+            self.cost_model.prefill_time(self.waiting_prefill_tokens())
+            if self.waiting_prefill_tokens()
+            else 0.0
+        )
+
+    def copy_s(self, blocks: int) -> float:
+        """Time to copy ``blocks`` KV blocks one way between GPU and CPU memory."""
+        return self.cost_model.step_time([], blocks) - self.cost_model.step_time([], 0)
+
+    def memory_fraction(self, blocks: int) -> float:
+        return blocks / self.kv.num_blocks
+
+
+class SchedulingPolicy(Protocol):
+    name: str
+    cpu_tier: bool  # needs host memory for KV blocks
+    offload_on_evict: bool  # write evicted GPU blocks to the CPU tier (LMCache)
+
+    def priority(self, seq: Sequence, ctx: PolicyContext) -> tuple: ...
+
+    def on_turn_end(self, end: TurnEnd, ctx: PolicyContext) -> Decision: ...
+
+    def relieve(self, ctx: PolicyContext, blocks_needed: int) -> list[PressureAction]: ...
+
+    def prefetches(self, ctx: PolicyContext) -> list[str]: ...

@@ -1,0 +1,73 @@
+"""``infercept``: at each tool call choose discard, preserve or swap by least memory waste (InferCept, ICML 2024),
+in block-seconds:
+
+    preserve: the blocks sit idle for the tool's expected duration          E[T] * blocks
+    discard:  the running batch's memory waits while the context recomputes  T_prefill(context) * used blocks
+    swap:     the batch waits for the copy out and back                      2 * T_copy(blocks) * used blocks
+
+Admission is request FCFS with a resumed turn keeping its program's arrival. Under pressure, preserved programs
+are swapped out (dropped if the CPU tier is full), the one expected back last first."""
+
+from __future__ import annotations
+
+from runtime.policies.base import (
+    Decision,
+    Drop,
+    Free,
+    Park,
+    ParkPin,
+    Pin,
+    PolicyContext,
+    PressureAction,
+    TurnEnd,
+)
+from runtime.policies.vllm import VLLMPolicy
+
+
+class InferCeptPolicy(VLLMPolicy):
+    name = "infercept"
+    cpu_tier = True
+
+    def priority(self, seq, ctx: PolicyContext) -> tuple:
+        state = ctx.programs.get(seq.hints.program_id) if seq.hints.program_id else None
+        return (state.arrival if state else seq.arrival_time, seq.seq_index)
+
+    def on_turn_end(self, end: TurnEnd, ctx: PolicyContext) -> Decision:
+        expected = ctx.tool_stats.model_for(end.next_tool).mean
+        used = max(ctx.kv.num_used_blocks, end.blocks)
+        waste = {
+            "preserve": expected * end.blocks,
+            "discard": ctx.reprefill_s(end.context_tokens) * used,
+            "swap": 2 * ctx.copy_s(end.blocks) * used
+            if ctx.kv.num_cpu_blocks >= end.blocks
+            else float("inf"),
+        }
+        choice = min(waste, key=waste.get)
+        if choice == "preserve":
+            return Pin(max(1.0, 10 * expected))
+        if choice == "swap":
+            return Park(max(0.0, expected - ctx.copy_s(end.blocks)))
+        return Free()
+
+    def relieve(self, ctx: PolicyContext, blocks_needed: int) -> list[PressureAction]:
+        return park_or_drop_furthest(ctx, blocks_needed)
+
+
+def park_or_drop_furthest(ctx: PolicyContext, blocks_needed: int) -> list[PressureAction]:
+    """Give up GPU pins whose program is expected back last (Belady's rule on predicted next use): park each
+    in CPU memory when it fits there, else drop it."""
+    now = ctx.now
+    gpu_pins = [pid for pid, info in ctx.kv.pins.items() if not info.parked]
+
+    def expected_back(pid: str) -> float:
+        state = ctx.programs.get(pid)
+        return state.predicted_return if state and state.predicted_return is not None else now
+
+    actions: list[PressureAction] = []
+    freed = 0
+    for pid in sorted(gpu_pins, key=expected_back, reverse=True):
+        if freed >= blocks_needed:
+            break
+        freed += ctx.kv.pin_exclusive_blocks(pid)
+        actions.append(ParkPin(pid) if ctx.kv.can_park(pid) else Drop(pid))
+    return actions
