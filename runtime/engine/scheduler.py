@@ -91,6 +91,9 @@ class Scheduler:
         self.waiting: list[Sequence] = []  # sorted by admission priority
         self.running: list[Sequence] = []  # sorted by admission priority
         self.stats = SchedulerStats()
+        self._blocked: tuple[str, int] | None = (
+            None  # (head request, free blocks) at its last failed admission
+        )
 
     @property
     def num_preemptions(self) -> int:
@@ -131,6 +134,10 @@ class Scheduler:
             if seq.status is not SequenceStatus.RUNNING:
                 continue  # preempted earlier in this loop
             n = min(seq.num_uncomputed_tokens, budget)
+            if self.kv.num_blocks_needed(seq.request_id, seq.num_computed_tokens + n) == 0:
+                chunks.append(ScheduledChunk(seq, seq.num_computed_tokens, n))  # its blocks suffice
+                budget -= n
+                continue
             while not self.kv.can_allocate(seq.request_id, seq.num_computed_tokens + n):
                 if self.relieve(self._shortfall(seq, seq.num_computed_tokens + n)):
                     continue
@@ -152,12 +159,16 @@ class Scheduler:
     def _admit(self, budget: int, chunks: list[ScheduledChunk]) -> int:
         while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
             seq = self.waiting[0]
+            if self._blocked is not None and self._blocked == (seq.request_id, self.kv.num_free_blocks):
+                break  # the head failed with this much memory free; matching again (O(context)) cannot help
             prefix = self.kv.match(seq.token_ids)
             n = min(seq.num_tokens - prefix.num_tokens, budget)
             if not self.kv.can_allocate(seq.request_id, prefix.num_tokens + n, prefix):
                 if self.relieve(self._shortfall(seq, prefix.num_tokens + n, prefix)):
                     continue  # match again: what was given up may have been this program's own pin
+                self._blocked = (seq.request_id, self.kv.num_free_blocks)
                 break  # head-of-line: the order is the policy's, never skipped
+            self._blocked = None
             self.waiting.pop(0)
             self.kv.allocate(seq.request_id, prefix.num_tokens + n, prefix)
             self.on_admit(seq, prefix)

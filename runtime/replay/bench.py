@@ -1,0 +1,117 @@
+"""``tether replay``: every policy on the same programs and the same seeded arrivals, on the real engine or in
+simulated time; one result row per policy (the ``--json`` schema of the scheduling issue)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from runtime.engine.config import EngineConfig
+from runtime.engine.llm_engine import LLMEngine
+from runtime.replay.driver import Arrivals, ProgramRun, ReplayDriver
+from runtime.replay.workload import Program
+from runtime.sim.backend import SimBackend
+from runtime.sim.clock import RealClock, VirtualClock
+from runtime.sim.cost_model import CostModel
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    policies: tuple[str, ...]
+    engine: EngineConfig
+    rate: float | None = None  # programs per second (Poisson); None with concurrency
+    concurrency: int | None = None
+    seed: int = 0
+    simulate: bool = False
+    cost_model: CostModel | None = None  # simulation only
+
+    def arrivals(self, n: int) -> Arrivals:
+        if self.concurrency is not None:
+            return Arrivals(concurrency=self.concurrency)
+        return Arrivals.poisson(n, self.rate or 1.0, self.seed)
+
+
+def build_engine(settings: ReplaySettings, policy: str) -> tuple[LLMEngine, VirtualClock | RealClock]:
+    config = replace(settings.engine, policy=policy)
+    if settings.simulate:
+        assert settings.cost_model is not None
+        clock = VirtualClock()
+        return LLMEngine(config, backend=SimBackend(settings.cost_model, clock), clock=clock.now), clock
+    clock = RealClock()
+    return LLMEngine(config, clock=clock.now), clock
+
+
+def run_policy(
+    settings: ReplaySettings,
+    policy: str,
+    programs: list[Program],
+    arrivals: Arrivals,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    engine, clock = build_engine(settings, policy)
+    start = clock.now()
+    runs = ReplayDriver(engine, programs, arrivals, clock, seed=settings.seed, on_progress=on_progress).run()
+    makespan = clock.now() - start
+    return summarize(policy, engine, runs, makespan)
+
+
+def summarize(policy: str, engine: LLMEngine, runs: list[ProgramRun], makespan: float) -> dict:
+    engine.check_integrity()
+    jcts = sorted(r.jct for r in runs)
+    sched, prog = engine.scheduler.stats, engine.programs.stats
+    kv = engine.kv_manager
+    leaked = kv.num_used_blocks + (
+        kv.num_cpu_blocks - kv.num_free_cpu_blocks
+    )  # held after every program ended
+    return {
+        "policy": policy,
+        "programs": len(runs),
+        "avg_jct_s": statistics.mean(jcts),
+        "p50_jct_s": _quantile(jcts, 0.5),
+        "p90_jct_s": _quantile(jcts, 0.9),
+        "makespan_s": makespan,
+        "throughput_programs_per_min": 60.0 * len(runs) / makespan if makespan > 0 else math.inf,
+        "prompt_tokens": sum(r.prompt_tokens for r in runs),
+        "prefill_tokens_computed": sched.prefill_tokens_computed,
+        "cache_hit_tokens": sched.cache_hit_tokens,
+        "pins_created": prog.pins_created,
+        "pins_hit": prog.pins_hit,
+        "pins_expired": prog.pins_expired,
+        "pins_dropped": prog.pins_dropped,
+        "offloaded_blocks": kv.stats().blocks_to_cpu,
+        "kv_leaked_blocks": leaked,
+        "preemptions": sched.preemptions,
+    }
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Nearest rank."""
+    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
+
+
+def solo_jct(settings: ReplaySettings, programs: list[Program]) -> float:
+    """The lower bound: each program alone on the engine (``vllm``, nothing contends), average JCT."""
+    jcts = []
+    for p in programs:
+        result = run_policy(settings, "vllm", [p], Arrivals(times=(0.0,)))
+        jcts.append(result["avg_jct_s"])
+    return statistics.mean(jcts)
+
+
+def run_replay(
+    settings: ReplaySettings,
+    programs: list[Program],
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> list[dict]:
+    arrivals = settings.arrivals(len(programs))
+    results = []
+    for policy in settings.policies:
+        t0 = time.perf_counter()
+        progress = (lambda done, total, p=policy: on_progress(p, done, total)) if on_progress else None
+        result = run_policy(settings, policy, programs, arrivals, progress)
+        result["wall_s"] = time.perf_counter() - t0
+        results.append(result)
+    return results

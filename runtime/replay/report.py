@@ -1,0 +1,39 @@
+"""The terminal side of ``tether replay``: a progress line while it runs, a table with ratios against vllm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TextIO
+
+
+def progress_printer(stream: TextIO) -> Callable[[str, int, int], None]:
+    def show(policy: str, done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(1, total)
+        stream.write(f"\r{policy:16s} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} programs")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def format_table(results: list[dict], solo_avg_jct_s: float | None = None) -> str:
+    base = next((r for r in results if r["policy"] == "vllm"), None)
+    header = (
+        f"{'policy':16s} {'avg JCT':>9s} {'x vllm':>7s} {'p50':>8s} {'p90':>8s} {'makespan':>9s} "
+        f"{'prog/min':>8s} {'prefill/prompt':>14s} {'pins c/h/e/d':>17s} {'offload':>8s} {'leak':>5s}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        ratio = f"{r['avg_jct_s'] / base['avg_jct_s']:.3f}" if base else "-"
+        pins = f"{r['pins_created']}/{r['pins_hit']}/{r['pins_expired']}/{r['pins_dropped']}"
+        lines.append(
+            f"{r['policy']:16s} {r['avg_jct_s']:9.2f} {ratio:>7s} {r['p50_jct_s']:8.2f} {r['p90_jct_s']:8.2f} "
+            f"{r['makespan_s']:9.1f} {r['throughput_programs_per_min']:8.2f} "
+            f"{r['prefill_tokens_computed'] / max(1, r['prompt_tokens']):14.3f} {pins:>17s} "
+            f"{r['offloaded_blocks']:8d} {r['kv_leaked_blocks']:5d}"
+        )
+    if solo_avg_jct_s is not None:
+        lines.append(f"{'solo (bound)':16s} {solo_avg_jct_s:9.2f}")
+    return "\n".join(lines)
