@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     generate.register(sub)
     bench.register(sub)
+    bench.register_calibrate(sub)
     replay.register(sub)
     return parser
 

@@ -24,6 +24,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_engine)
 
 
+def register_calibrate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="fit a step-time cost model to this machine's real engine")
+    p.add_argument("--name", default="tiny-cpu")
+    p.add_argument(
+        "--out", required=True, help="JSON file to write (runtime/sim/cost_models/NAME.json to ship it)"
+    )
+    add_engine_args(p)
+    p.set_defaults(func=run_calibrate)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from runtime.engine.config import EngineConfig
+    from runtime.sim.calibrate import calibrate
+
+    model, median_error = calibrate(
+        EngineConfig(model=args.model, **engine_kwargs(args)), args.name, args.seed
+    )
+    model.to_json(args.out)
+    print(f"{model}\nmedian relative error on the measured steps: {median_error:.1%}; written to {args.out}")
+    return 0
+
+
 def run_engine(args: argparse.Namespace) -> int:
     from runtime.bench.engine import format_result, run_engine_bench
     from runtime.engine.config import EngineConfig
