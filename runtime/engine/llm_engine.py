@@ -206,6 +206,7 @@ class LLMEngine:
         self.programs.before_step()
         plan = self.scheduler.schedule()
         if plan.is_empty:
+            self.last_plan = None  # nothing could run: waiting requests are blocked on memory
             return []
         self.last_plan = plan
         try:

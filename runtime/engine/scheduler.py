@@ -159,14 +159,14 @@ class Scheduler:
     def _admit(self, budget: int, chunks: list[ScheduledChunk]) -> int:
         while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
             seq = self.waiting[0]
-            if self._blocked is not None and self._blocked == (seq.request_id, self.kv.num_free_blocks):
-                break  # the head failed with this much memory free; matching again (O(context)) cannot help
+            if self._blocked == self._memory_state(seq):
+                break  # the head failed in this very memory state; matching again (O(context)) cannot help
             prefix = self.kv.match(seq.token_ids)
             n = min(seq.num_tokens - prefix.num_tokens, budget)
             if not self.kv.can_allocate(seq.request_id, prefix.num_tokens + n, prefix):
                 if self.relieve(self._shortfall(seq, prefix.num_tokens + n, prefix)):
                     continue  # match again: what was given up may have been this program's own pin
-                self._blocked = (seq.request_id, self.kv.num_free_blocks)
+                self._blocked = self._memory_state(seq)
                 break  # head-of-line: the order is the policy's, never skipped
             self._blocked = None
             self.waiting.pop(0)
@@ -182,6 +182,11 @@ class Scheduler:
             chunks.append(ScheduledChunk(seq, seq.num_computed_tokens, n))
             budget -= n
         return budget
+
+    def _memory_state(self, head: Sequence) -> tuple:
+        """Everything that can turn a failed admission into a success: free blocks, pins, the running set."""
+        kv = self.kv
+        return (head.request_id, kv.num_free_blocks, kv.num_pinned_blocks, len(kv.pins), len(self.running))
 
     def _shortfall(self, seq: Sequence, num_tokens: int, prefix: PrefixMatch | None = None) -> int:
         needed = self.kv.num_blocks_needed(seq.request_id, num_tokens, prefix)

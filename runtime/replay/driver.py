@@ -104,13 +104,24 @@ class ReplayDriver:
                 for out in self.engine.step():
                     if out.finished:
                         done += self._turn_done(out.request_id, list(out.outputs[0].token_ids), out.error)
-            elif self._events:
-                self.clock.sleep_until(self._events[0][0])
-            else:
+                if self.engine.last_plan is not None:
+                    continue
+            # Idle, or every waiting turn is blocked on memory: time must pass (arrivals, tools, pin expiries).
+            wake = [
+                t
+                for t in (self._events[0][0] if self._events else None, self._next_expiry())
+                if t is not None
+            ]
+            if not wake:
                 raise RuntimeError(
                     f"replay stalled: {len(self._runs) - done} programs unfinished, nothing queued"
                 )
+            self.clock.sleep_until(max(min(wake), self.clock.now() + 1e-6))
         return self._runs
+
+    def _next_expiry(self) -> float | None:
+        expiries = [info.expires_at for info in self.engine.kv_manager.pins.values()]
+        return min(expiries) if expiries else None
 
     def _push(self, t: float, i: int) -> None:
         self._tie += 1
