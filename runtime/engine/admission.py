@@ -28,13 +28,3 @@ class RequestFCFS:
 
     def priority(self, seq: Sequence) -> tuple:
         return (seq.arrival_time, seq.seq_index)
-
-
-ADMISSION_POLICIES: dict[str, type] = {"fcfs": RequestFCFS}
-
-
-def get_admission_policy(name: str) -> AdmissionPolicy:
-    try:
-        return ADMISSION_POLICIES[name]()
-    except KeyError:
-        raise ValueError(f"unknown admission policy {name!r}; known: {sorted(ADMISSION_POLICIES)}") from None

@@ -213,7 +213,7 @@ class LLMEngine:
             sampled = self.runner.run(plan, self.kv_manager.take_pending_copies())
         except Exception as exc:  # noqa: BLE001 - the batch fails, the engine keeps serving
             log.exception("step failed for %d requests", len(plan.chunks))
-            return [self._fail(chunk.seq, exc) for chunk in plan.chunks]
+            return self._fail_batch([chunk.seq for chunk in plan.chunks], exc)
         self.programs.account(plan)
         now = self.clock()
         outputs = []
@@ -231,7 +231,14 @@ class LLMEngine:
 
     def fail_all(self, exc: BaseException) -> list[RequestOutput]:
         """Fail every request in flight (the engine itself hit an error outside a forward pass)."""
-        return [self._fail(seq, exc) for seq in list(self._seqs.values())]
+        return self._fail_batch(list(self._seqs.values()), exc)
+
+    def _fail_batch(self, seqs: list[Sequence], exc: BaseException) -> list[RequestOutput]:
+        """Fail the requests, then drop every unreferenced cached block: blocks registered for this step
+        (reloads from the CPU tier) may never have received their contents."""
+        outputs = [self._fail(seq, exc) for seq in seqs]
+        self.kv_manager.reset_prefix_cache()
+        return outputs
 
     def _fail(self, seq: Sequence, exc: BaseException) -> RequestOutput:
         seq.error = exc

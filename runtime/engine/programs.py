@@ -60,7 +60,6 @@ class ProgramManager:
             self.ctx.tool_stats.observe(state.tool, max(0.0, now - state.tool_started))
         state.tool = state.tool_started = state.predicted_return = None
         state.turns_seen += 1
-        state.remaining_turns = seq.hints.remaining_turns
 
     def on_admit(self, seq: Sequence, prefix: PrefixMatch) -> None:
         pid = seq.hints.program_id

@@ -87,11 +87,8 @@ class PolicyContext:
 
     def queue_delay_s(self) -> float:
         """Expected wait of a re-admitted turn: the prefill work queued ahead of it."""
-        return (
-            self.cost_model.prefill_time(self.waiting_prefill_tokens())
-            if self.waiting_prefill_tokens()
-            else 0.0
-        )
+        waiting = self.waiting_prefill_tokens()
+        return self.cost_model.prefill_time(waiting) if waiting else 0.0
 
     def copy_s(self, blocks: int) -> float:
         """Time to copy ``blocks`` KV blocks one way between GPU and CPU memory."""

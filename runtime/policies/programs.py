@@ -15,9 +15,6 @@ class ProgramState:
     tool: str | None = None  # the tool running now, if any
     tool_started: float | None = None
     predicted_return: float | None = None  # when the policy expects the next turn
-    pinned_blocks: int = 0
-    context_tokens: int = 0
-    remaining_turns: int | None = None
 
 
 class ProgramTable:

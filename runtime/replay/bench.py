@@ -82,6 +82,7 @@ def summarize(policy: str, engine: LLMEngine, runs: list[ProgramRun], makespan: 
         "pins_expired": prog.pins_expired,
         "pins_dropped": prog.pins_dropped,
         "offloaded_blocks": kv.stats().blocks_to_cpu,
+        "parked_pins": prog.parked_pins,
         "kv_leaked_blocks": leaked,
         "preemptions": sched.preemptions,
     }

@@ -20,13 +20,11 @@ class SimRunner:
     def __init__(self, cost_model: CostModel, clock: VirtualClock) -> None:
         self.cost_model = cost_model
         self.clock = clock
-        self.busy_s = 0.0
 
     def run(self, plan: SchedulerOutput, copies: PendingCopies | None = None) -> dict[str, int]:
         copied = len(copies.to_cpu) + len(copies.to_gpu) if copies is not None else 0
         dt = self.cost_model.step_time([(c.num_new_tokens, c.start) for c in plan.chunks], copied)
         self.clock.advance(dt)
-        self.busy_s += dt
         return {
             c.seq.request_id: _token(c.seq.request_id, c.seq.num_tokens) for c in plan.chunks if c.samples
         }

@@ -166,6 +166,8 @@ def test_failing_step_fails_its_batch_and_the_engine_keeps_serving():
     from runtime.engine.errors import EngineError
 
     llm = LLM("tiny", num_kv_blocks=64)
+    llm.generate(["a prompt long enough to fill and cache a few blocks"], GREEDY)
+    assert llm.engine.kv_manager.num_cached_blocks > 0
     real_run = llm.engine.runner.run
 
     def lost_device(plan, copies=None):
@@ -176,5 +178,6 @@ def test_failing_step_fails_its_batch_and_the_engine_keeps_serving():
     with pytest.raises(EngineError, match="device lost"):
         llm.generate(["first", "second"], GREEDY)
     assert_clean(llm)
+    assert llm.engine.kv_manager.num_cached_blocks == 0  # nothing written by the failed step can be hit
     assert len(llm.generate(["third"], GREEDY)[0].outputs[0].token_ids) == 12
     assert_clean(llm)
