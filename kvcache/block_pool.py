@@ -9,6 +9,7 @@ The pool knows reference counts, not owners; the manager keeps the owners and ch
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
@@ -16,6 +17,9 @@ from kvcache.block import Block
 from kvcache.errors import BlockStateError, InvalidRequestError, OutOfBlocksError
 from kvcache.eviction import EvictionPolicy
 from kvcache.prefix_index import PrefixIndex
+
+DROP_LOG_SIZE = 1 << 16
+"""Recent dropped hashes kept for ``dropped_since``; an older prefix match is redone from scratch."""
 
 
 class BlockPool:
@@ -39,6 +43,9 @@ class BlockPool:
         self.free_queue: deque[int] = deque(range(num_blocks))
         self.index = PrefixIndex(self.blocks)
         self.on_evict: Callable[[Block], None] | None = None
+        self.epoch = 0
+        """Counts hashes dropped from the index; ``dropped_since(epoch)`` lists the recent ones."""
+        self._dropped: deque[int] = deque(maxlen=DROP_LOG_SIZE)
 
     @property
     def num_free_blocks(self) -> int:
@@ -139,8 +146,17 @@ class BlockPool:
             self.free_queue.append(victim)
         return len(self.index) == 0
 
+    def dropped_since(self, epoch: int) -> Iterable[int] | None:
+        """The hashes dropped after ``epoch`` (oldest first), or ``None`` when they left the bounded log."""
+        n = self.epoch - epoch
+        if n < 0 or n > len(self._dropped):
+            return None
+        return itertools.islice(self._dropped, len(self._dropped) - n, None)
+
     def _drop_hash(self, block: Block) -> None:
         if block.block_hash is None:
             raise BlockStateError(f"block {block.block_id} was evictable without a hash")
         self.index.remove(block.block_hash, block.block_id)
+        self._dropped.append(block.block_hash)
         block.clear_hash()
+        self.epoch += 1

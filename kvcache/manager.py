@@ -149,19 +149,31 @@ class KVCacheManager:
         self._require(seq_id)
         return self._owners.num_blocks(seq_id) * self.block_size
 
-    def match(self, token_ids: Sequence[int]) -> PrefixMatch:
+    @property
+    def hash_epoch(self) -> tuple[int, int]:
+        """Changes whenever a GPU or CPU block loses its hash (eviction, reset); see ``PrefixMatch.epoch``."""
+        return (self._pool.epoch, self._cpu.pool.epoch if self._cpu.pool is not None else 0)
+
+    def match(self, token_ids: Sequence[int], since: PrefixMatch | None = None) -> PrefixMatch:
         """The longest run of cached full blocks in ``token_ids[:-1]``, from the start; no side effects.
 
         The run goes on in the CPU index where the GPU run stops (``cpu_block_ids``). Always empty when
-        prefix caching is disabled.
+        prefix caching is disabled. ``since`` is an earlier match of a prefix of ``token_ids`` (the same
+        sequence, matched again while it waits): while the hash epoch is unchanged, its blocks still hold
+        their hashes, so the match goes on from its end, O(new blocks) instead of O(context).
         """
         if not self.enable_prefix_caching:
             return PrefixMatch()
+        epoch = self.hash_epoch
         block_ids: list[int] = []
         cpu_block_ids: list[int] = []
         block_hashes: list[int] = []
         parent_hash: int | None = None
-        for i in range(max(len(token_ids) - 1, 0) // self.block_size):
+        start = 0
+        if since is not None and self._still_valid(since) and self._extends(since, token_ids):
+            block_ids, cpu_block_ids = list(since.block_ids), list(since.cpu_block_ids)
+            block_hashes, parent_hash, start = list(since.block_hashes), since.last_hash, since.num_blocks
+        for i in range(start, max(len(token_ids) - 1, 0) // self.block_size):
             tokens = self._block_tokens(token_ids, i)
             key = BlockKey(hash_block(parent_hash, tokens), parent_hash, tokens)
             block_id = None if cpu_block_ids else self._pool.lookup(*key)
@@ -174,7 +186,34 @@ class KVCacheManager:
             block_hashes.append(key.block_hash)
             parent_hash = key.block_hash
         num_tokens = len(block_hashes) * self.block_size
-        return PrefixMatch(tuple(block_ids), num_tokens, tuple(block_hashes), tuple(cpu_block_ids))
+        hashes = tuple(block_hashes)
+        return PrefixMatch(tuple(block_ids), num_tokens, hashes, tuple(cpu_block_ids), epoch, frozenset(hashes))
+
+    def _still_valid(self, prefix: PrefixMatch) -> bool:
+        """Whether every block of ``prefix`` still holds its hash, from the hashes dropped since its match."""
+        if prefix.epoch is None:
+            return False
+        pools = (self._pool, self._cpu.pool)
+        for pool, epoch in zip(pools, prefix.epoch, strict=True):
+            if pool is None:
+                continue
+            if pool.epoch - epoch > 4 * len(prefix.hash_set):
+                return False  # scanning that many drops costs more than matching again
+            dropped = pool.dropped_since(epoch)
+            if dropped is None or not prefix.hash_set.isdisjoint(dropped):
+                return False
+        return True
+
+    def _extends(self, prefix: PrefixMatch, token_ids: Sequence[int]) -> bool:
+        """Whether ``prefix`` fits inside ``token_ids[:-1]`` and its last block holds the same tokens there."""
+        n = prefix.num_blocks
+        if n == 0:
+            return True
+        if prefix.num_tokens > max(len(token_ids) - 1, 0):
+            return False
+        last = self._cpu.block(prefix.cpu_block_ids[-1]) if prefix.cpu_block_ids else None
+        last = last if last is not None else self._pool.block(prefix.block_ids[-1])
+        return last.token_ids == self._block_tokens(token_ids, n - 1)
 
     def num_blocks_needed(self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None = None) -> int:
         """New blocks the pool must supply for ``seq_id`` to hold ``num_tokens`` tokens; no side effects.
@@ -375,6 +414,8 @@ class KVCacheManager:
                 f"sequence {seq_id!r}: prefix of {prefix.num_blocks} blocks claims {prefix.num_tokens} tokens"
                 f" with block_size {self.block_size}"
             )
+        if self._still_valid(prefix):
+            return  # no matched block lost its hash since the match
         stale = self._pool.first_stale_block(prefix.block_ids, prefix.gpu_block_hashes)
         if stale is not None:
             raise StalePrefixError(

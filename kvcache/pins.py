@@ -108,7 +108,8 @@ class PinTable:
 
     def can_park(self, pin_id: Hashable) -> bool:
         pin = self._get(pin_id)
-        return pin.info.parked or self.cpu.blocks_to_store(pin.keys) <= self.cpu.num_free_blocks
+        free = self.cpu.num_free_blocks
+        return pin.info.parked or len(pin.keys) <= free or self.cpu.blocks_to_store(pin.keys) <= free
 
     def park(self, pin_id: Hashable) -> int:
         """Move the pin to CPU blocks (queueing to_cpu copies for blocks not on CPU yet), drop its GPU refs.
@@ -134,7 +135,8 @@ class PinTable:
 
     def can_prefetch(self, pin_id: Hashable) -> bool:
         pin = self._get(pin_id)
-        return not pin.info.parked or self.cpu.blocks_to_fetch(pin.keys) <= self.gpu.num_free_blocks
+        free = self.gpu.num_free_blocks
+        return not pin.info.parked or len(pin.keys) <= free or self.cpu.blocks_to_fetch(pin.keys) <= free
 
     def prefetch(self, pin_id: Hashable) -> bool:
         """Bring a parked pin back to GPU blocks (GPU hits reused, the rest copied), drop its CPU refs.

@@ -13,7 +13,7 @@ hash collision is a miss, never a wrong hit.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kvcache.block import Block
 from kvcache.errors import BlockStateError
@@ -47,6 +47,10 @@ class PrefixMatch:
     num_tokens: int = 0
     block_hashes: tuple[int, ...] = ()
     cpu_block_ids: tuple[int, ...] = ()
+    epoch: tuple[int, int] | None = field(default=None, compare=False)
+    """The manager's ``hash_epoch`` when the match was made: if none of the hashes dropped since then is
+    one of ``block_hashes``, every matched block still holds its hash and the match can be extended."""
+    hash_set: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.block_ids) + len(self.cpu_block_ids) != len(self.block_hashes):

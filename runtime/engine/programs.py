@@ -48,6 +48,7 @@ class ProgramManager:
         self.kv = kv
         self.programs: ProgramTable = ctx.programs
         self.stats = ProgramStats()
+        self._prefetch_failed_at: dict[str, int] = {}  # pid -> free GPU blocks when its prefetch last failed
 
     # -- hooks ----------------------------------------------------------------------------------------------
     def on_request(self, seq: Sequence) -> None:
@@ -120,6 +121,7 @@ class ProgramManager:
                 self._park(pid)
 
     def end_program(self, pid: str) -> None:
+        self._prefetch_failed_at.pop(pid, None)
         if self.kv.has_pin(pid):
             self.kv.unpin(pid)
         self.programs.close(pid)
@@ -134,9 +136,17 @@ class ProgramManager:
                 self.kv.unpin(pid)
                 self.stats.pins_expired += 1
         for pid in self.policy.prefetches(self.ctx):
-            if self.kv.has_pin(pid) and self.kv.can_prefetch(pid):
+            if not self.kv.has_pin(pid):
+                continue
+            free = self.kv.num_free_blocks
+            if free <= self._prefetch_failed_at.get(pid, -1):
+                continue  # it failed with at least this much free memory; checking again is O(context)
+            if self.kv.can_prefetch(pid):
+                self._prefetch_failed_at.pop(pid, None)
                 self.kv.prefetch(pid)
                 self.kv.set_pin_expiry(pid, now + PARKED_TTL_S)
+            else:
+                self._prefetch_failed_at[pid] = free
 
     def account(self, plan: SchedulerOutput) -> None:
         """Attained service per program (tokens computed), for least-attained-service orders."""
@@ -147,6 +157,7 @@ class ProgramManager:
                 state.attained_tokens += chunk.num_new_tokens
 
     def _park(self, pid: str) -> None:
+        self._prefetch_failed_at.pop(pid, None)
         self.kv.park(pid)
         self.kv.set_pin_expiry(pid, self.ctx.now + PARKED_TTL_S)
         self.stats.parked_pins += 1

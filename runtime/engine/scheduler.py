@@ -161,7 +161,7 @@ class Scheduler:
             seq = self.waiting[0]
             if self._blocked == self._memory_state(seq):
                 break  # the head failed in this very memory state; matching again (O(context)) cannot help
-            prefix = self.kv.match(seq.token_ids)
+            prefix = seq.last_match = self.kv.match(seq.token_ids, since=seq.last_match)
             n = min(seq.num_tokens - prefix.num_tokens, budget)
             if not self.kv.can_allocate(seq.request_id, prefix.num_tokens + n, prefix):
                 if self.relieve(self._shortfall(seq, prefix.num_tokens + n, prefix)):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kvcache import PrefixMatch
 from runtime.engine.sampling_params import SamplingParams
 
 
@@ -72,6 +73,7 @@ class Sequence:
         self.num_cached_tokens = 0  # prompt tokens served by the prefix cache at first admission
         self.num_preemptions = 0
         self.admitted = False
+        self.last_match: PrefixMatch | None = None  # the latest prefix match, extended while it waits
         self.output_text = ""
         self.first_token_time: float | None = None
         self.finish_time: float | None = None

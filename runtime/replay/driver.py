@@ -109,7 +109,7 @@ class ReplayDriver:
             # Idle, or every waiting turn is blocked on memory: time must pass (arrivals, tools, pin expiries).
             wake = [
                 t
-                for t in (self._events[0][0] if self._events else None, self._next_expiry())
+                for t in (self._events[0][0] if self._events else None, self._next_expiry(now))
                 if t is not None
             ]
             if not wake:
@@ -119,8 +119,9 @@ class ReplayDriver:
             self.clock.sleep_until(max(min(wake), self.clock.now() + 1e-6))
         return self._runs
 
-    def _next_expiry(self) -> float | None:
-        expiries = [info.expires_at for info in self.engine.kv_manager.pins.values()]
+    def _next_expiry(self, now: float) -> float | None:
+        """The next pin expiry still ahead; one already past is handled by the next step, not by waiting."""
+        expiries = [info.expires_at for info in self.engine.kv_manager.pins.values() if info.expires_at > now]
         return min(expiries) if expiries else None
 
     def _push(self, t: float, i: int) -> None:

@@ -226,3 +226,30 @@ def test_reset_prefix_cache(clock) -> None:
     assert list(kv.pool.free_queue) == [1, 0, 3, 2]
     assert kv.match([*B, 0]) == PrefixMatch()
     assert kv.num_free_blocks == 4
+
+
+def test_match_since_extends_a_valid_match_and_redoes_a_stale_one(monkeypatch) -> None:
+    kv = KVCacheManager(num_blocks=4, block_size=4)
+    cached(kv, "a", A)  # blocks 0, 1
+    kv.free("a")
+    first = kv.match(A[:5])  # one block
+    assert first.block_ids == (0,)
+    hashed: list[tuple[int, ...]] = []
+    real_hash = kvcache.manager.hash_block
+
+    def counting(parent_hash, token_ids):
+        hashed.append(token_ids)
+        return real_hash(parent_hash, token_ids)
+
+    monkeypatch.setattr(kvcache.manager, "hash_block", counting)
+    extended = kv.match([*A, 0], since=first)
+    assert extended == kv.match([*A, 0]) and extended.block_ids == (0, 1)
+    assert hashed[0] == (5, 6, 7, 8) and len(hashed) == 1 + 2  # the since path hashed only the new block
+    assert kv.match([9, *A], since=first) == PrefixMatch()  # not a prefix of these tokens: matched afresh
+
+    kv.allocate("b", 16)  # takes the free blocks, then evicts block 0 and 1 (LRU: 1 first, tail-first free)
+    assert kv.match([*A, 0], since=extended) == kv.match([*A, 0]) == PrefixMatch()
+    with pytest.raises(StalePrefixError):
+        kv.allocate("c", 9, extended)
+    kv.free("b")
+    kv.check_integrity()

@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from kvcache import KVCacheManager, OutOfBlocksError, OutOfCpuBlocksError, PendingCopies, hash_block
+from kvcache import (
+    KVCacheManager,
+    OutOfBlocksError,
+    OutOfCpuBlocksError,
+    PendingCopies,
+    PrefixMatch,
+    hash_block,
+)
 
 BLOCK_SIZE = 4
 NUM_BLOCKS = 10
@@ -63,7 +70,8 @@ class TierWorkload:
         self.running: dict[int, Running] = {}
         self.programs: dict[str, list[int]] = {}
         self.next_id = 0
-        self.counts = dict.fromkeys(("parked", "prefetched", "continued"), 0)
+        self.counts = dict.fromkeys(("parked", "prefetched", "continued", "extended"), 0)
+        self.earlier: list[tuple[list[int], PrefixMatch]] = []  # recent (prompt, match) pairs, for since=
 
     def step(self) -> None:
         op = self.rng.choices(list(OPS), list(OPS.values()))[0]
@@ -112,8 +120,26 @@ class TierWorkload:
         tail = [self.rng.randint(0, 2) for _ in range(self.rng.randint(1, 9))]
         return base[: self.rng.randint(0, len(base))] + tail, None
 
-    def check_match(self, prompt: list[int]) -> None:
+    def check_match(self, prompt: list[int]) -> PrefixMatch:
+        """A match of ``prompt``, from scratch or extending an earlier match of a prefix; checked either way.
+
+        An extension of a match with no CPU blocks equals the match from scratch; one that continues in the
+        CPU tier may keep CPU blocks where the GPU got the same hashes since (still exact contents).
+        """
         found = self.kv.match(prompt)
+        self.check_contents_of(found, prompt)
+        for earlier_prompt, earlier in self.earlier:
+            if prompt[: len(earlier_prompt)] == earlier_prompt:
+                extended = self.kv.match(prompt, since=earlier)
+                self.check_contents_of(extended, prompt)
+                if not earlier.cpu_block_ids:
+                    assert extended == found
+                self.counts["extended"] += earlier.num_blocks > 0
+                found = extended
+        self.earlier = [*self.earlier[-7:], (prompt, found)]
+        return found
+
+    def check_contents_of(self, found: PrefixMatch, prompt: list[int]) -> None:
         assert found.num_tokens == found.num_blocks * BLOCK_SIZE < max(len(prompt), 1)
         gpu, cpu = self.pending_contents()
         held = [gpu.get(b) for b in found.block_ids] + [cpu.get(b) for b in found.cpu_block_ids]
@@ -123,9 +149,8 @@ class TierWorkload:
         prompt, pin_id = self.prompt()
         if pin_id is not None and self.rng.random() < 0.3:
             self.kv.prefetch(pin_id)
-        self.check_match(prompt)
         seq_id, self.next_id = self.next_id, self.next_id + 1
-        prefix = self.kv.match(prompt)
+        prefix = self.check_match(prompt)
         fits = self.kv.can_allocate(seq_id, len(prompt), prefix)
         before = self.state(self.kv)
         try:
@@ -259,7 +284,7 @@ def test_random_programs_keep_invariants_and_contents(
     work.kv.check_integrity()
     assert (work.kv.num_used_blocks, work.kv.num_free_cpu_blocks, work.kv.pins) == (0, num_cpu_blocks, {})
     stats = work.kv.stats()
-    assert work.counts["continued"] > 0 and stats.gpu_hit_blocks > 0
+    assert work.counts["continued"] > 0 and work.counts["extended"] > 0 and stats.gpu_hit_blocks > 0
     if num_cpu_blocks:
         assert work.counts["parked"] > 0 and work.counts["prefetched"] > 0
         assert stats.blocks_to_cpu > 0 and stats.blocks_to_gpu > 0 and stats.cpu_hit_blocks > 0
