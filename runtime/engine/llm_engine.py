@@ -96,6 +96,7 @@ class LLMEngine:
             PolicyPriority(self.policy, ctx),
             relieve=self.programs.relieve,
             on_admit=self.programs.on_admit,
+            on_preempt=self.programs.on_preempt,
         )
         self.stop = StopChecker(self.tokenizer, self.eos_token_ids, self.max_model_len)
         self._seqs: dict[str, Sequence] = {}
@@ -191,6 +192,11 @@ class LLMEngine:
         self.stop.forget(request_id)
         seq.finish_time = self.clock()
         return RequestOutput.of(seq)
+
+    def end_program(self, program_id: str) -> None:
+        """Release the program's KV pin and forget it (it finished, failed or was cancelled); a no-op for an
+        unknown program. Requests of the program still in flight go on."""
+        self.programs.end_program(program_id)
 
     def has_unfinished(self) -> bool:
         return self.scheduler.has_unfinished()

@@ -27,6 +27,7 @@ class ProgramStats:
     pins_expired: int = 0
     pins_dropped: int = 0
     parked_pins: int = 0
+    swapped_preemptions: int = 0
 
 
 class PolicyPriority:
@@ -49,6 +50,9 @@ class ProgramManager:
         self.programs: ProgramTable = ctx.programs
         self.stats = ProgramStats()
         self._prefetch_failed_at: dict[str, int] = {}  # pid -> free GPU blocks when its prefetch last failed
+        self._swap_pins: set[str] = set()  # pins made by swap preemption, not by a turn end
+        self._step = 0
+        self._pressure_step = -2  # the last step in which memory had to be relieved
 
     # -- hooks ----------------------------------------------------------------------------------------------
     def on_request(self, seq: Sequence) -> None:
@@ -65,11 +69,28 @@ class ProgramManager:
     def on_admit(self, seq: Sequence, prefix: PrefixMatch) -> None:
         pid = seq.hints.program_id
         if pid is not None and self.kv.has_pin(pid):
-            if prefix.num_tokens > 0:
+            if prefix.num_tokens > 0 and pid not in self._swap_pins:
                 self.stats.pins_hit += 1
+            self._swap_pins.discard(pid)
+            self.kv.unpin(pid)
+
+    def on_preempt(self, seq: Sequence) -> None:
+        """Swap preemption, for policies with ``swap_on_preempt``: the victim's computed full blocks are pinned
+        and parked in CPU memory, so its re-admission copies them back instead of recomputing them."""
+        pid = seq.hints.program_id
+        if not getattr(self.policy, "swap_on_preempt", False) or pid is None or self.kv.has_pin(pid):
+            return
+        if not self.kv.pin(pid, seq.request_id, self.ctx.now + PARKED_TTL_S):
+            return  # no full computed block
+        if self.kv.can_park(pid):
+            self._swap_pins.add(pid)
+            self._park(pid)
+            self.stats.swapped_preemptions += 1
+        else:
             self.kv.unpin(pid)
 
     def relieve(self, blocks_needed: int) -> bool:
+        self._pressure_step = self._step
         acted = False
         for action in self.policy.relieve(self.ctx, blocks_needed):
             if not self.kv.has_pin(action.pin_id):
@@ -122,11 +143,16 @@ class ProgramManager:
 
     def end_program(self, pid: str) -> None:
         self._prefetch_failed_at.pop(pid, None)
+        self._swap_pins.discard(pid)
         if self.kv.has_pin(pid):
             self.kv.unpin(pid)
         self.programs.close(pid)
 
     def before_step(self) -> None:
+        """Expire pins, then prefetch the parked programs the policy says are due, unless memory had to be
+        relieved in the previous step: a prefetch then only takes memory that the next admission would park
+        again (a park/prefetch cycle every step)."""
+        self._step += 1
         now = self.ctx.now
         for pid in self.kv.expired_pins(now):
             info = self.kv.pins[pid]
@@ -135,6 +161,8 @@ class ProgramManager:
             else:
                 self.kv.unpin(pid)
                 self.stats.pins_expired += 1
+        if self._pressure_step >= self._step - 1:
+            return
         for pid in self.policy.prefetches(self.ctx):
             if not self.kv.has_pin(pid):
                 continue

@@ -79,15 +79,18 @@ class Scheduler:
         *,
         relieve: Callable[[int], bool] | None = None,
         on_admit: Callable[[Sequence, PrefixMatch], None] | None = None,
+        on_preempt: Callable[[Sequence], None] | None = None,
     ) -> None:
         """``relieve(blocks)``: asked before a preemption or a stalled admission to give up pinned KV; True if
         it released something (the scheduler then tries again). ``on_admit(seq, prefix)``: after a sequence
-        took its blocks (the program layer ends the program's pin there)."""
+        took its blocks (the program layer ends the program's pin there). ``on_preempt(seq)``: before a
+        preempted sequence frees its blocks (a program layer may keep them, e.g. swap them to CPU memory)."""
         self.config = config
         self.kv = kv
         self.admission = admission or RequestFCFS()
         self.relieve = relieve or (lambda blocks: False)
         self.on_admit = on_admit or (lambda seq, prefix: None)
+        self.on_preempt = on_preempt or (lambda seq: None)
         self.waiting: list[Sequence] = []  # sorted by admission priority
         self.running: list[Sequence] = []  # sorted by admission priority
         self.stats = SchedulerStats()
@@ -196,6 +199,7 @@ class Scheduler:
         """Preemption by recompute: blocks go back (full ones stay in the prefix cache, so the recompute
         often hits them), the sequence returns to the waiting queue in its priority place."""
         self.running.remove(seq)
+        self.on_preempt(seq)
         self.kv.free(seq.request_id)
         seq.num_computed_tokens = 0
         seq.num_preemptions += 1

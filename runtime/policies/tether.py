@@ -26,6 +26,7 @@ class TetherPolicy(VLLMPolicy):
     name = "tether"
     cpu_tier = True
     park_on_expiry = True
+    swap_on_preempt = True
 
     def priority(self, seq, ctx: PolicyContext) -> tuple:
         pid = seq.hints.program_id

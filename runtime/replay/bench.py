@@ -83,6 +83,7 @@ def summarize(policy: str, engine: LLMEngine, runs: list[ProgramRun], makespan: 
         "pins_dropped": prog.pins_dropped,
         "offloaded_blocks": kv.stats().blocks_to_cpu,
         "parked_pins": prog.parked_pins,
+        "swapped_preemptions": prog.swapped_preemptions,
         "kv_leaked_blocks": leaked,
         "preemptions": sched.preemptions,
     }

@@ -181,3 +181,32 @@ def test_failing_step_fails_its_batch_and_the_engine_keeps_serving():
     assert llm.engine.kv_manager.num_cached_blocks == 0  # nothing written by the failed step can be hit
     assert len(llm.generate(["third"], GREEDY)[0].outputs[0].token_ids) == 12
     assert_clean(llm)
+
+
+def test_tether_swaps_preempted_programs_to_cpu_and_outputs_stay_identical():
+    """Swap preemption: a preempted program's computed blocks are parked in the CPU tier and copied back on
+    re-admission (CPU hits, not recompute), and the greedy outputs equal an unconstrained run."""
+    from runtime.engine.sequence import ProgramHints
+
+    rng = random.Random(2)
+    prompts = [[rng.randrange(256) for _ in range(rng.randrange(20, 40))] for _ in range(12)]
+    params = SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True)
+    expected = tokens(LLM("tiny", num_kv_blocks=512).generate(prompts, params))
+    tight = LLM("tiny", num_kv_blocks=14, policy="tether", num_cpu_kv_blocks=128)
+    engine = tight.engine
+    for i, prompt in enumerate(prompts):
+        hints = ProgramHints(program_id=f"p{i}", turn=0, next_tool="bash", remaining_turns=1)
+        engine.add_request(prompt, params, request_id=f"r{i}", hints=hints)
+    done = {}
+    while engine.has_unfinished():
+        for out in engine.step():
+            if out.finished:
+                done[out.request_id] = out.outputs[0].token_ids
+    assert [done[f"r{i}"] for i in range(len(prompts))] == expected
+    assert engine.scheduler.num_preemptions > 0
+    assert engine.programs.stats.swapped_preemptions > 0
+    assert engine.kv_manager.stats().cpu_hit_blocks > 0
+    for i in range(len(prompts)):  # the turns ended in a tool call: their programs hold pins until they end
+        engine.end_program(f"p{i}")
+    engine.check_integrity()
+    assert engine.kv_manager.num_used_blocks == 0 and engine.kv_manager.pins == {}
