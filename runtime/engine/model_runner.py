@@ -52,8 +52,10 @@ class KVCacheTensors:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         cpu_shape = (config.num_layers, num_cpu_blocks, *shape[2:])
         pin = device.type == "cuda"
-        self.k_cpu = torch.zeros(cpu_shape, dtype=dtype, pin_memory=pin)  # the host tier
-        self.v_cpu = torch.zeros(cpu_shape, dtype=dtype, pin_memory=pin)
+        # The host tier is never read before a to_cpu copy wrote the block (kvcache's contract), so it is left
+        # uninitialised (zero-filling gigabytes of host memory at start-up would be wasted work).
+        self.k_cpu = torch.empty(cpu_shape, dtype=dtype, pin_memory=pin)
+        self.v_cpu = torch.empty(cpu_shape, dtype=dtype, pin_memory=pin)
         self.num_blocks = num_blocks
         self.block_size = block_size
 
