@@ -12,8 +12,11 @@ with ``causal=False`` it sees all ``kv_lens[s]`` keys. A query that sees no key 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
+
+from kernels.contract import CascadeLevel
 
 
 def store_kv(
@@ -114,3 +117,66 @@ def merge_attention_states(
     w_b = torch.where(finite, torch.exp(lse_b - safe), torch.zeros_like(lse))[..., None]
     o = (o_a.float() * w_a + o_b.float() * w_b).to(o_a.dtype)
     return o, lse
+
+
+def shared_prefix_attention(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    prefix_blocks: torch.Tensor,
+    prefix_len: int,
+    block_table: torch.Tensor,
+    cu_seqlens_q: torch.Tensor,
+    kv_lens: torch.Tensor,
+    *,
+    causal: bool = True,
+    sm_scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """By definition: ``paged_attention`` over ``prefix_blocks + own blocks`` with ``prefix_len + kv_lens``
+    keys (``prefix_len`` a multiple of block_size)."""
+    block_size = k_cache.shape[1]
+    if prefix_len % block_size or prefix_blocks.shape[0] * block_size < prefix_len:
+        raise ValueError(f"prefix_len={prefix_len} is not whole pages of {block_size} in prefix_blocks")
+    num_prefix = prefix_len // block_size
+    rows = prefix_blocks[:num_prefix].view(1, -1).expand(block_table.shape[0], -1)
+    table = torch.cat([rows, block_table], dim=1)
+    return paged_attention(
+        q, k_cache, v_cache, table, cu_seqlens_q, kv_lens + prefix_len, causal=causal, sm_scale=sm_scale
+    )
+
+
+def cascade_attention(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    levels: Sequence[CascadeLevel],
+    block_table: torch.Tensor,
+    cu_seqlens_q: torch.Tensor,
+    kv_lens: torch.Tensor,
+    *,
+    causal: bool = True,
+    sm_scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """By definition: each sequence's pages are its level groups' pages (root first) and then its own; a
+    level group's queries must be whole sequences and its length whole pages."""
+    block_size = k_cache.shape[1]
+    cu = cu_seqlens_q.tolist()
+    rows: list[list[int]] = [[] for _ in range(block_table.shape[0])]
+    extra = [0] * block_table.shape[0]
+    for i, level in enumerate(levels):
+        level_cu = level.cu_seqlens_q.tolist()
+        for g, length in enumerate(level.kv_lens.tolist()):
+            if length % block_size:
+                raise ValueError(f"cascade level {i} group {g}: {length} tokens are not whole pages")
+            members = [s for s in range(len(rows)) if level_cu[g] <= cu[s] and cu[s + 1] <= level_cu[g + 1]]
+            if sum(cu[s + 1] - cu[s] for s in members) != level_cu[g + 1] - level_cu[g]:
+                raise ValueError(f"cascade level {i} group {g}: queries do not fall on sequence boundaries")
+            for s in members:
+                rows[s] += level.block_table[g, : length // block_size].tolist()
+                extra[s] += length
+    full = [rows[s] + block_table[s].tolist() for s in range(len(rows))]
+    width = max((len(r) for r in full), default=0)
+    table = torch.tensor([r + [0] * (width - len(r)) for r in full], dtype=torch.int32, device=q.device)
+    table = table.view(len(full), width)
+    lens = kv_lens + torch.tensor(extra, dtype=kv_lens.dtype, device=kv_lens.device)
+    return paged_attention(q, k_cache, v_cache, table, cu_seqlens_q, lens, causal=causal, sm_scale=sm_scale)

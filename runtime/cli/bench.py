@@ -1,9 +1,10 @@
-"""``tether bench engine``."""
+"""``tether bench engine`` and ``tether bench kernels``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from runtime.cli.common import add_engine_args, engine_kwargs
 
@@ -22,6 +23,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", default=None, help="also write the result to this file")
     add_engine_args(e)
     e.set_defaults(func=run_engine)
+    k = bsub.add_parser(
+        "kernels", help="Triton attention kernels on a CUDA GPU (prefill, decode, shared prefix)"
+    )
+    k.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
+    k.add_argument("--heads", default="32,8", help="query heads,kv heads (default: Llama-3-8B's)")
+    k.add_argument("--head-dim", type=int, default=128)
+    k.add_argument("--block-size", type=int, default=16)
+    k.add_argument(
+        "--prefill", default="4x0+4096,1x0+16384,8x4096+512", help="BATCHxCACHED+NEW,... (prefill / extend)"
+    )
+    k.add_argument("--decode-batch", type=int, default=32)
+    k.add_argument("--decode-kv-lens", default="1024,2048,4096,8192,16384,32768")
+    k.add_argument("--shared-batches", default="64,128,256")
+    k.add_argument("--shared-prefixes", default="1024,4096,16384")
+    k.add_argument(
+        "--shared-suffix", type=int, default=64, help="each sequence's own tokens after the prefix"
+    )
+    k.add_argument("--json", default=None, help="also write the result to this file")
+    k.set_defaults(func=run_kernels)
 
 
 def register_calibrate(sub: argparse._SubParsersAction) -> None:
@@ -65,3 +85,49 @@ def run_engine(args: argparse.Namespace) -> int:
         with open(args.json, "w") as f:
             json.dump(result.as_dict(), f, indent=2)
     return 0
+
+
+def run_kernels(args: argparse.Namespace) -> int:
+    import torch
+
+    if not torch.cuda.is_available():
+        print("tether bench kernels needs a CUDA GPU (the Triton kernels are compiled for it); none is visible "
+              "here. On CPU the kernels only run in the Triton interpreter, which says nothing about speed.",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        print("tether bench kernels needs triton (pip install triton)", file=sys.stderr)
+        return 2
+    from kernels.bench import KernelBenchConfig, format_result, run_kernel_bench
+
+    hq, hkv = (int(x) for x in args.heads.split(","))
+    prefill = []
+    for item in args.prefill.split(","):
+        batch, rest = item.split("x")
+        cached, new = rest.split("+")
+        prefill.append((int(batch), int(cached), int(new)))
+    cfg = KernelBenchConfig(
+        dtype=getattr(torch, args.dtype),
+        num_q_heads=hq,
+        num_kv_heads=hkv,
+        head_dim=args.head_dim,
+        block_size=args.block_size,
+        prefill=tuple(prefill),
+        decode_batch=args.decode_batch,
+        decode_kv_lens=_ints(args.decode_kv_lens),
+        shared_batches=_ints(args.shared_batches),
+        shared_prefixes=_ints(args.shared_prefixes),
+        shared_suffix=args.shared_suffix,
+    )
+    result = run_kernel_bench(cfg)
+    print(format_result(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result.as_dict(), f, indent=2)
+    return 0
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)

@@ -54,6 +54,7 @@ class ModelBackend:
         gpu_memory_utilization: float,
         cpu_kv_cache_gib: float,
     ) -> None:
+        from runtime.engine.attention import resolve_backend_name
         from runtime.engine.models.loader import load_model
         from runtime.engine.torch_utils import resolve_dtype
 
@@ -63,7 +64,7 @@ class ModelBackend:
         self.model = loaded.model
         self.model_config = loaded.config
         self.tokenizer = loaded.tokenizer
-        self.attention_backend = "torch" if attention_backend == "auto" else attention_backend
+        self.attention_backend = resolve_backend_name(attention_backend, self.device)
         self.gpu_memory_utilization = gpu_memory_utilization
         self.cpu_kv_cache_gib = cpu_kv_cache_gib
         self.kv_tensors = None

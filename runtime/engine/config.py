@@ -21,7 +21,7 @@ class EngineConfig:
     max_num_seqs: int = 256
     max_model_len: int | None = None
     enable_prefix_caching: bool = True
-    attention_backend: str = "auto"
+    attention_backend: str = "auto"  # auto: triton on CUDA, torch elsewhere; or "torch" | "triton"
     gpu_memory_utilization: float = 0.9
     cpu_kv_cache_gib: float = 1.0
     seed: int = 0

@@ -84,3 +84,45 @@ def test_store_kv_writes_slots_and_skips_negative():
     reference.store_kv(k, -k, kc, vc, torch.tensor([5, -1, 0]))
     assert kc.flatten().tolist() == [3.0, 0, 0, 0, 0, 1.0]
     assert vc.flatten().tolist() == [-3.0, 0, 0, 0, 0, -1.0]
+
+
+def test_shared_prefix_reference_equals_dense_over_prefix_then_own_keys():
+    g = torch.Generator().manual_seed(3)
+    bs, d, hq, hkv = 4, 8, 4, 2
+    prefix_k, prefix_v = torch.randn(8, hkv, d, generator=g), torch.randn(8, hkv, d, generator=g)
+    own = [(torch.randn(n, hkv, d, generator=g), torch.randn(n, hkv, d, generator=g)) for n in (3, 6)]
+    q_lens = [1, 4]
+    q = torch.randn(sum(q_lens), hq, d, generator=g)
+    kc, vc = torch.zeros(8, bs, hkv, d), torch.zeros(8, bs, hkv, d)
+    kc[[6, 2]] = prefix_k.view(2, bs, hkv, d)
+    vc[[6, 2]] = prefix_v.view(2, bs, hkv, d)
+    tables = [[5], [0, 7]]
+    for (k, v), table in zip(own, tables):
+        for i in range(k.shape[0]):
+            kc[table[i // bs], i % bs], vc[table[i // bs], i % bs] = k[i], v[i]
+    o, lse = reference.shared_prefix_attention(
+        q,
+        kc,
+        vc,
+        torch.tensor([6, 2], dtype=torch.int32),
+        8,
+        torch.tensor([[5, 0], [0, 7]], dtype=torch.int32),
+        torch.tensor([0, 1, 5], dtype=torch.int32),
+        torch.tensor([3, 6], dtype=torch.int32),
+    )
+    for s, (start, end) in enumerate([(0, 1), (1, 5)]):
+        k = torch.cat([prefix_k, own[s][0]])
+        v = torch.cat([prefix_v, own[s][1]])
+        eo, else_ = reference.dense_attention(q[start:end], k, v, causal=True, sm_scale=1 / math.sqrt(d))
+        torch.testing.assert_close(o[start:end], eo)
+        torch.testing.assert_close(lse[start:end], else_)
+
+
+def test_shared_prefix_reference_refuses_a_partial_page():
+    q, cache = torch.zeros(1, 1, 4), torch.zeros(2, 4, 1, 4)
+    i32 = torch.zeros(1, 1, dtype=torch.int32)
+    with pytest.raises(ValueError, match="not whole pages"):
+        reference.shared_prefix_attention(
+            q, cache, cache, torch.tensor([1], dtype=torch.int32), 3, i32,
+            torch.tensor([0, 1], dtype=torch.int32), torch.ones(1, dtype=torch.int32),
+        )  # fmt: skip

@@ -1,13 +1,42 @@
 """Attention backends: how a model layer's new q/k/v meet the paged KV cache."""
 
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
 from runtime.engine.attention.base import AttentionBackend, AttentionFn, AttentionMetadata
 from runtime.engine.attention.torch_backend import TorchAttentionBackend
 
-__all__ = ["AttentionBackend", "AttentionFn", "AttentionMetadata", "TorchAttentionBackend", "get_backend"]
+__all__ = [
+    "AttentionBackend",
+    "AttentionFn",
+    "AttentionMetadata",
+    "TorchAttentionBackend",
+    "get_backend",
+    "resolve_backend_name",
+]
+
+BACKENDS = ("torch", "triton")
+
+
+def resolve_backend_name(name: str, device: torch.device) -> str:
+    """``auto``: ``triton`` on CUDA when triton is installed, ``torch`` otherwise (the CPU default). An
+    explicit name always wins."""
+    if name != "auto":
+        return name
+    if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+        return "triton"
+    return "torch"
 
 
 def get_backend(name: str) -> AttentionBackend:
-    """Backends by name (``torch`` now; ``triton`` comes with the kernels issue)."""
+    """Backends by name: ``torch`` (any device) or ``triton`` (CUDA, or CPU under ``TRITON_INTERPRET=1``)."""
     if name == "torch":
         return TorchAttentionBackend()
-    raise ValueError(f"unknown attention backend {name!r}; known: torch")
+    if name == "triton":
+        from runtime.engine.attention.triton_backend import TritonAttentionBackend
+
+        return TritonAttentionBackend()
+    raise ValueError(f"unknown attention backend {name!r}; known: auto, {', '.join(BACKENDS)}")
