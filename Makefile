@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch first, pinned: 2.13.0 resolves to the local CPU build; a range would pull CUDA wheels.
 TORCH  := torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean deps
 
 install: $(STAMP)
 
@@ -26,7 +26,16 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
-test: lint
+# mosquitto (Debian package): the MQTT tests run a real one for shared subscriptions (they skip it if absent).
+deps:
+	@if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing mosquitto (apt-get)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto) >/dev/null \
+			|| echo "apt-get could not install mosquitto: its MQTT tests will be skipped"; \
+	else echo "mosquitto not found and not root: apt-get install mosquitto to run its MQTT tests"; fi
+
+test: lint deps
 	$(BIN)/python -m pytest -q
 
 bench: install

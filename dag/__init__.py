@@ -1,1 +1,31 @@
-"""DAG compiler: agent programs as graphs of dependent LLM calls and tool calls (see the DAG issue)."""
+"""DAG compiler: agent programs as graphs of dependent LLM calls and tool calls (see the DAG issue).
+
+``load_workflow(path)`` -> ``Program``; ``compile_program(program, registry)`` -> ``CompiledProgram``.
+"""
+
+from __future__ import annotations
+
+from dag.compiler import CompiledProgram, CriticalPath, LLMHints, compile_program, extend
+from dag.errors import DagError
+from dag.ir import InputSpec, LLMCall, Message, Program, RetryPolicy, ToolCall
+from dag.refs import Ref, parse_ref
+from dag.yaml_loader import load_workflow, parse_workflow
+
+__all__ = [
+    "CompiledProgram",
+    "CriticalPath",
+    "DagError",
+    "InputSpec",
+    "LLMCall",
+    "LLMHints",
+    "Message",
+    "Program",
+    "Ref",
+    "RetryPolicy",
+    "ToolCall",
+    "compile_program",
+    "extend",
+    "load_workflow",
+    "parse_ref",
+    "parse_workflow",
+]

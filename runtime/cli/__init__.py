@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runtime.cli import bench, generate, replay
+from runtime.cli import bench, generate, replay, run, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.register(sub)
     bench.register_calibrate(sub)
     replay.register(sub)
+    worker.register(sub)
+    run.register(sub)
     return parser
 
 

@@ -1,0 +1,207 @@
+"""The IR: ``LLMCall`` and ``ToolCall`` nodes (pydantic) in a ``Program`` (a networkx ``DiGraph``).
+
+Edges run from a node to the nodes that need it: ``kind="data"`` when the later node references the earlier
+one's output (``${a.output}``), ``kind="order"`` for ``depends: [a]`` alone. A program may grow while it runs
+(``add_node``; a ReAct loop appends a turn after each answer): nodes may name nodes added later, and the
+compiler reports references that are still unknown when it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dag.errors import DuplicateNodeError, ReferenceSyntaxError
+from dag.refs import NODE_ID, Ref, RefSyntaxError, Template, compile_template
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Message(BaseModel):
+    model_config = _FROZEN
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+class RetryPolicy(BaseModel):
+    """Tool retries: up to ``attempts`` tries in all; before try ``k + 1`` wait ``backoff_s * backoff_factor**(k-1)``;
+    retried only for the failures listed in ``on`` (a timeout, or an error raised by the tool). Argument
+    errors and unknown tools are never retried."""
+
+    model_config = _FROZEN
+    attempts: int = Field(1, ge=1)
+    backoff_s: float = Field(0.0, ge=0.0)
+    backoff_factor: float = Field(2.0, ge=1.0)
+    on: tuple[Literal["timeout", "error"], ...] = ("timeout", "error")
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (1-based; the first attempt waits 0)."""
+        return 0.0 if attempt <= 1 else self.backoff_s * self.backoff_factor ** (attempt - 2)
+
+
+class _NodeBase(BaseModel):
+    model_config = _FROZEN
+    id: str
+    depends: tuple[str, ...] = ()
+    timeout: float | None = Field(None, gt=0.0, description="seconds per attempt")
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not NODE_ID.match(value) or value == "inputs":
+            raise ValueError(f"node id {value!r} must match [A-Za-z_][A-Za-z0-9_-]* and not be 'inputs'")
+        return value
+
+
+class ToolCall(_NodeBase):
+    """Call ``tool`` with ``args`` (values may hold references)."""
+
+    kind: Literal["tool"] = "tool"
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    retry: RetryPolicy = RetryPolicy()
+
+
+class LLMCall(_NodeBase):
+    """One LLM turn: chat ``messages`` or a raw ``prompt`` (templates), sampling, the tools it is offered,
+    and an optional ``output`` JSON schema its text is parsed into."""
+
+    kind: Literal["llm"] = "llm"
+    messages: tuple[Message, ...] | None = None
+    prompt: str | None = None
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    tools: tuple[str, ...] = ()
+    output: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> LLMCall:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("an llm node needs exactly one of 'messages' or 'prompt'")
+        if self.messages is not None and not self.messages:
+            raise ValueError("'messages' is empty")
+        return self
+
+
+Node = Annotated[LLMCall | ToolCall, Field(discriminator="kind")]
+
+InputType = Literal["string", "integer", "number", "boolean", "object", "array"]
+
+
+class InputSpec(BaseModel):
+    """A program input; required unless it has a ``default``."""
+
+    model_config = _FROZEN
+    type: InputType = "string"
+    default: Any = None
+    description: str = ""
+
+    @property
+    def required(self) -> bool:
+        return "default" not in self.model_fields_set
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """Where a program's parts are in its workflow file: 1-based lines of each node and output."""
+
+    path: Path | None = None
+    nodes: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, int] = field(default_factory=dict)
+
+    def where(self, node: str | None = None, output: str | None = None) -> dict[str, Any]:
+        line = self.nodes.get(node) if node is not None else self.outputs.get(output or "")
+        return {"path": self.path, "line": line}
+
+
+class Program:
+    """A graph of nodes with named ``inputs`` and ``outputs`` (templates over node outputs).
+
+    ``graph`` has one vertex per node id (attribute ``node``; a vertex without it is a name referenced but
+    not yet added) and edges ``dep -> node`` with ``kind`` ``"data"`` or ``"order"``. ``may_grow`` says the
+    program may still grow, so no turn can be known to be the last.
+    """
+
+    def __init__(
+        self,
+        name: str = "program",
+        *,
+        inputs: Mapping[str, InputSpec] | None = None,
+        nodes: Iterable[LLMCall | ToolCall] = (),
+        outputs: Mapping[str, Any] | None = None,
+        tools: Iterable[str] = (),
+        may_grow: bool = False,
+        source: SourceMap | None = None,
+    ) -> None:
+        self.name = name
+        self.inputs: dict[str, InputSpec] = dict(inputs or {})
+        self.tools = tuple(tools)
+        self.may_grow = may_grow
+        self.source = source or SourceMap()
+        self.graph = nx.DiGraph()
+        self.nodes: dict[str, LLMCall | ToolCall] = {}
+        self.templates: dict[str, dict[str, Template]] = {}  # node id -> part name -> template
+        self.outputs: dict[str, Any] = dict(outputs or {})
+        self.output_templates: dict[str, Template] = {
+            k: self._compile(v, None, f"output {k!r}") for k, v in self.outputs.items()
+        }
+        for node in nodes:
+            self.add_node(node)
+
+    def add_node(self, node: LLMCall | ToolCall) -> None:
+        """Add ``node`` and its edges. ``DuplicateNodeError``; ``ReferenceSyntaxError`` for a bad ``${...}``."""
+        if node.id in self.nodes:
+            raise DuplicateNodeError(node.id, **self.source.where(node.id))
+        templates = self._node_templates(node)
+        self.nodes[node.id] = node
+        self.templates[node.id] = templates
+        self.graph.add_node(node.id, node=node)
+        for dep in node.depends:
+            if not self.graph.has_edge(dep, node.id):
+                self.graph.add_edge(dep, node.id, kind="order")
+        for ref in self.refs(node.id):
+            if ref.source == "node":
+                self.graph.add_edge(ref.name, node.id, kind="data")
+
+    def _node_templates(self, node: LLMCall | ToolCall) -> dict[str, Template]:
+        if isinstance(node, ToolCall):
+            return {"args": self._compile(node.args, node.id, "args")}
+        if node.prompt is not None:
+            return {"prompt": self._compile(node.prompt, node.id, "prompt")}
+        assert node.messages is not None
+        return {
+            f"messages[{i}]": self._compile(m.content, node.id, f"messages[{i}]")
+            for i, m in enumerate(node.messages)
+        }
+
+    def _compile(self, value: Any, node: str | None, part: str) -> Template:
+        try:
+            return compile_template(value)
+        except RefSyntaxError as exc:
+            owner = f"node {node!r}" if node is not None else "outputs"
+            where = self.source.where(node) if node is not None else {"path": self.source.path, "line": None}
+            raise ReferenceSyntaxError(f"{owner}: {part}: {exc}", node=node, **where) from None
+
+    def refs(self, node_id: str) -> tuple[Ref, ...]:
+        """Every reference in the node's templates, in order."""
+        return tuple(r for t in self.templates[node_id].values() for r in t.refs)
+
+    def deps(self, node_id: str) -> list[str]:
+        return list(self.graph.predecessors(node_id))
+
+    def dependents(self, node_id: str) -> list[str]:
+        return list(self.graph.successors(node_id))
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self.nodes
+
+    def __repr__(self) -> str:
+        return f"Program({self.name!r}, nodes={len(self.nodes)}, edges={self.graph.number_of_edges()})"

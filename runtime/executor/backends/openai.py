@@ -1,0 +1,115 @@
+"""``OpenAIBackend``: LLM calls on any OpenAI-compatible server (vLLM, SGLang, OpenAI) over httpx.
+
+Session affinity: every request of a program carries its id as ``session_id`` and ``prompt_cache_key`` in
+the body and in the ``X-Session-Id`` header (configurable), so a router that hashes on any of them sends all
+turns of a program to the replica that holds its prefix cache.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from runtime.executor.errors import LLMBackendError
+from runtime.executor.llm import LLMRequest, LLMResult, LLMToolCall
+
+SESSION_HEADER = "X-Session-Id"
+
+
+class OpenAIBackend:
+    """Implements ``runtime.executor.llm.LLMBackend``. Chat messages go to ``/chat/completions``, a raw
+    prompt to ``/completions``. An ``output_schema`` is sent as a JSON-schema ``response_format``; offered
+    tools as ``tools``. HTTP and protocol failures raise ``LLMBackendError`` naming the node."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        session_header: str = SESSION_HEADER,
+        extra_body: dict[str, Any] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.session_header = session_header
+        self.extra_body = dict(extra_body or {})
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._owns_client = client is None
+        self.client = client or httpx.AsyncClient(timeout=timeout, headers=headers)
+
+    def request_body(self, request: LLMRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "session_id": request.program_id,
+            "prompt_cache_key": request.program_id,
+            **self.extra_body,
+        }
+        if request.messages is not None:
+            body["messages"] = [dict(m) for m in request.messages]
+            if request.tools:
+                body["tools"] = list(request.tools)
+            if request.output_schema is not None:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": request.node_id, "schema": request.output_schema},
+                }
+        else:
+            body["prompt"] = request.prompt
+        return body
+
+    async def complete(self, request: LLMRequest) -> LLMResult:
+        chat = request.messages is not None
+        url = f"{self.base_url}/{'chat/completions' if chat else 'completions'}"
+        headers = {self.session_header: request.program_id, "X-Request-Id": request.request_id}
+        try:
+            response = await self.client.post(url, json=self.request_body(request), headers=headers)
+        except httpx.HTTPError as exc:
+            raise LLMBackendError(request.node_id, f"{type(exc).__name__}: {exc} ({url})") from None
+        if response.status_code >= 400:
+            raise LLMBackendError(
+                request.node_id, f"HTTP {response.status_code} from {url}: {response.text[:300]}"
+            )
+        try:
+            return _parse(response.json(), chat)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise LLMBackendError(request.node_id, f"malformed response from {url}: {exc!r}") from None
+
+    async def end_program(self, program_id: str) -> None:
+        """Nothing to release: the server's cache follows its own policy."""
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+
+def _parse(data: dict[str, Any], chat: bool) -> LLMResult:
+    choice = data["choices"][0]
+    usage = data.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
+    calls: tuple[LLMToolCall, ...] = ()
+    if chat:
+        message = choice["message"]
+        text = message.get("content") or ""
+        calls = tuple(
+            LLMToolCall(c["function"]["name"], json.loads(c["function"].get("arguments") or "{}"))
+            for c in message.get("tool_calls") or ()
+        )
+    else:
+        text = choice["text"]
+    return LLMResult(
+        text=text,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        cached_tokens=int(details.get("cached_tokens") or 0),
+        finish_reason=choice.get("finish_reason"),
+        tool_calls=calls,
+    )

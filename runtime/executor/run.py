@@ -1,0 +1,269 @@
+"""``ProgramRun``: one program in flight. Event-driven: a node starts the moment its last dependency
+completes (a counter per node, decremented by each completing dependency; no polling, no levels).
+
+    node completes ─► outputs[n] = value ─► for each dependent s: waiting[s] -= 1 ─► 0: start s
+    node fails     ─► cancel every running node ─► release the program (KV pins) ─► wait() raises
+    all complete   ─► render outputs ─► release the program ─► wait() returns ProgramResult
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pydantic_core
+
+from dag.compiler import CompiledProgram, LLMHints, extend
+from dag.inputs import bind_inputs
+from dag.ir import LLMCall, ToolCall
+from dag.refs import Ref, RefResolutionError, walk
+from runtime.executor.errors import (
+    ExecutorError,
+    NodeFailedError,
+    ProgramCancelledError,
+    ReferenceResolutionError,
+)
+from runtime.executor.steps import Steps
+
+if TYPE_CHECKING:
+    from runtime.executor.executor import Executor
+
+log = logging.getLogger(__name__)
+OUTPUT_PREVIEW_CHARS = 2000
+
+NodeHook = Callable[["ProgramRun", str, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    """A finished run: the program's ``outputs`` and every node's value (typed: JSON values or models)."""
+
+    program_id: str
+    outputs: dict[str, Any]
+    node_outputs: dict[str, Any]
+    seconds: float
+
+
+class ProgramRun:
+    """Created by ``Executor.start``. ``wait()`` returns the ``ProgramResult`` or raises ``NodeFailedError``
+    (naming the node and cause) / ``ProgramCancelledError``; cancelling ``wait()`` cancels the program.
+    ``add_node`` grows the program while it runs; ``on_node_done(run, node_id, value)`` is awaited after
+    each node and before its dependents start, so it may add nodes that depend on it."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        compiled: CompiledProgram,
+        inputs: Mapping[str, Any],
+        program_id: str,
+        on_node_done: NodeHook | None = None,
+    ) -> None:
+        self.id = program_id
+        self.compiled = compiled
+        self.program = compiled.program
+        self.inputs = bind_inputs(self.program, inputs)
+        self.outputs: dict[str, Any] = {}
+        self.status = "running"
+        self.error: BaseException | None = None
+        self._executor = executor
+        self._on_node_done = on_node_done
+        self._steps = Steps(
+            program_id, compiled, executor.tools, executor.llm, executor.trace, executor.tool_spec(compiled)
+        )
+        self._succ = {n: list(self.program.graph.successors(n)) for n in self.program.nodes}
+        self._waiting = {n: self.program.graph.in_degree(n) for n in self.program.nodes}
+        self._remaining = len(self.program.nodes)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._uses_llm = any(isinstance(n, LLMCall) for n in self.program.nodes.values())
+        self._closing = False
+        self._start = time.perf_counter()
+        self._future: asyncio.Future[ProgramResult] = asyncio.get_running_loop().create_future()
+
+    # -- public ---------------------------------------------------------------------------------------------
+    def begin(self) -> None:
+        cp = self.compiled.critical_path
+        self._steps.emit(
+            "program_start",
+            None,
+            {"program": self.program.name, "nodes": len(self.program), "critical_path_s": cp.seconds},
+        )
+        ready = [n for n in self.compiled.order if self._waiting[n] == 0]
+        for n in ready:
+            self._launch(n)
+        if self._remaining == 0:
+            self._finish_ok()
+
+    async def wait(self) -> ProgramResult:
+        try:
+            return await asyncio.shield(self._future)
+        except asyncio.CancelledError:
+            if not self._future.done():
+                self.cancel("the caller stopped waiting")
+            raise
+
+    @property
+    def done(self) -> bool:
+        return self._future.done()
+
+    def cancel(self, reason: str = "cancelled") -> bool:
+        """Cancel the program: running nodes are cancelled, nothing else starts. False if already ending."""
+        if self._closing:
+            return False
+        self._shutdown(ProgramCancelledError(self.id, reason), "cancelled")
+        return True
+
+    def add_node(self, node: LLMCall | ToolCall, hints: LLMHints | None = None) -> None:
+        """Add a node that depends only on nodes already in the program; it starts once they have completed
+        (at once if they all have). ``DagError`` if it does not validate. The node is added to the compiled
+        program itself, so a program that grows must not be shared by concurrent runs."""
+        if self._closing:
+            raise ExecutorError(f"program {self.id!r} has ended; cannot add node {node.id!r}")
+        extend(self.compiled, node, hints)
+        preds = list(self.program.graph.predecessors(node.id))
+        for p in preds:
+            self._succ[p].append(node.id)
+        self._succ[node.id] = []
+        self._waiting[node.id] = sum(1 for p in preds if p not in self.outputs)
+        self._remaining += 1
+        self._uses_llm = self._uses_llm or isinstance(node, LLMCall)
+        if self._waiting[node.id] == 0:
+            self._launch(node.id)
+
+    # -- nodes ----------------------------------------------------------------------------------------------
+    def _launch(self, n: str) -> None:
+        self._tasks[n] = asyncio.get_running_loop().create_task(self._run_node(n))
+
+    async def _run_node(self, n: str) -> None:
+        node = self.program.nodes[n]
+        start = time.perf_counter()
+        if self._steps.trace is not None:
+            self._steps.emit("node_start", n, {"node_kind": node.kind, "level": self.compiled.levels.get(n)})
+        try:
+            value = await self._execute(n, node)
+            if self._on_node_done is not None:
+                await self._on_node_done(self, n, value)
+        except asyncio.CancelledError:
+            self._steps.emit("node_cancelled", n, {"duration_s": time.perf_counter() - start})
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure fails the program, naming the node
+            cause = exc.cause if isinstance(exc, NodeFailedError) else exc
+            self._steps.emit(
+                "node_error",
+                n,
+                {
+                    "duration_s": time.perf_counter() - start,
+                    "error_type": type(cause).__name__,
+                    "error": str(cause),
+                },
+            )
+            self._tasks.pop(n, None)
+            error = exc if isinstance(exc, NodeFailedError) else NodeFailedError(self.id, n, exc)
+            self._shutdown(error, "failed")
+            return
+        if self._steps.trace is not None:
+            self._steps.emit(
+                "node_end", n, {"duration_s": time.perf_counter() - start, "output": _preview(value)}
+            )
+        self._complete(n, value)
+
+    async def _execute(self, n: str, node: LLMCall | ToolCall) -> Any:
+        templates = self.program.templates[n]
+        lookup = self._lookup(n)
+        if isinstance(node, ToolCall):
+            return await self._steps.tool(node, templates["args"].render(lookup))
+        if node.prompt is not None:
+            return await self._steps.llm_call(node, None, templates["prompt"].render(lookup))
+        assert node.messages is not None
+        messages = tuple(
+            {"role": m.role, "content": templates[f"messages[{i}]"].render(lookup)}
+            for i, m in enumerate(node.messages)
+        )
+        return await self._steps.llm_call(node, messages, None)
+
+    def _lookup(self, n: str | None) -> Callable[[Ref], Any]:
+        def lookup(ref: Ref) -> Any:
+            base = self.inputs[ref.name] if ref.source == "inputs" else self.outputs[ref.name]
+            if not ref.path:
+                return base
+            try:
+                return walk(base, ref.path)
+            except RefResolutionError as exc:
+                raise ReferenceResolutionError(n, ref.text, str(exc)) from None
+
+        return lookup
+
+    def _complete(self, n: str, value: Any) -> None:
+        self.outputs[n] = value
+        self._tasks.pop(n, None)
+        self._remaining -= 1
+        if self._closing:
+            return
+        waiting = self._waiting
+        for s in self._succ[n]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                self._launch(s)
+        if self._remaining == 0:
+            self._finish_ok()
+
+    # -- the end --------------------------------------------------------------------------------------------
+    def _finish_ok(self) -> None:
+        lookup = self._lookup(None)
+        try:
+            outputs = {k: t.render(lookup) for k, t in self.program.output_templates.items()}
+        except ReferenceResolutionError as exc:
+            self._shutdown(exc, "failed")
+            return
+        result = ProgramResult(self.id, outputs, dict(self.outputs), time.perf_counter() - self._start)
+        self._shutdown(None, "ok", result)
+
+    def _shutdown(
+        self, error: BaseException | None, status: str, result: ProgramResult | None = None
+    ) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.status = status
+        self.error = error
+        running = list(self._tasks.values())
+        for task in running:
+            task.cancel()
+        self._tasks.clear()
+        asyncio.get_running_loop().create_task(self._close(running, error, status, result))
+
+    async def _close(
+        self,
+        running: list[asyncio.Task[None]],
+        error: BaseException | None,
+        status: str,
+        result: ProgramResult | None,
+    ) -> None:
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        llm = self._executor.llm
+        if llm is not None and self._uses_llm:
+            try:
+                await llm.end_program(self.id)
+            except Exception:  # noqa: BLE001 - releasing must not mask the program's own outcome
+                log.exception("releasing program %s failed", self.id)
+        attrs: dict[str, Any] = {"status": status, "duration_s": time.perf_counter() - self._start}
+        if error is not None:
+            attrs["error"] = str(error)
+        self._steps.emit("program_end", None, attrs)
+        self._executor.forget(self)
+        if self._future.done():
+            return
+        if error is not None:
+            self._future.set_exception(error)
+        else:
+            assert result is not None
+            self._future.set_result(result)
+
+
+def _preview(value: Any) -> str:
+    text = pydantic_core.to_json(value, fallback=str).decode()
+    return text if len(text) <= OUTPUT_PREVIEW_CHARS else text[: OUTPUT_PREVIEW_CHARS - 3] + "..."

@@ -1,0 +1,49 @@
+"""``tether run --broker`` against a real mosquitto with two ``tether worker`` processes sharing the load."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.mqtt.conftest import REPO, TOOLS_FILE, wait_until
+from tools.mqtt import MqttToolRunner
+
+NODES = 6
+
+
+def _workflow(path: Path) -> Path:
+    lines = ["name: mqtt_fanout", "tools:", f"  - {TOOLS_FILE}", "nodes:"]
+    for i in range(NODES):
+        lines += [f"  - id: s{i}", "    tool: slow", "    args: {seconds: 0.3}"]
+    lines += [
+        "  - id: total",
+        "    tool: add",
+        "    args:",
+        "      a: ${s0.output}",
+        "      b: 0",
+        "outputs:",
+    ]
+    lines += [f"  p{i}: ${{s{i}.output}}" for i in range(NODES)]
+    lines += ["  total: ${total.output}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def test_tether_run_with_two_workers_on_mosquitto(
+    mosquitto, spawn_worker: Callable[[str, str], subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    workers = [spawn_worker(mosquitto.url, f"w-{i}") for i in range(2)]
+    async with MqttToolRunner(mosquitto.url) as probe:
+        await wait_until(lambda: len(probe.roster.serving("slow")) == 2, what="both workers online")
+        assert all(w.shared for w in probe.roster.workers())
+    cmd = [sys.executable, "-m", "runtime.cli", "run", str(_workflow(tmp_path / "fanout.yaml"))]
+    cmd += ["--broker", mosquitto.url, "--json", "--trace-dir", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    outputs = json.loads(done.stdout)["outputs"]
+    pids = [outputs[f"p{i}"] for i in range(NODES)]
+    assert set(pids) == {w.pid for w in workers}  # both workers served calls
+    assert outputs["total"] == pids[0]

@@ -1,0 +1,65 @@
+"""Remote tool workers over MQTT: ``MqttToolRunner`` (client), ``ToolWorker`` (server), brokers.
+
+See ``docs/tools-mqtt.md`` for the topics, the envelope, liveness, retries and idempotency. ``EmbeddedBroker``
+and ``MosquittoBroker`` are imported on first use (amqtt is only needed by the embedded broker).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tools.mqtt.client import ClientStats, MqttToolRunner
+from tools.mqtt.connection import BrokerAddress
+from tools.mqtt.envelope import AckEnvelope, CallEnvelope, ErrorInfo, ResultEnvelope, WorkerStatus
+from tools.mqtt.errors import (
+    BrokerConnectionError,
+    MqttCallTimeoutError,
+    MqttProtocolError,
+    MqttToolError,
+    RemoteToolArgumentError,
+    RemoteToolError,
+    RemoteToolExecutionError,
+    RemoteToolTimeoutError,
+    RemoteUnknownToolError,
+)
+from tools.mqtt.worker import ToolWorker, WorkerStats
+
+if TYPE_CHECKING:
+    from tools.mqtt.broker import EmbeddedBroker
+    from tools.mqtt.mosquitto import MosquittoBroker
+
+__all__ = [
+    "AckEnvelope",
+    "BrokerAddress",
+    "BrokerConnectionError",
+    "CallEnvelope",
+    "ClientStats",
+    "EmbeddedBroker",
+    "ErrorInfo",
+    "MosquittoBroker",
+    "MqttCallTimeoutError",
+    "MqttProtocolError",
+    "MqttToolError",
+    "MqttToolRunner",
+    "RemoteToolArgumentError",
+    "RemoteToolError",
+    "RemoteToolExecutionError",
+    "RemoteToolTimeoutError",
+    "RemoteUnknownToolError",
+    "ResultEnvelope",
+    "ToolWorker",
+    "WorkerStats",
+    "WorkerStatus",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EmbeddedBroker":
+        from tools.mqtt.broker import EmbeddedBroker
+
+        return EmbeddedBroker
+    if name == "MosquittoBroker":
+        from tools.mqtt.mosquitto import MosquittoBroker
+
+        return MosquittoBroker
+    raise AttributeError(f"module 'tools.mqtt' has no attribute {name!r}")
