@@ -17,6 +17,7 @@ from kernels import reference  # noqa: E402
 from runtime import LLM, SamplingParams  # noqa: E402
 from runtime.engine.attention import AttentionMetadata, TorchAttentionBackend, resolve_backend_name  # noqa: E402
 from runtime.engine.attention.triton_backend import PrefixGroup, find_prefix_groups  # noqa: E402
+from tests.runtime.attention_batch import step_batch  # noqa: E402
 
 INTERPRETING = os.environ["TRITON_INTERPRET"] == "1"
 DEVICE = "cpu" if INTERPRETING else "cuda"
@@ -55,28 +56,15 @@ def mixed_batch(hq: int, hkv: int):
     perm = torch.randperm(nblocks, generator=g).tolist()
     shared = [perm.pop(), perm.pop()]
     shapes = [(9, 1, False), (9, 1, True), (12, 3, True), (0, 6, False), (8, 1, True), (10, 5, True)]
-    tables, slots, q_lens, kv_lens = [], [], [], []
+    tables = []
     for cached, new, shares in shapes:
-        n = cached + new
         own_start = 2 if shares else 0
-        table = (shared if shares else []) + [perm.pop() for _ in range((n + bs - 1) // bs - own_start)]
-        tables.append(table)
-        slots += [table[p // bs] * bs + p % bs for p in range(cached, n)]
-        q_lens.append(new)
-        kv_lens.append(n)
-    k_cache = torch.randn(nblocks, bs, hkv, d, generator=g)
-    v_cache = torch.randn(nblocks, bs, hkv, d, generator=g)
-    t = sum(q_lens)
-    q, k, v = (torch.randn(t, h, d, generator=g) for h in (hq, hkv, hkv))
-    width = max(map(len, tables))
-    meta = AttentionMetadata(
-        slot_mapping=torch.tensor(slots),
-        block_table=torch.tensor([tb + [0] * (width - len(tb)) for tb in tables], dtype=torch.int32),
-        cu_seqlens_q=torch.tensor([0] + torch.tensor(q_lens).cumsum(0).tolist(), dtype=torch.int32),
-        kv_lens=torch.tensor(kv_lens, dtype=torch.int32),
-        max_q_len=max(q_lens),
-    )
-    return q, k, v, k_cache, v_cache, meta
+        tables.append(
+            (shared if shares else [])
+            + [perm.pop() for _ in range((cached + new + bs - 1) // bs - own_start)]
+        )
+    steps = [(cached, new) for cached, new, _ in shapes]
+    return step_batch(tables, steps, hq=hq, hkv=hkv, d=d, num_blocks=nblocks, block_size=bs, generator=g)
 
 
 @needs_kernels
