@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from runtime.replay.bench import run_replay, solo_jct
-    from runtime.replay.report import format_table, progress_printer
+    from runtime.replay.floor import prefill_floor
+    from runtime.replay.report import format_floor, format_table, progress_printer
     from runtime.replay.sweep import plot_sweep, run_sweep
     from runtime.replay.workload import WorkloadError
 
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     progress = None if args.quiet else progress_printer(sys.stderr)
     doc: dict = {"workload": str(args.workload), "settings": _settings_doc(args, settings, len(programs))}
+    floor = prefill_floor(programs, args.block_size)
+    doc["prefill_floor"] = floor.as_dict()
     if args.sweep:
         rates = [float(r) for r in args.sweep.split(",")]
         sweep = run_sweep(settings, programs, rates, progress)
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         if solo is not None:
             doc["solo_avg_jct_s"] = solo
         print(format_table(doc["results"], solo))
+    print(format_floor(floor))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2))
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TextIO
 
+from runtime.replay.floor import PrefillFloor
+
 
 def progress_printer(stream: TextIO) -> Callable[[str, int, int], None]:
     def show(policy: str, done: int, total: int) -> None:
@@ -37,3 +39,12 @@ def format_table(results: list[dict], solo_avg_jct_s: float | None = None) -> st
     if solo_avg_jct_s is not None:
         lines.append(f"{'solo (bound)':16s} {solo_avg_jct_s:9.2f}")
     return "\n".join(lines)
+
+
+def format_floor(floor: PrefillFloor) -> str:
+    """The least prefill / prompt any policy can reach here, to read the table's column against."""
+    total = max(1, floor.prompt_tokens)
+    return (
+        f"prefill floor: {floor.block_level} tokens ({floor.block_level / total:.3f}) with whole"
+        f" {floor.block_size}-token blocks, {floor.token_level} ({floor.token_level / total:.3f}) token by token"
+    )

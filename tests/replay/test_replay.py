@@ -12,6 +12,7 @@ from runtime.engine.sequence import ProgramHints
 from runtime.policies import POLICIES, get_policy
 from runtime.replay.bench import ReplaySettings, run_replay
 from runtime.replay.driver import Arrivals
+from runtime.replay.floor import PrefillFloor, prefill_floor
 from runtime.replay.workload import Program, Turn, WorkloadError, load_workload
 from runtime.sim.cost_model import H100_LLAMA31_8B
 
@@ -76,10 +77,21 @@ def test_continuum_pin_is_hit_by_the_next_turn_in_simulation():
 
 def test_tether_keeps_context_so_prefill_is_only_new_tokens():
     (r,) = run_replay(settings(["tether"], True, kv_blocks=256), PROGRAMS)
-    new_tokens = sum(t.new_input_tokens for p in PROGRAMS for t in p.turns)
     # Each turn recomputes only its new input plus the unfinished tail block of the previous context.
-    assert r["prefill_tokens_computed"] <= new_tokens + 16 * (sum(p.num_turns for p in PROGRAMS) - 3)
+    assert r["prefill_tokens_computed"] == prefill_floor(PROGRAMS, 16).block_level
     assert r["pins_hit"] == sum(p.num_turns - 1 for p in PROGRAMS)
+
+
+def test_prefill_floor_by_hand():
+    b = PROGRAMS[1]  # prompt 70, output 3; then 20 new tokens: prompt 93, output 2
+    # Block level: turn 1 left KV for 70 + 3 - 1 = 72 tokens, 4 whole blocks; 93 - 64 = 29 to compute.
+    assert prefill_floor([b], 16) == PrefillFloor(
+        prompt_tokens=163, token_level=90, block_level=99, block_size=16
+    )
+    # One-token blocks: only the last output token (never fed back) is recomputed beyond the new input.
+    assert prefill_floor([b], 1).block_level == 91
+    with pytest.raises(ValueError, match="block_size"):
+        prefill_floor([b], 0)
 
 
 def test_admission_orders_on_a_hand_built_queue():
