@@ -14,6 +14,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="replay an agent workload trace against scheduling policies")
     p.add_argument("--workload", required=True, help="a JSONL trace (../shared/workloads/*.jsonl)")
     p.add_argument("--programs", type=int, default=None, help="replay the first N programs")
+    p.add_argument(
+        "--draw",
+        type=int,
+        default=None,
+        help="steady state: draw N programs with replacement (per seed), Poisson arrivals; the first and last "
+        "--window of them are left out of the averages",
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        help="fraction of programs (by arrival) left out at each end of the averages (default 0.1 with --draw, "
+        "else 0)",
+    )
+    p.add_argument(
+        "--hints",
+        choices=("online", "oracle"),
+        default="online",
+        help="online (default): requests carry only what a server knows; oracle: add each trace program's true "
+        "remaining turns, a clairvoyant bound labelled +oracle",
+    )
     load = p.add_mutually_exclusive_group()
     load.add_argument("--rate", type=float, default=None, help="Poisson arrivals, programs per second")
     load.add_argument("--concurrency", type=int, default=None, help="closed loop: N programs at a time")
@@ -22,7 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply tool seconds")
     p.add_argument("--kv-blocks", type=int, default=None, help="GPU KV blocks (contention is set here)")
     p.add_argument(
-        "--cpu-kv-blocks", type=int, default=None, help="host KV blocks for policies with a CPU tier"
+        "--cpu-kv-blocks",
+        default=None,
+        help="host KV blocks for policies with a CPU tier: a count, or a multiple of --kv-blocks such as 1x or "
+        "4x (default 4x)",
     )
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--max-num-batched-tokens", type=int, default=8192)
@@ -40,42 +64,60 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sweep", default=None, help="comma-separated rates: each policy's capacity (simulation)")
     p.add_argument("--plot", default=None, help="with --sweep: write rate vs average JCT as a PNG")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seeds", default=None, help="comma-separated seeds (each its own draw and arrivals): mean and range"
+    )
     p.add_argument("--json", default=None, help="write the results to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.replay.bench import run_replay, solo_jct
     from runtime.replay.floor import prefill_floor
-    from runtime.replay.report import format_floor, format_table, progress_printer
-    from runtime.replay.sweep import plot_sweep, run_sweep
+    from runtime.replay.report import format_floor, format_summary, format_table, progress_printer
+    from runtime.replay.steady import draw_programs, run_seeds
+    from runtime.replay.sweep import CAPACITY_SLOWDOWN, plot_sweep, run_sweep
     from runtime.replay.workload import WorkloadError
 
     try:
-        settings, programs = _settings(args)
+        settings, programs, seeds = _settings(args)
     except (WorkloadError, ValueError) as exc:
         print(f"tether replay: {exc}", file=sys.stderr)
         return 2
     progress = None if args.quiet else progress_printer(sys.stderr)
-    doc: dict = {"workload": str(args.workload), "settings": _settings_doc(args, settings, len(programs))}
-    floor = prefill_floor(programs, args.block_size)
+    doc: dict = {
+        "workload": str(args.workload),
+        "settings": _settings_doc(args, settings, len(programs), seeds),
+    }
+    floor_programs = draw_programs(programs, args.draw, seeds[0]) if args.draw else programs
+    floor = prefill_floor(floor_programs, args.block_size)
     doc["prefill_floor"] = floor.as_dict()
     if args.sweep:
         rates = [float(r) for r in args.sweep.split(",")]
-        sweep = run_sweep(settings, programs, rates, progress)
+        sweep = run_sweep(settings, programs, rates, progress, seeds=seeds, draw=args.draw)
         doc.update(sweep)
         if args.plot:
             plot_sweep(sweep, Path(args.plot), title=f"{Path(args.workload).name}, {len(programs)} programs")
-        print(format_table(sweep["results_at_rate"][-1]["results"], sweep["solo_avg_jct_s"]))
-        for policy, cap in sweep["capacity_programs_per_s"].items():
-            print(f"capacity {policy:16s} {cap:.4f} programs/s")
+        for point in sweep["results_at_rate"]:
+            print(f"rate {point['rate']} programs/s")
+            print(format_summary(point["summary"]))
+        for label, cap in sweep["capacity_programs_per_s"].items():
+            print(f"capacity ({CAPACITY_SLOWDOWN:g}x solo) {label:16s} {cap:.4f} programs/s")
     else:
-        doc["results"] = run_replay(settings, programs, progress)
-        solo = solo_jct(settings, programs) if args.solo else None
-        if solo is not None:
-            doc["solo_avg_jct_s"] = solo
-        print(format_table(doc["results"], solo))
+        point = run_seeds(settings, programs, seeds, draw=args.draw, solo=args.solo, on_progress=progress)
+        doc.update(point)
+        doc["results"] = point["per_seed"][0]["results"]
+        if len(seeds) == 1:
+            print(format_table(doc["results"], point["per_seed"][0].get("solo_avg_jct_s")))
+        else:
+            print(format_summary(point["summary"]))
+    window = doc["settings"]["window"]
+    if window:
+        print(
+            f"averages leave out the first and last {window:.0%} of programs by arrival (warm-up, cool-down)"
+        )
+    if args.hints == "oracle":
+        print("hints: oracle -- every policy saw each program's true remaining turns: a bound, not a result")
     print(format_floor(floor))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2))
@@ -84,17 +126,21 @@ def run(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace):
     from runtime.engine.config import EngineConfig
-    from runtime.policies import POLICIES
+    from runtime.policies import get_policy
     from runtime.replay.bench import ReplaySettings
     from runtime.replay.workload import load_workload
     from runtime.sim.cost_model import load_cost_model
 
     programs = load_workload(args.workload)[: args.programs]
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    if args.draw is not None and args.concurrency is not None:
+        raise ValueError(
+            "--draw samples a steady state under Poisson arrivals: use --rate, not --concurrency"
+        )
     programs = [p.scaled(args.token_scale, args.time_scale) for p in programs]
     policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
-    unknown = [p for p in policies if p not in POLICIES]
-    if unknown:
-        raise ValueError(f"unknown policies {unknown}; known: {', '.join(POLICIES)}")
+    for policy in policies:
+        get_policy(policy)  # a ValueError names an unknown policy or option
     if args.rate is None and args.concurrency is None and not args.sweep:
         raise ValueError("give --rate R, --concurrency C or --sweep RATES")
     if args.simulate and args.kv_blocks is None:
@@ -105,25 +151,50 @@ def _settings(args: argparse.Namespace):
         block_size=args.block_size,
         num_kv_blocks=args.kv_blocks,
         max_num_batched_tokens=args.max_num_batched_tokens,
-        num_cpu_kv_blocks=args.cpu_kv_blocks,
+        num_cpu_kv_blocks=_cpu_blocks(args.cpu_kv_blocks, args.kv_blocks),
         seed=args.seed,
         cost_model=args.cost_model,
     )
     cost = load_cost_model(args.cost_model or "h100-llama3.1-8b") if args.simulate else None
-    settings = ReplaySettings(policies, engine, args.rate, args.concurrency, args.seed, args.simulate, cost)
-    return settings, programs
+    window = args.window if args.window is not None else (0.1 if args.draw else 0.0)
+    settings = ReplaySettings(
+        policies, engine, args.rate, args.concurrency, seeds[0], args.simulate, cost, args.hints, window
+    )
+    return settings, programs, seeds
 
 
-def _settings_doc(args: argparse.Namespace, settings, n: int) -> dict:
+def _cpu_blocks(value: str | None, gpu_blocks: int | None) -> int | None:
+    """``--cpu-kv-blocks``: a count, or ``<k>x`` times the GPU KV blocks."""
+    if value is None:
+        return None
+    try:
+        if value.endswith("x"):
+            if gpu_blocks is None:
+                raise ValueError(f"--cpu-kv-blocks {value} is a multiple of --kv-blocks: give --kv-blocks")
+            return round(float(value[:-1]) * gpu_blocks)
+        return int(value)
+    except ValueError as exc:
+        if "--kv-blocks" in str(exc):
+            raise
+        raise ValueError(f"--cpu-kv-blocks must be a count or a multiple like 4x, got {value!r}") from None
+
+
+def _settings_doc(args: argparse.Namespace, settings, n: int, seeds: list[int]) -> dict:
+    cpu = settings.engine.num_cpu_kv_blocks
     return {
         "programs": n,
+        "draw": args.draw,
+        "window": settings.window,
+        "hints": settings.hints,
+        "seeds": seeds,
         "rate": args.rate,
         "concurrency": args.concurrency,
         "policies": list(settings.policies),
         "token_scale": args.token_scale,
         "time_scale": args.time_scale,
         "kv_blocks": args.kv_blocks,
-        "cpu_kv_blocks": args.cpu_kv_blocks,
+        "cpu_kv_blocks": cpu,
+        "cpu_tier_x": cpu / args.kv_blocks if cpu is not None and args.kv_blocks else None,
         "block_size": args.block_size,
         "model": args.model,
         "simulate": args.simulate,

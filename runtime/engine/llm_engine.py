@@ -21,7 +21,7 @@ from runtime.engine.outputs import RequestOutput
 from runtime.engine.programs import PolicyPriority, ProgramManager
 from runtime.engine.sampling_params import SamplingParams
 from runtime.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
-from runtime.engine.sequence import FinishReason, ProgramHints, Sequence
+from runtime.engine.sequence import FinishReason, ProgramHints, Sequence, TurnOutcome
 from runtime.engine.stop import StopChecker
 from runtime.policies import PolicyContext, SchedulingPolicy, get_policy
 from runtime.policies.programs import ProgramTable
@@ -103,6 +103,10 @@ class LLMEngine:
         self._counter = itertools.count()
         self._rng = random.Random(config.seed)
         self.last_plan: SchedulerOutput | None = None
+        # What a finished turn's output says (the tool it called, whether the program ends). By default the
+        # submitter's hints (a static DAG's plan); replay reveals the trace's tool here, at turn end, and a
+        # server would parse the output's tool call.
+        self.turn_outcome: Callable[[Sequence], TurnOutcome] = lambda seq: TurnOutcome.from_hints(seq.hints)
 
     def _waiting_prefill_tokens(self) -> int:
         return sum(s.num_tokens - s.num_computed_tokens for s in self.scheduler.waiting)
@@ -228,7 +232,7 @@ class LLMEngine:
                 seq.first_token_time = now
             reason = self.stop.check(seq)
             if reason is not None:
-                self.programs.on_turn_end(seq)
+                self.programs.on_turn_end(seq, self.turn_outcome(seq))
                 self.scheduler.finish(seq, reason)
                 seq.finish_time = now
                 del self._seqs[seq.request_id]

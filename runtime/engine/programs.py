@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kvcache import KVCacheManager, PrefixMatch
 from runtime.engine.scheduler import SchedulerOutput
-from runtime.engine.sequence import Sequence
+from runtime.engine.sequence import Sequence, TurnOutcome
 from runtime.policies.base import Drop, Free, Park, ParkPin, Pin, PolicyContext, SchedulingPolicy, TurnEnd
 from runtime.policies.programs import ProgramTable
 
@@ -103,23 +103,25 @@ class ProgramManager:
             acted = True
         return acted
 
-    def on_turn_end(self, seq: Sequence) -> None:
-        """Called when a turn finishes normally, before its sequence frees its blocks."""
+    def on_turn_end(self, seq: Sequence, outcome: TurnOutcome | None = None) -> None:
+        """Called when a turn finishes normally, before its sequence frees its blocks. ``outcome``: what the
+        turn's output says (default: the request's hints)."""
         hints = seq.hints
         pid = hints.program_id
         if pid is None:
             return
+        outcome = outcome or TurnOutcome.from_hints(hints)
         state = self.programs.open(pid, seq.arrival_time)
         now = self.ctx.now
-        if hints.last_turn or hints.remaining_turns == 0:
+        if outcome.last_turn:
             self.end_program(pid)
             return
-        state.tool, state.tool_started = hints.next_tool, now
-        model = self.ctx.tool_stats.model_for(hints.next_tool)
+        state.tool, state.tool_started = outcome.next_tool, now
+        model = self.ctx.tool_stats.model_for(outcome.next_tool)
         state.predicted_return = now + model.quantile(0.5)
         end = TurnEnd(
             pid,
-            hints.next_tool,
+            outcome.next_tool,
             hints.remaining_turns,
             seq.num_computed_tokens,
             seq.num_computed_tokens // self.kv.block_size,

@@ -27,14 +27,52 @@ class FinishReason(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ProgramHints:
-    """What the program-level scheduler knows about the program a request belongs to (filled by replay, the
-    server or the DAG compiler; all optional)."""
+    """What the program-level scheduler knows about the program a request belongs to, when the request is
+    submitted (filled by replay, the server or the DAG compiler; all optional).
+
+    The hints rule: a field carries only what the deployment knows at that moment, never a program's future.
+
+    ============== =================================== ====================================================
+    field          known at                            by whom
+    ============== =================================== ====================================================
+    program_id     submission                          the client (session id, DAG run id, replay)
+    turn           submission                          the client: how many turns it has sent before
+    next_tool      turn end (the output's tool call);  the engine's output parser (``TurnOutcome``); at
+                   submission only if a static DAG     submission only the DAG compiler, where the graph
+                   fixes it                            fixes the tool after this call
+    remaining_turns submission, only if a static DAG   the DAG compiler (a workflow whose LLM calls are
+                   fixes it; ``None`` otherwise        fixed); never an open-ended agent, never a trace
+    last_turn      turn end (no tool call in the       the engine's output parser; at submission only a
+                   output); at submission only if a    static DAG
+                   static DAG fixes it
+    ============== =================================== ====================================================
+
+    Policies read ``next_tool`` and ``last_turn`` only at turn end, through ``TurnOutcome``. A replayed trace
+    program is an open-ended agent: its requests carry ``program_id`` and ``turn`` alone, and each turn's tool
+    is revealed when the turn ends (``tether replay --hints oracle`` adds the true ``remaining_turns``: a
+    labelled bound, never a result).
+    """
 
     program_id: str | None = None
     turn: int = 0
     next_tool: str | None = None
     remaining_turns: int | None = None
     last_turn: bool = False
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """What a finished turn's output says: the tool it called (``None``: no tool call) and whether the program
+    ends here. Known at turn end, from the output itself (a server parses the tool call; replay reveals the
+    trace's tool for the turn that just ended)."""
+
+    next_tool: str | None
+    last_turn: bool
+
+    @staticmethod
+    def from_hints(hints: ProgramHints) -> TurnOutcome:
+        """The default when nobody parses the output: what the submitter said (a static DAG's plan)."""
+        return TurnOutcome(hints.next_tool, hints.last_turn or hints.remaining_turns == 0)
 
 
 class Sequence:

@@ -6,7 +6,7 @@ from runtime.policies.autellix import AutellixPolicy
 from runtime.policies.base import PolicyContext, SchedulingPolicy
 from runtime.policies.continuum import ContinuumFixedPolicy, ContinuumPolicy
 from runtime.policies.infercept import InferCeptPolicy
-from runtime.policies.tether import TetherPolicy
+from runtime.policies.tether import TetherOptions, TetherPolicy
 from runtime.policies.vllm import LMCachePolicy, VLLMPolicy
 
 POLICIES: dict[str, type] = {
@@ -24,10 +24,14 @@ POLICIES: dict[str, type] = {
 
 
 def get_policy(name: str) -> SchedulingPolicy:
+    """A policy by name; ``tether:<options>`` is ``tether`` with parts switched (``TetherOptions.parse``)."""
+    base, _, spec = name.partition(":")
+    if base == "tether" and spec:
+        return TetherPolicy(TetherOptions.parse(spec), name=name)
     try:
         return POLICIES[name]()
     except KeyError:
-        raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}") from None
+        raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}, tether:<options>") from None
 
 
 __all__ = ["POLICIES", "PolicyContext", "SchedulingPolicy", "get_policy"]

@@ -1,52 +1,117 @@
-"""``tether``: Continuum's idea, using what it cannot see. The rule (docs/scheduling.md):
+"""``tether``: Continuum's idea, with what a server really knows. The rule (docs/scheduling.md):
 
-1. Admission: programs whose KV is resident (pinned) first, then the program with the fewest remaining turns
-   (the DAG/request says how many; SRPT on programs), then program arrival. A finite queue cannot starve.
-2. Turn end: always keep the KV (pin it) with a TTL of the tool's high quantile: holding costs nothing until
-   memory is short, and the pressure rule below decides lazily. The last turn frees.
-3. Memory pressure: give up the pins whose program is predicted back last (Belady's rule, with the tool's
-   median duration as the prediction), parking them in CPU memory when it fits (no re-prefill later) and
-   dropping them only when it does not.
+1. Admission: programs whose KV is resident (pinned on the GPU) first; then the highest Gittins index of the
+   program's remaining turns, learned from finished programs (``RemainingWorkPredictor``), or ``1 / r`` where a
+   static DAG really fixes the ``r`` remaining calls; then least attained service; then program arrival.
+2. Turn end: keep the KV (pin it) with a TTL of the tool's high quantile: holding costs nothing until memory is
+   short, and the pressure rule below decides lazily. The last turn frees.
+3. Memory pressure: give up the pins whose program is predicted back last (the tool's median duration), parking
+   them in CPU memory when it fits (no re-prefill later) and dropping them only when it does not.
 4. Prefetch: a parked program's blocks come back to GPU memory once its tool is predicted to return (median,
    less the copy time) and the GPU has room without giving up another pin.
 5. Expiry: a pin that outlives its TTL is parked rather than dropped when the CPU tier has room.
+6. Preemption swaps the victim's KV to CPU memory instead of recomputing it.
+
+Each part can be switched off by name for ablations: ``tether:order=fcfs``, ``tether:pins=off``,
+``tether:park=off``, ``tether:prefetch=off``, ``tether:swap=off``, ``tether:offload=on`` (several joined by
+``:``). The policy reads no hint that a server would not have (``ProgramHints``).
 """
 
 from __future__ import annotations
 
-from runtime.policies.base import Decision, Free, Pin, PolicyContext, PressureAction, TurnEnd
-from runtime.policies.infercept import park_or_drop_furthest
+from dataclasses import dataclass, fields, replace
+
+from runtime.policies.base import Decision, Drop, Free, Pin, PolicyContext, PressureAction, TurnEnd
+from runtime.policies.keep import VICTIMS, give_up
 from runtime.policies.vllm import VLLMPolicy
 
 TTL_QUANTILE = 0.95
 MIN_TTL_S = 1.0
+ORDERS = ("gittins", "gittins-tokens", "las", "fcfs")
+
+
+@dataclass(frozen=True)
+class TetherOptions:
+    # gittins: Gittins index of the learned distribution of total turns; gittins-tokens: the same over tokens
+    # computed (program service); las: least attained service (tokens); fcfs: program arrival
+    order: str = "gittins"
+    pins: bool = True  # keep KV across tool calls
+    park: bool = True  # under pressure or on expiry, move pins to CPU memory instead of dropping them
+    prefetch: bool = True  # bring parked programs back before their tool is predicted to return
+    swap: bool = True  # preemption parks the victim's KV instead of recomputing it
+    offload: bool = False  # also write LRU-evicted unpinned blocks to the CPU tier (LMCache's rule)
+    victim: str = "furthest"  # which pins leave the GPU first under pressure (runtime/policies/keep.py)
+    displace: bool = False  # drop a parked pin predicted back later to make room for one predicted sooner
+
+    @staticmethod
+    def parse(spec: str) -> TetherOptions:
+        """``order=las:park=off`` -> options; unknown names and values are named in the error."""
+        opts = TetherOptions()
+        for part in filter(None, spec.split(":")):
+            key, _, value = part.partition("=")
+            known = {f.name: f for f in fields(TetherOptions)}
+            if key not in known:
+                raise ValueError(f"tether option {key!r} unknown; known: {', '.join(known)}")
+            choices = {"order": ORDERS, "victim": VICTIMS}.get(key)
+            if choices is not None:
+                if value not in choices:
+                    raise ValueError(f"tether {key} {value!r} unknown; known: {', '.join(choices)}")
+                opts = replace(opts, **{key: value})
+            elif value in ("on", "off"):
+                opts = replace(opts, **{key: value == "on"})
+            else:
+                raise ValueError(f"tether option {key}={value!r}: expected on or off")
+        return opts
 
 
 class TetherPolicy(VLLMPolicy):
     name = "tether"
     cpu_tier = True
-    park_on_expiry = True
-    swap_on_preempt = True
+
+    def __init__(self, options: TetherOptions | None = None, name: str | None = None) -> None:
+        self.options = options or TetherOptions()
+        self.name = name or "tether"
+        self.park_on_expiry = self.options.park
+        self.swap_on_preempt = self.options.swap
+        self.offload_on_evict = self.options.offload
 
     def priority(self, seq, ctx: PolicyContext) -> tuple:
+        """(not resident, -index, attained service, program arrival, submission order): smaller first."""
         pid = seq.hints.program_id
         state = ctx.programs.get(pid) if pid else None
         if state is None:
-            return (1, 0, seq.arrival_time, seq.seq_index)
+            return (1, 0.0, 0, seq.arrival_time, seq.seq_index)
         resident = 0 if ctx.kv.has_pin(pid) and not ctx.kv.pins[pid].parked else 1
-        remaining = seq.hints.remaining_turns if seq.hints.remaining_turns is not None else 1 << 30
-        return (resident, remaining, state.arrival, seq.seq_index)
+        attained = state.attained_tokens
+        order = self.options.order
+        if order == "fcfs":
+            return (resident, 0.0, 0, state.arrival, seq.seq_index)
+        if order == "las":
+            index = -attained
+        elif seq.hints.remaining_turns is not None:  # only a static DAG (or --hints oracle) fills it
+            turns = seq.hints.remaining_turns + 1  # this turn and the ones after it: a known size
+            index = 1.0 / (turns if order == "gittins" else turns * ctx.programs.tokens_per_turn(state))
+        elif order == "gittins":
+            index = ctx.programs.turns.gittins(max(0, state.turns_seen - 1))
+        else:
+            index = ctx.programs.service.gittins(attained)
+        return (resident, -index, attained, state.arrival, seq.seq_index)
 
     def on_turn_end(self, end: TurnEnd, ctx: PolicyContext) -> Decision:
-        if end.remaining_turns == 0:
+        if end.remaining_turns == 0 or not self.options.pins:
             return Free()
         model = ctx.tool_stats.model_for(end.next_tool)
         return Pin(max(MIN_TTL_S, model.quantile(TTL_QUANTILE)))
 
     def relieve(self, ctx: PolicyContext, blocks_needed: int) -> list[PressureAction]:
-        return park_or_drop_furthest(ctx, blocks_needed)
+        actions = give_up(ctx, blocks_needed, self.options.victim, self.options.displace)
+        if not self.options.park:
+            actions = [Drop(a.pin_id) for a in actions]
+        return actions
 
     def prefetches(self, ctx: PolicyContext) -> list[str]:
+        if not self.options.prefetch:
+            return []
         now = ctx.now
         due = []
         for pid, info in ctx.kv.pins.items():

@@ -27,11 +27,26 @@ class ReplaySettings:
     seed: int = 0
     simulate: bool = False
     cost_model: CostModel | None = None  # simulation only
+    hints: str = "online"  # "oracle": the true remaining turns, a labelled bound (see ProgramHints)
+    window: float = 0.0  # fraction of programs, by arrival, left out of the averages at each end
 
     def arrivals(self, n: int) -> Arrivals:
         if self.concurrency is not None:
             return Arrivals(concurrency=self.concurrency)
         return Arrivals.poisson(n, self.rate or 1.0, self.seed)
+
+    def label(self, policy: str) -> str:
+        """How a policy is named in tables: clairvoyant runs carry ``+oracle``."""
+        return f"{policy}+oracle" if self.hints == "oracle" else policy
+
+
+def measured_window(n: int, window: float) -> range:
+    """Indices, in arrival order, of the programs the averages count: the first and the last
+    ``floor(window * n)`` are left out (warm-up: the engine starts empty; cool-down: the queue drains)."""
+    if not 0.0 <= window < 0.5:
+        raise ValueError(f"window must be in [0, 0.5), got {window}")
+    k = int(window * n)
+    return range(k, n - k)
 
 
 def build_engine(settings: ReplaySettings, policy: str) -> tuple[LLMEngine, VirtualClock | RealClock]:
@@ -53,14 +68,24 @@ def run_policy(
 ) -> dict:
     engine, clock = build_engine(settings, policy)
     start = clock.now()
-    runs = ReplayDriver(engine, programs, arrivals, clock, seed=settings.seed, on_progress=on_progress).run()
+    runs = ReplayDriver(
+        engine, programs, arrivals, clock, seed=settings.seed, on_progress=on_progress, hints=settings.hints
+    ).run()
     makespan = clock.now() - start
-    return summarize(policy, engine, runs, makespan)
+    result = summarize(policy, engine, runs, makespan, settings.window)
+    result["label"] = settings.label(policy)
+    result["hints"] = settings.hints
+    return result
 
 
-def summarize(policy: str, engine: LLMEngine, runs: list[ProgramRun], makespan: float) -> dict:
+def summarize(
+    policy: str, engine: LLMEngine, runs: list[ProgramRun], makespan: float, window: float = 0.0
+) -> dict:
+    """One result row. JCT figures count the programs inside the measurement window; token and pin counts
+    cover the whole run."""
     engine.check_integrity()
-    jcts = sorted(r.jct for r in runs)
+    by_arrival = sorted(runs, key=lambda r: r.arrival)
+    jcts = sorted(by_arrival[i].jct for i in measured_window(len(runs), window))
     sched, prog = engine.scheduler.stats, engine.programs.stats
     kv = engine.kv_manager
     leaked = kv.num_used_blocks + (
@@ -69,6 +94,7 @@ def summarize(policy: str, engine: LLMEngine, runs: list[ProgramRun], makespan: 
     return {
         "policy": policy,
         "programs": len(runs),
+        "programs_measured": len(jcts),
         "avg_jct_s": statistics.mean(jcts),
         "p50_jct_s": _quantile(jcts, 0.5),
         "p90_jct_s": _quantile(jcts, 0.9),
@@ -94,13 +120,19 @@ def _quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
 
 
-def solo_jct(settings: ReplaySettings, programs: list[Program]) -> float:
-    """The lower bound: each program alone on the engine (``vllm``, nothing contends), average JCT."""
+def solo_jct(settings: ReplaySettings, programs: list[Program], memo: dict | None = None) -> float:
+    """The lower bound: each program alone on the engine (``vllm``, nothing contends), average JCT over the
+    programs inside the measurement window. ``memo`` (turns -> JCT) skips programs drawn more than once."""
+    memo = {} if memo is None else memo
+    solo = replace(settings, hints="online", window=0.0)
     jcts = []
-    for p in programs:
-        result = run_policy(settings, "vllm", [p], Arrivals(times=(0.0,)))
-        jcts.append(result["avg_jct_s"])
+    for i in measured_window(len(programs), settings.window):  # programs arrive in list order
+        p = programs[i]
+        if p.turns not in memo:
+            memo[p.turns] = run_policy(solo, "vllm", [p], Arrivals(times=(0.0,)))["avg_jct_s"]
+        jcts.append(memo[p.turns])
     return statistics.mean(jcts)
+
 
 
 def run_replay(

@@ -9,6 +9,11 @@ One loop serves the real engine (real clock) and the simulation (virtual clock):
 
 Turn k's prompt is turn k-1's prompt + the tokens the engine generated for it + ``new_input_tokens`` fresh
 tokens, so prefixes repeat exactly as in the trace. Each turn generates exactly ``output_tokens``.
+
+What the engine learns follows the hints rule (``ProgramHints``): a trace program is an open-ended agent, so a
+request carries its program id and turn number alone, and the tool that follows a turn is revealed when that
+turn ends (as a server parses it from the output). ``hints="oracle"`` adds the true remaining turn count from
+the trace: a clairvoyant bound, labelled as such wherever it is reported.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 
 from runtime.engine.llm_engine import LLMEngine
 from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import ProgramHints
+from runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
 from runtime.replay.workload import Program
 from runtime.sim.clock import Clock
 
@@ -58,6 +63,9 @@ class Arrivals:
         return Arrivals(times=tuple(times))
 
 
+HINT_MODES = ("online", "oracle")
+
+
 class ReplayDriver:
     def __init__(
         self,
@@ -69,8 +77,13 @@ class ReplayDriver:
         seed: int = 0,
         vocab: int = 256,
         on_progress: Callable[[int, int], None] | None = None,
+        hints: str = "online",
     ) -> None:
+        if hints not in HINT_MODES:
+            raise ValueError(f"hints must be one of {HINT_MODES}, got {hints!r}")
         self.engine = engine
+        self.hints = hints
+        engine.turn_outcome = self._outcome
         self.programs = programs
         self.arrivals = arrivals
         self.clock = clock
@@ -142,18 +155,19 @@ class ReplayDriver:
         run.context.extend(rng.randrange(self.vocab) for _ in range(new))
         assert len(run.context) == turn.prompt_tokens, (run.program.program_id, run.turn)
         run.prompt_tokens += turn.prompt_tokens
-        last = run.turn == run.program.num_turns - 1
-        hints = ProgramHints(
-            program_id=run.program.program_id,
-            turn=run.turn,
-            next_tool=None if last else turn.tool,
-            remaining_turns=run.program.num_turns - run.turn - 1,
-            last_turn=last,
-        )
+        remaining = run.program.num_turns - run.turn - 1 if self.hints == "oracle" else None
+        hints = ProgramHints(program_id=run.program.program_id, turn=run.turn, remaining_turns=remaining)
         params = SamplingParams(temperature=0.0, max_tokens=turn.output_tokens, ignore_eos=True)
         rid = f"{run.program.program_id}#{run.turn}"
         self.engine.add_request(list(run.context), params, request_id=rid, hints=hints)
         self._by_request[rid] = i
+
+    def _outcome(self, seq: Sequence) -> TurnOutcome:
+        """Called by the engine when a turn has ended: the trace's tool for that turn, or none at the end."""
+        run = self._runs[self._by_request[seq.request_id]]
+        if run.turn == run.program.num_turns - 1:
+            return TurnOutcome(None, last_turn=True)
+        return TurnOutcome(run.program.turns[run.turn].tool, last_turn=False)
 
     def _turn_done(self, request_id: str, output: list[int], error: str | None) -> int:
         i = self._by_request.pop(request_id)

@@ -22,8 +22,9 @@ def progress_printer(stream: TextIO) -> Callable[[str, int, int], None]:
 
 def format_table(results: list[dict], solo_avg_jct_s: float | None = None) -> str:
     base = next((r for r in results if r["policy"] == "vllm"), None)
+    width = max([16] + [len(r.get("label", r["policy"])) for r in results])
     header = (
-        f"{'policy':16s} {'avg JCT':>9s} {'x vllm':>7s} {'p50':>8s} {'p90':>8s} {'makespan':>9s} "
+        f"{'policy':{width}s} {'avg JCT':>9s} {'x vllm':>7s} {'p50':>8s} {'p90':>8s} {'makespan':>9s} "
         f"{'prog/min':>8s} {'prefill/prompt':>14s} {'pins c/h/e/d':>17s} {'offload':>8s} {'leak':>5s}"
     )
     lines = [header, "-" * len(header)]
@@ -31,13 +32,43 @@ def format_table(results: list[dict], solo_avg_jct_s: float | None = None) -> st
         ratio = f"{r['avg_jct_s'] / base['avg_jct_s']:.3f}" if base else "-"
         pins = f"{r['pins_created']}/{r['pins_hit']}/{r['pins_expired']}/{r['pins_dropped']}"
         lines.append(
-            f"{r['policy']:16s} {r['avg_jct_s']:9.2f} {ratio:>7s} {r['p50_jct_s']:8.2f} {r['p90_jct_s']:8.2f} "
+            f"{r.get('label', r['policy']):{width}s} {r['avg_jct_s']:9.2f} {ratio:>7s} "
+            f"{r['p50_jct_s']:8.2f} {r['p90_jct_s']:8.2f} "
             f"{r['makespan_s']:9.1f} {r['throughput_programs_per_min']:8.2f} "
             f"{r['prefill_tokens_computed'] / max(1, r['prompt_tokens']):14.3f} {pins:>17s} "
             f"{r['offloaded_blocks']:8d} {r['kv_leaked_blocks']:5d}"
         )
     if solo_avg_jct_s is not None:
-        lines.append(f"{'solo (bound)':16s} {solo_avg_jct_s:9.2f}")
+        lines.append(f"{'solo (bound)':{width}s} {solo_avg_jct_s:9.2f}")
+    return "\n".join(lines)
+
+
+def format_summary(summary: list[dict]) -> str:
+    """Several seeds: each figure as mean [min, max]; ratios of the means against lmcache and vllm."""
+    by_label = {r["label"]: r for r in summary}
+    width = max([16] + [len(r["label"]) for r in summary])
+
+    def ratio(r: dict, base: str) -> str:
+        b = by_label.get(base) or by_label.get(base + "+oracle")
+        return f"{r['avg_jct_s']['mean'] / b['avg_jct_s']['mean']:.3f}" if b else "-"
+
+    def spread(d: dict, fmt: str) -> str:
+        return f"{d['mean']:{fmt}} [{d['min']:{fmt}}, {d['max']:{fmt}}]"
+
+    header = (
+        f"{'policy':{width}s} {'avg JCT mean [min, max]':>26s} {'x lmcache':>9s} {'x vllm':>7s} "
+        f"{'p90 mean':>9s} {'prefill/prompt':>14s} {'leak':>5s}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in summary:
+        if r["policy"] == "solo":
+            lines.append(f"{r['label']:{width}s} {spread(r['avg_jct_s'], '.2f'):>26s}")
+            continue
+        lines.append(
+            f"{r['label']:{width}s} {spread(r['avg_jct_s'], '.2f'):>26s} {ratio(r, 'lmcache'):>9s} "
+            f"{ratio(r, 'vllm'):>7s} {r['p90_jct_s']['mean']:9.2f} {r['prefill_over_prompt']['mean']:14.3f} "
+            f"{r['kv_leaked_blocks']:5d}"
+        )
     return "\n".join(lines)
 
 

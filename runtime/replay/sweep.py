@@ -1,5 +1,6 @@
-"""Load sweeps: every policy at every rate, the solo bound, and each policy's capacity (the highest rate whose
-average JCT stays within 2x of solo). Capacity is steadier across seeds than a ratio at one overloaded rate."""
+"""Load sweeps: every policy at every rate (and every seed), the solo bound, and each policy's capacity: the
+highest rate whose average JCT (the mean over seeds) stays within 2x of solo. Capacity is steadier across seeds
+than a ratio at one overloaded rate."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from runtime.replay.bench import ReplaySettings, run_replay, solo_jct
+from runtime.replay.bench import ReplaySettings
+from runtime.replay.steady import run_seeds
 from runtime.replay.workload import Program
 
 CAPACITY_SLOWDOWN = 2.0
@@ -15,34 +17,47 @@ CAPACITY_SLOWDOWN = 2.0
 
 def run_sweep(
     settings: ReplaySettings,
-    programs: list[Program],
+    workload: list[Program],
     rates: list[float],
     on_progress: Callable[[str, int, int], None] | None = None,
+    *,
+    seeds: list[int] | None = None,
+    draw: int | None = None,
 ) -> dict:
-    solo = solo_jct(settings, programs)
+    seeds = seeds if seeds is not None else [settings.seed]
+    memo: dict = {}
     at_rate = []
     for rate in sorted(rates):
-        results = run_replay(replace(settings, rate=rate, concurrency=None), programs, on_progress)
-        at_rate.append({"rate": rate, "results": results})
+        point = run_seeds(
+            replace(settings, rate=rate, concurrency=None),
+            workload,
+            seeds,
+            draw=draw,
+            solo=True,
+            on_progress=on_progress,
+            solo_memo=memo,
+        )
+        at_rate.append({"rate": rate, **point})
+    solo = at_rate[0]["summary"][-1]["avg_jct_s"]["mean"]
     return {
         "solo_avg_jct_s": solo,
         "results_at_rate": at_rate,
-        "capacity_programs_per_s": capacity(at_rate, solo, settings.policies),
+        "capacity_programs_per_s": capacity(at_rate, solo, CAPACITY_SLOWDOWN),
     }
 
 
-def capacity(at_rate: list[dict], solo: float, policies: tuple[str, ...]) -> dict[str, float]:
-    """Highest swept rate at which the policy's average JCT is within ``CAPACITY_SLOWDOWN`` x solo (0 if none);
-    a rate counts only if every lower rate also met it."""
+def capacity(at_rate: list[dict], solo: float, slowdown: float) -> dict[str, float]:
+    """Per policy label: the highest swept rate at which its mean average JCT is within ``slowdown`` x solo
+    (0 if none); a rate counts only if every lower rate also met it."""
     caps: dict[str, float] = {}
-    for policy in policies:
-        cap = 0.0
+    for row in at_rate[0]["summary"][:-1]:
+        label, cap = row["label"], 0.0
         for point in at_rate:
-            row = next(r for r in point["results"] if r["policy"] == policy)
-            if row["avg_jct_s"] > CAPACITY_SLOWDOWN * solo:
+            jct = next(r for r in point["summary"] if r["label"] == label)["avg_jct_s"]["mean"]
+            if jct > slowdown * solo:
                 break
             cap = point["rate"]
-        caps[policy] = cap
+        caps[label] = cap
     return caps
 
 
@@ -54,13 +69,13 @@ def plot_sweep(sweep: dict, path: Path, title: str = "") -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     rates = [p["rate"] for p in sweep["results_at_rate"]]
-    policies = [r["policy"] for r in sweep["results_at_rate"][0]["results"]]
-    for policy in policies:
+    labels = [r["label"] for r in sweep["results_at_rate"][0]["summary"][:-1]]
+    for label in labels:
         jcts = [
-            next(r for r in p["results"] if r["policy"] == policy)["avg_jct_s"]
+            next(r for r in p["summary"] if r["label"] == label)["avg_jct_s"]["mean"]
             for p in sweep["results_at_rate"]
         ]
-        ax.plot(rates, jcts, marker="o", label=policy, linewidth=2.5 if policy == "tether" else 1.2)
+        ax.plot(rates, jcts, marker="o", label=label, linewidth=2.5 if label == "tether" else 1.2)
     ax.axhline(sweep["solo_avg_jct_s"], color="black", linestyle="--", label="solo")
     ax.axhline(CAPACITY_SLOWDOWN * sweep["solo_avg_jct_s"], color="grey", linestyle=":", label="2x solo")
     ax.set_xlabel("arrival rate (programs/s)")

@@ -1,0 +1,90 @@
+"""What stays on the GPU, what is parked in CPU memory and what is dropped, when memory is short.
+
+``give_up(ctx, blocks_needed, victim, displace)`` orders the GPU pins by a victim rule and gives them up until
+enough blocks would be reclaimable: each is parked when the CPU tier can hold it, else dropped. With
+``displace``, a parked pin predicted back later than the one being given up is dropped to make room for it
+(the CPU tier is bounded: it should hold the programs that return soonest).
+
+Victim rules (all use only the present and the past: the tool now running, how long it has run, per-tool
+duration statistics, the pin's size):
+
+- ``lru``: the pin made longest ago first (LMCache's and vLLM's least-recently-used order, per program);
+- ``furthest``: the program predicted back last, predicting the tool's median duration from its start;
+- ``residual``: the same, predicting the median of the tool's remaining time given how long it has already
+  run (a tool past its median is likely a long one: for a bimodal tool the plain median keeps predicting
+  "any moment now");
+- ``value``: the least re-prefill time saved per block per second held first: ``reload(context) / (blocks *
+  expected residual)``.
+"""
+
+from __future__ import annotations
+
+from runtime.policies.base import Drop, ParkPin, PolicyContext, PressureAction
+
+VICTIMS = ("lru", "furthest", "residual", "value")
+
+
+def expected_back(ctx: PolicyContext, pid: str, rule: str) -> float:
+    """When the program's next turn is predicted to arrive (absolute time)."""
+    now = ctx.now
+    state = ctx.programs.get(pid)
+    if state is None or state.tool_started is None:
+        return now
+    if rule == "furthest":
+        return state.predicted_return if state.predicted_return is not None else now
+    return now + residual_s(ctx, state.tool, now - state.tool_started)
+
+
+def residual_s(ctx: PolicyContext, tool: str | None, elapsed: float, q: float = 0.5) -> float:
+    """The ``q`` quantile of the tool's remaining time, given it has run ``elapsed`` seconds."""
+    model = ctx.tool_stats.model_for(tool)
+    done = model.cdf(elapsed)
+    if done >= 1.0:
+        return 0.0
+    return max(0.0, model.quantile(done + q * (1.0 - done)) - elapsed)
+
+
+def victim_order(ctx: PolicyContext, pids: list[str], rule: str) -> list[str]:
+    """Pins in the order they should be given up."""
+    pins = ctx.kv.pins
+    if rule == "lru":
+        return sorted(pids, key=lambda pid: pins[pid].created_at)
+    if rule == "value":
+        now = ctx.now
+        block = ctx.kv.block_size
+
+        def value(pid: str) -> float:
+            blocks = max(1, pins[pid].num_blocks)
+            wait = max(1e-3, expected_back(ctx, pid, "residual") - now)
+            return ctx.reprefill_s(blocks * block) / (blocks * wait)
+
+        return sorted(pids, key=value)
+    return sorted(pids, key=lambda pid: expected_back(ctx, pid, rule), reverse=True)
+
+
+def give_up(ctx: PolicyContext, blocks_needed: int, victim: str, displace: bool) -> list[PressureAction]:
+    kv = ctx.kv
+    gpu = [pid for pid, info in kv.pins.items() if not info.parked]
+    parked = [pid for pid, info in kv.pins.items() if info.parked]
+    back = {pid: expected_back(ctx, pid, "residual") for pid in parked} if displace else {}
+    parked.sort(key=lambda pid: back.get(pid, 0.0), reverse=True)  # latest back first
+    cpu_free = kv.num_free_cpu_blocks
+    actions: list[PressureAction] = []
+    freed = 0
+    for pid in victim_order(ctx, gpu, victim):
+        if freed >= blocks_needed:
+            break
+        freed += kv.pin_exclusive_blocks(pid)
+        need = kv.pins[pid].num_blocks
+        if displace and not kv.can_park(pid) and cpu_free < need:
+            mine = expected_back(ctx, pid, "residual")
+            while parked and back[parked[0]] > mine and cpu_free < need:
+                other = parked.pop(0)
+                cpu_free += kv.pins[other].num_blocks
+                actions.append(Drop(other))
+        if cpu_free >= need or kv.can_park(pid):
+            cpu_free -= need
+            actions.append(ParkPin(pid))
+        else:
+            actions.append(Drop(pid))
+    return actions

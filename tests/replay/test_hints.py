@@ -1,0 +1,139 @@
+"""The hints rule: a replayed trace program's requests never carry its future."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from runtime.engine.config import EngineConfig
+from runtime.engine.llm_engine import LLMEngine
+from runtime.engine.sequence import ProgramHints, TurnOutcome
+from runtime.replay.bench import ReplaySettings, run_replay
+from runtime.replay.driver import Arrivals, ReplayDriver
+from runtime.replay.workload import Program
+from runtime.sim.backend import SimBackend
+from runtime.sim.clock import VirtualClock
+from runtime.sim.cost_model import H100_LLAMA31_8B
+from tests.replay.test_replay import PROGRAMS, program
+
+LONG = program(
+    "long",
+    [
+        (0, 4, "bash", 0.3),
+        (6, 3, "edit", 0.1),
+        (5, 5, "bash", 0.2),
+        (8, 2, "python", 0.4),
+        (3, 3, None, None),
+    ],
+    first_prompt=50,
+)
+
+
+def truncated(p: Program, k: int) -> Program:
+    """The same program had it stopped after turn k (its last turn calls no tool)."""
+    turns = list(p.turns[: k + 1])
+    last = turns[-1]
+    turns[-1] = type(last)(last.prompt_tokens, last.new_input_tokens, last.output_tokens, None, None)
+    return Program(p.program_id, tuple(turns))
+
+
+def replay_recording(programs: list[Program], hints: str = "online", policy: str = "tether"):
+    """Replays in simulation; returns every request's (hints, prompt length) and every turn end's outcome."""
+    clock = VirtualClock()
+    engine = LLMEngine(
+        EngineConfig(num_kv_blocks=64, policy=policy),
+        backend=SimBackend(H100_LLAMA31_8B, clock),
+        clock=clock.now,
+    )
+    submitted, outcomes = [], []
+    add = engine.add_request
+
+    def recording_add(prompt, params=None, *, request_id=None, hints=None, arrival_time=None):
+        submitted.append((request_id, hints, len(prompt)))
+        return add(prompt, params, request_id=request_id, hints=hints, arrival_time=arrival_time)
+
+    engine.add_request = recording_add
+    driver = ReplayDriver(engine, programs, Arrivals(times=(0.0,) * len(programs)), clock, hints=hints)
+    reveal = engine.turn_outcome
+
+    def recording_outcome(seq):
+        out = reveal(seq)
+        outcomes.append((seq.request_id, out))
+        return out
+
+    engine.turn_outcome = recording_outcome
+    runs = driver.run()
+    engine.check_integrity()
+    return submitted, outcomes, runs
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_hints_of_turns_up_to_k_do_not_depend_on_the_turns_after_k(k):
+    full, _, _ = replay_recording([LONG])
+    cut, _, _ = replay_recording([truncated(LONG, k)])
+    assert len(cut) == k + 1
+    assert full[: k + 1] == cut
+
+
+def test_online_requests_carry_program_and_turn_alone():
+    submitted, _, _ = replay_recording([LONG])
+    assert [h for _, h, _ in submitted] == [ProgramHints(program_id="long", turn=t) for t in range(5)]
+
+
+def test_the_tool_is_revealed_at_turn_end_only():
+    _, outcomes, _ = replay_recording([LONG])
+    assert outcomes == [
+        ("long#0", TurnOutcome("bash", False)),
+        ("long#1", TurnOutcome("edit", False)),
+        ("long#2", TurnOutcome("bash", False)),
+        ("long#3", TurnOutcome("python", False)),
+        ("long#4", TurnOutcome(None, True)),
+    ]
+
+
+def test_oracle_hints_add_the_true_remaining_turns_and_are_labelled():
+    submitted, _, _ = replay_recording([LONG], hints="oracle")
+    assert [h.remaining_turns for _, h, _ in submitted] == [4, 3, 2, 1, 0]
+    engine = EngineConfig(model="tiny", num_kv_blocks=64, max_num_batched_tokens=512)
+    s = ReplaySettings(("tether", "lmcache"), engine, rate=2.0, simulate=True, cost_model=H100_LLAMA31_8B)
+    rows = run_replay(replace(s, hints="oracle"), PROGRAMS)
+    assert [(r["label"], r["hints"]) for r in rows] == [
+        ("tether+oracle", "oracle"),
+        ("lmcache+oracle", "oracle"),
+    ]
+    assert [r["label"] for r in run_replay(s, PROGRAMS)] == ["tether", "lmcache"]
+
+
+def test_unknown_hint_mode_is_named():
+    clock = VirtualClock()
+    engine = LLMEngine(
+        EngineConfig(num_kv_blocks=64), backend=SimBackend(H100_LLAMA31_8B, clock), clock=clock.now
+    )
+    with pytest.raises(ValueError, match="psychic"):
+        ReplayDriver(engine, [LONG], Arrivals(times=(0.0,)), clock, hints="psychic")
+
+
+def test_predictor_sees_finished_programs_only():
+    """While programs run, the predictor has observed only the ones that ended, with their true totals."""
+    clock = VirtualClock()
+    engine = LLMEngine(
+        EngineConfig(num_kv_blocks=64, policy="tether"),
+        backend=SimBackend(H100_LLAMA31_8B, clock),
+        clock=clock.now,
+    )
+    predictor = engine.programs.programs.turns
+    seen = []
+    observe = predictor.observe
+
+    def recording(total):
+        seen.append(total)
+        observe(total)
+
+    predictor.observe = recording
+    programs = [LONG, *PROGRAMS]
+    driver = ReplayDriver(engine, programs, Arrivals(times=(0.0, 0.0, 0.0, 0.0)), clock)
+    runs = driver.run()
+    by_finish = sorted(runs, key=lambda r: r.finish)
+    assert seen == [r.program.num_turns for r in by_finish]
+    engine.check_integrity()
