@@ -76,6 +76,7 @@ class ToolDurationStats:
         self.prior = ExponentialPrior(prior_mean_s)
         self._global = EmpiricalDistribution(max_samples)
         self._tools: dict[str, EmpiricalDistribution] = {}
+        self._totals: dict[str, float] = {}  # all-time sum of each tool's observations (running means)
         self._lock = threading.Lock()
 
     # --- observations -----------------------------------------------------------------------------------
@@ -137,6 +138,7 @@ class ToolDurationStats:
         if dist is None:
             dist = self._tools[tool] = EmpiricalDistribution(self.max_samples)
         dist.add(x)
+        self._totals[tool] = self._totals.get(tool, 0.0) + x
         self._global.add(x)
 
     # --- queries ----------------------------------------------------------------------------------------
@@ -166,6 +168,13 @@ class ToolDurationStats:
         """Expected seconds of a call of ``tool``, from ``model_for(tool)``."""
         with self._lock:
             return self._live_model(tool).mean
+
+    def running_mean(self, tool: str) -> float | None:
+        """Mean of every observation ever recorded for ``tool`` itself (no global fallback, no minimum count);
+        ``None`` before its first. A snapshot restores it as the mean of the kept samples."""
+        with self._lock:
+            dist = self._tools.get(_check_tool(tool))
+            return None if dist is None else self._totals[tool] / dist.count
 
     def count(self, tool: str | None = None) -> int:
         """Observations ever recorded for ``tool`` (0 if never seen), or for all tools when ``None``."""
@@ -223,7 +232,8 @@ class ToolDurationStats:
         stats._global = EmpiricalDistribution.from_dict(global_data)
         for name, dist_data in tools_data.items():
             try:
-                stats._tools[_check_tool(name)] = EmpiricalDistribution.from_dict(dist_data)
+                dist = stats._tools[_check_tool(name)] = EmpiricalDistribution.from_dict(dist_data)
+                stats._totals[name] = dist.mean * dist.count if len(dist) else 0.0
             except ToolStatsError as e:
                 raise ToolStatsError(f"tool {name!r}: {e}", tool=name) from None
         stats.check_integrity()

@@ -97,6 +97,7 @@ class LLMEngine:
             relieve=self.programs.relieve,
             on_admit=self.programs.on_admit,
             on_preempt=self.programs.on_preempt,
+            relieve_pins=getattr(self.policy, "relieve_pins", "eager"),
         )
         self.stop = StopChecker(self.tokenizer, self.eos_token_ids, self.max_model_len)
         self._seqs: dict[str, Sequence] = {}
@@ -214,6 +215,8 @@ class LLMEngine:
         """Run one batch. Returns a snapshot of every request that got a token or finished in this step. A
         failing forward pass fails the requests of that batch (``finish_reason == "error"``), not the engine."""
         self.programs.before_step()
+        if getattr(self.policy, "resort_each_step", False):
+            self.scheduler.resort()
         plan = self.scheduler.schedule()
         if plan.is_empty:
             self.last_plan = None  # nothing could run: waiting requests are blocked on memory

@@ -2,9 +2,18 @@
 
 add_request ─► on_request   (observe the tool's duration: the pause since the program's last turn)
 admission   ─► on_admit     (the program's next turn took its blocks: its pin ends, counted as a hit)
-shortage    ─► relieve      (the policy gives up pins: drop or park)
+preemption  ─► on_preempt   (the turn waits again; swap preemption for policies that ask for it)
+shortage    ─► relieve      (the policy gives up pins: drop or park; when is the policy's ``relieve_pins``)
 turn ends   ─► on_turn_end  (free / pin with a TTL / park, before the sequence's blocks are freed)
 every step  ─► before_step  (expired pins end or park; parked programs due back are prefetched)
+after a step ─► account     (attained service: first-time computed tokens and engine seconds per program)
+
+A policy with ``swap_budget(ctx) -> (in_blocks, out_blocks)`` (InferCept) limits the blocks this layer copies
+to and from CPU memory per step: each step adds its budget to a credit capped at one step's budget; a copy may
+start while the credit is positive and takes the whole copy from it (a debt paid by later steps, as a copy
+spread over steps would be). A park that does not fit stays on the GPU; under pressure a pin whose park does
+not fit is dropped (InferCept delays the turn that needs the memory instead; here no step runs while every turn
+waits, so the budget would not refill and the replay would stall).
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ class ProgramStats:
     pins_dropped: int = 0
     parked_pins: int = 0
     swapped_preemptions: int = 0
+    swaps_over_budget: int = 0
 
 
 class PolicyPriority:
@@ -53,6 +63,8 @@ class ProgramManager:
         self._swap_pins: set[str] = set()  # pins made by swap preemption, not by a turn end
         self._step = 0
         self._pressure_step = -2  # the last step in which memory had to be relieved
+        self._step_started = ctx.now
+        self._swap_credit = [0, 0]  # blocks that may still be copied in / out (negative: debt)
 
     # -- hooks ----------------------------------------------------------------------------------------------
     def on_request(self, seq: Sequence) -> None:
@@ -65,9 +77,20 @@ class ProgramManager:
             self.ctx.tool_stats.observe(state.tool, max(0.0, now - state.tool_started))
         state.tool = state.tool_started = state.predicted_return = None
         state.turns_seen += 1
+        state.waiting_since = seq.arrival_time
 
     def on_admit(self, seq: Sequence, prefix: PrefixMatch) -> None:
         pid = seq.hints.program_id
+        state = self.programs.get(pid) if pid is not None else None
+        if state is not None:
+            now = self.ctx.now
+            if state.waiting_since is not None:
+                state.wait_s += max(0.0, now - state.waiting_since)
+                state.waiting_since = None
+            if state.promoted:  # a starving program was served: its wait counts afresh
+                state.promoted, state.wait_s = False, 0.0
+            if not seq.admitted and state.turns_seen > 1 and not self.kv.has_pin(pid):
+                self.programs.observe_evicted_queue_delay(now - seq.arrival_time)  # Continuum's T
         if pid is not None and self.kv.has_pin(pid):
             if prefix.num_tokens > 0 and pid not in self._swap_pins:
                 self.stats.pins_hit += 1
@@ -78,6 +101,9 @@ class ProgramManager:
         """Swap preemption, for policies with ``swap_on_preempt``: the victim's computed full blocks are pinned
         and parked in CPU memory, so its re-admission copies them back instead of recomputing them."""
         pid = seq.hints.program_id
+        state = self.programs.get(pid) if pid is not None else None
+        if state is not None:
+            state.waiting_since = self.ctx.now
         if not getattr(self.policy, "swap_on_preempt", False) or pid is None or self.kv.has_pin(pid):
             return
         if not self.kv.pin(pid, seq.request_id, self.ctx.now + PARKED_TTL_S):
@@ -95,7 +121,11 @@ class ProgramManager:
         for action in self.policy.relieve(self.ctx, blocks_needed):
             if not self.kv.has_pin(action.pin_id):
                 continue
-            if isinstance(action, ParkPin) and self.kv.can_park(action.pin_id):
+            if (
+                isinstance(action, ParkPin)
+                and self.kv.can_park(action.pin_id)
+                and self._may_swap(action.pin_id)
+            ):
                 self._park(action.pin_id)
             elif isinstance(action, (Drop, ParkPin)):
                 self.kv.unpin(action.pin_id)
@@ -140,7 +170,7 @@ class ProgramManager:
         self.stats.pins_created += 1
         if isinstance(decision, Park):
             state.predicted_return = now + decision.prefetch_in_s + self.ctx.copy_s(end.blocks)
-            if self.kv.can_park(pid):
+            if self.kv.can_park(pid) and self._may_swap(pid):
                 self._park(pid)
 
     def end_program(self, pid: str) -> None:
@@ -156,7 +186,16 @@ class ProgramManager:
         again (a park/prefetch cycle every step)."""
         self._step += 1
         now = self.ctx.now
+        self._step_started = now
+        budget = getattr(self.policy, "swap_budget", None)
+        if budget is not None:
+            for i, blocks in enumerate(budget(self.ctx)):
+                self._swap_credit[i] = min(self._swap_credit[i] + blocks, blocks)
+        keep_waiting = getattr(self.policy, "keep_pin_while_waiting", False)
         for pid in self.kv.expired_pins(now):
+            state = self.programs.get(pid)
+            if keep_waiting and state is not None and state.waiting_since is not None:
+                continue  # the next turn has arrived: the pin ends at its admission (or under pressure)
             info = self.kv.pins[pid]
             if getattr(self.policy, "park_on_expiry", False) and not info.parked and self.kv.can_park(pid):
                 self._park(pid)
@@ -171,7 +210,7 @@ class ProgramManager:
             free = self.kv.num_free_blocks
             if free <= self._prefetch_failed_at.get(pid, -1):
                 continue  # it failed with at least this much free memory; checking again is O(context)
-            if self.kv.can_prefetch(pid):
+            if self.kv.can_prefetch(pid) and self._may_swap(pid, into_gpu=True):
                 self._prefetch_failed_at.pop(pid, None)
                 self.kv.prefetch(pid)
                 self.kv.set_pin_expiry(pid, now + PARKED_TTL_S)
@@ -179,12 +218,33 @@ class ProgramManager:
                 self._prefetch_failed_at[pid] = free
 
     def account(self, plan: SchedulerOutput) -> None:
-        """Attained service per program (tokens computed), for least-attained-service orders."""
+        """Attained service per program, for least-attained-service orders: tokens computed for the first time
+        (positions past the program's high-water mark, so a recompute after preemption or eviction is not
+        service again) and the engine seconds of the steps it ran in (once per step)."""
+        step_s = max(0.0, self.ctx.now - self._step_started)
+        served: set[str] = set()
         for chunk in plan.chunks:
             pid = chunk.seq.hints.program_id
             state = self.programs.get(pid) if pid else None
-            if state is not None:
-                state.attained_tokens += chunk.num_new_tokens
+            if state is None:
+                continue
+            state.attained_tokens += max(0, chunk.end - max(chunk.start, state.computed_high))
+            state.computed_high = max(state.computed_high, chunk.end)
+            if pid not in served:
+                served.add(pid)
+                state.service_s += step_s
+
+    def _may_swap(self, pid: str, *, into_gpu: bool = False) -> bool:
+        """Whether the swap budget (if the policy has one) lets the pin's blocks be copied now; takes them."""
+        if getattr(self.policy, "swap_budget", None) is None:
+            return True
+        i = 0 if into_gpu else 1
+        if self._swap_credit[i] <= 0:
+            self.stats.swaps_over_budget += 1
+            return False
+        info = self.kv.pins[pid]
+        self._swap_credit[i] -= len(info.cpu_block_ids) if into_gpu else len(info.block_ids)
+        return True
 
     def _park(self, pid: str) -> None:
         self._prefetch_failed_at.pop(pid, None)

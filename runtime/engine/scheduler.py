@@ -80,9 +80,13 @@ class Scheduler:
         relieve: Callable[[int], bool] | None = None,
         on_admit: Callable[[Sequence, PrefixMatch], None] | None = None,
         on_preempt: Callable[[Sequence], None] | None = None,
+        relieve_pins: str = "eager",
     ) -> None:
-        """``relieve(blocks)``: asked before a preemption or a stalled admission to give up pinned KV; True if
-        it released something (the scheduler then tries again). ``on_admit(seq, prefix)``: after a sequence
+        """``relieve(blocks)``: asked to give up pinned KV; True if it released something (the scheduler then
+        tries again). ``relieve_pins``: when it is asked: ``"eager"`` before any preemption or stalled admission;
+        ``"when_idle"`` only when nothing else can run (a running turn that alone remains running, or an
+        admission while nothing runs); otherwise other running turns are preempted first and a stalled admission
+        waits for running turns to finish. ``on_admit(seq, prefix)``: after a sequence
         took its blocks (the program layer ends the program's pin there). ``on_preempt(seq)``: before a
         preempted sequence frees its blocks (a program layer may keep them, e.g. swap them to CPU memory)."""
         self.config = config
@@ -91,6 +95,9 @@ class Scheduler:
         self.relieve = relieve or (lambda blocks: False)
         self.on_admit = on_admit or (lambda seq, prefix: None)
         self.on_preempt = on_preempt or (lambda seq: None)
+        if relieve_pins not in ("eager", "when_idle"):
+            raise ValueError(f"relieve_pins must be 'eager' or 'when_idle', got {relieve_pins!r}")
+        self.relieve_eagerly = relieve_pins == "eager"
         self.waiting: list[Sequence] = []  # sorted by admission priority
         self.running: list[Sequence] = []  # sorted by admission priority
         self.stats = SchedulerStats()
@@ -125,6 +132,11 @@ class Scheduler:
         seq.status = SequenceStatus.FINISHED
         seq.finish_reason = reason
 
+    def resort(self) -> None:
+        """Re-sort both queues by the current priorities (for policies whose priorities change over time)."""
+        self.waiting.sort(key=self.admission.priority)
+        self.running.sort(key=self.admission.priority)
+
     # -- planning -------------------------------------------------------------------------------------------
     def schedule(self) -> SchedulerOutput:
         budget = self.config.max_num_batched_tokens
@@ -142,7 +154,8 @@ class Scheduler:
                 budget -= n
                 continue
             while not self.kv.can_allocate(seq.request_id, seq.num_computed_tokens + n):
-                if self.relieve(self._shortfall(seq, seq.num_computed_tokens + n)):
+                may_relieve = self.relieve_eagerly or len(self.running) == 1  # when_idle: seq alone runs
+                if may_relieve and self.relieve(self._shortfall(seq, seq.num_computed_tokens + n)):
                     continue
                 victim = self.running[-1]
                 self._preempt(victim)
@@ -167,7 +180,8 @@ class Scheduler:
             prefix = seq.last_match = self.kv.match(seq.token_ids, since=seq.last_match)
             n = min(seq.num_tokens - prefix.num_tokens, budget)
             if not self.kv.can_allocate(seq.request_id, prefix.num_tokens + n, prefix):
-                if self.relieve(self._shortfall(seq, prefix.num_tokens + n, prefix)):
+                may_relieve = self.relieve_eagerly or not self.running  # when_idle: nothing runs
+                if may_relieve and self.relieve(self._shortfall(seq, prefix.num_tokens + n, prefix)):
                     continue  # match again: what was given up may have been this program's own pin
                 self._blocked = self._memory_state(seq)
                 break  # head-of-line: the order is the policy's, never skipped

@@ -3,7 +3,8 @@
 - ``priority(seq, ctx)``: admission order (smaller first; the largest key is preempted first);
 - ``on_turn_end(end, ctx)``: a turn ended in a tool call: free its KV, pin it for a time-to-live, or park it
   in CPU memory (with a prefetch before the tool is predicted to return);
-- ``relieve(ctx, blocks_needed)``: memory is short: which pins to give up (drop them, or park them).
+- ``relieve(ctx, blocks_needed)``: memory is short: which pins to give up (drop them, or park them); when the
+  scheduler asks is the policy's ``relieve_pins`` ("eager" or "when_idle").
 - ``prefetches(ctx)``: parked programs to bring back to GPU memory now.
 
 Policies only decide; the engine carries the decisions out and counts them.
@@ -102,6 +103,7 @@ class SchedulingPolicy(Protocol):
     name: str
     cpu_tier: bool  # needs host memory for KV blocks
     offload_on_evict: bool  # write evicted GPU blocks to the CPU tier (LMCache)
+    relieve_pins: str  # "eager": relieve before any preemption; "when_idle": only when nothing else can run
 
     def priority(self, seq: Sequence, ctx: PolicyContext) -> tuple: ...
 

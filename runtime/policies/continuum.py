@@ -1,10 +1,17 @@
-"""``continuum``: pin a program's KV for the TTL of the paper's CDF rule; pinned programs are admitted first, then
-program FCFS; under memory pressure pins are dropped latest-program-first.
-``continuum-fixed``: the released code's simplification: a 2 s TTL when the tool's running mean is under 2 s.
+"""``continuum`` (Li et al., arXiv 2511.02230) and ``continuum-fixed`` (its released code's TTL).
 
-Where we had to guess (the paper's public description is not exact): the loss cost is re-prefill time plus the
-queueing delay of the prefill work waiting now, weighted by ``1 + expected remaining turns``, where Continuum
-cannot see the remaining turns and estimates them from the mean turn count of finished programs."""
+- Admission: programs holding a pin first, then program FCFS (``priority``).
+- Turn end: pin the program's KV for ``tau* = argmax_tau P(tau, f) * (T * eta + reload(context)) - tau``
+  (``runtime/policies/ttl.py``). ``T``: the sliding average of the queueing delay of follow-up turns whose KV
+  was not kept (``ProgramTable.evicted_queue_delay``); ``eta``: the correlation term
+  (``ProgramTable.memoryfulness``, 1 until it can be estimated); ``reload``: the cost model's prefill time of
+  the context. ``continuum-fixed``: 2 s when the tool's own running mean is at most 2 s (an unseen tool counts
+  as 0 s), no pin when the next tool is unknown.
+- Pins are given up only when nothing else can run (``relieve_pins = "when_idle"``: the scheduler first
+  preempts other running turns), the pin that would expire last first; a pin is not expired while its
+  program's next turn waits for admission.
+
+Sources and choices: docs/scheduling.md."""
 
 from __future__ import annotations
 
@@ -12,9 +19,13 @@ from runtime.policies.base import Decision, Drop, Free, Pin, PolicyContext, Pres
 from runtime.policies.ttl import best_ttl
 from runtime.policies.vllm import VLLMPolicy
 
+FIXED_THRESHOLD_S = 2.0  # FIXED_THRESHOLD_CONTINUUM in the released vllm/v1/core/estimate_with_func.py
+
 
 class ContinuumPolicy(VLLMPolicy):
     name = "continuum"
+    relieve_pins = "when_idle"
+    keep_pin_while_waiting = True
 
     def priority(self, seq, ctx: PolicyContext) -> tuple:
         pid = seq.hints.program_id
@@ -29,18 +40,19 @@ class ContinuumPolicy(VLLMPolicy):
         return Pin(ttl) if ttl > 0 else Free()
 
     def ttl(self, end: TurnEnd, ctx: PolicyContext) -> float:
-        state = ctx.programs.get(end.program_id)
-        turns_done = state.turns_seen if state else 1
-        remaining = max(0.0, ctx.programs.mean_turns() - turns_done)
-        loss = (ctx.reprefill_s(end.context_tokens) + ctx.queue_delay_s()) * (1.0 + remaining)
-        return best_ttl(ctx.tool_stats.model_for(end.next_tool), loss, ctx.memory_fraction(end.blocks))
+        return best_ttl(ctx.tool_stats.model_for(end.next_tool), self.benefit_s(end, ctx))
+
+    def benefit_s(self, end: TurnEnd, ctx: PolicyContext) -> float:
+        """``T * eta + reload(context)``: what keeping the context saves when the program comes back in time."""
+        programs = ctx.programs
+        return programs.evicted_queue_delay() * programs.memoryfulness() + ctx.reprefill_s(end.context_tokens)
 
     def relieve(self, ctx: PolicyContext, blocks_needed: int) -> list[PressureAction]:
-        """Drop pins, latest program first, until enough blocks would be reclaimable."""
-        pins = sorted(ctx.kv.pins, key=lambda pid: _arrival(ctx, pid), reverse=True)
+        """Drop pins, the one that would expire last first, until enough blocks would be reclaimable."""
+        pins = sorted(ctx.kv.pins.items(), key=lambda item: item[1].expires_at, reverse=True)
         actions: list[PressureAction] = []
         freed = 0
-        for pid in pins:
+        for pid, _ in pins:
             if freed >= blocks_needed:
                 break
             freed += ctx.kv.pin_exclusive_blocks(pid)
@@ -52,13 +64,9 @@ class ContinuumFixedPolicy(ContinuumPolicy):
     name = "continuum-fixed"
 
     def ttl(self, end: TurnEnd, ctx: PolicyContext) -> float:
-        """Running mean of the tool's observed durations; before any, the prior's mean (1 s)."""
-        stats = ctx.tool_stats
-        known = end.next_tool is not None and stats.count(end.next_tool) > 0
-        mean = stats.mean(end.next_tool) if known else stats.prior.mean
-        return 2.0 if mean < 2.0 else 0.0
-
-
-def _arrival(ctx: PolicyContext, pid: str) -> float:
-    state = ctx.programs.get(pid)
-    return state.arrival if state else 0.0
+        """The released ``ToolCallEstimator.set_up_pin``: no tool, no pin; else 2 s unless the tool's running
+        mean (over all its observations, from the first) exceeds 2 s."""
+        if end.next_tool is None:
+            return 0.0
+        mean = ctx.tool_stats.running_mean(end.next_tool) or 0.0
+        return 0.0 if mean > FIXED_THRESHOLD_S else FIXED_THRESHOLD_S

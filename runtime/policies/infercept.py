@@ -6,7 +6,16 @@ in block-seconds:
     swap:     the batch waits for the copy out and back                      2 * T_copy(blocks) * used blocks
 
 Admission is request FCFS with a resumed turn keeping its program's arrival. Under pressure, preserved programs
-are swapped out (dropped if the CPU tier is full), the one expected back last first."""
+are swapped out (dropped if the CPU tier is full), the one expected back last first.
+
+Swap budget per step (``swap_budget``), the released code's ``SchedulerV2._set_max_ragged_batch``
+(WukLab/InferCept, vllm/core/scheduler_v2.py): with ``F`` free GPU tokens and a 384-token step,
+
+    swap-in tokens  = a * 384 + b + F / 2          a = -0.3297119141, b = 93.994140625 (their profile)
+    swap-out tokens = (1 + a) * 384 + b - F / 2
+
+each floored to whole blocks and at least 0: about 20 blocks of 16 tokens per step in all, swap-out when memory
+is short, swap-in when it is free. The engine's program layer carries the budget out (runtime/engine/programs.py)."""
 
 from __future__ import annotations
 
@@ -23,10 +32,25 @@ from runtime.policies.base import (
 )
 from runtime.policies.vllm import VLLMPolicy
 
+SWAP_A = -0.3297119141  # t_sin slope, scheduler_v2.py _set_max_ragged_batch
+SWAP_B = 93.994140625  # t_offset
+SWAP_STEP_TOKENS = 384  # mlimit: the step's token limit the swap is hidden under
+
+
+def swap_budget_blocks(free_blocks: int, block_size: int) -> tuple[int, int]:
+    """(swap-in, swap-out) blocks one step may copy, InferCept's rule for ``free_blocks`` free GPU blocks."""
+    free_tokens = free_blocks * block_size
+    t_in = SWAP_A * SWAP_STEP_TOKENS + SWAP_B + free_tokens / 2
+    t_out = (1 + SWAP_A) * SWAP_STEP_TOKENS + SWAP_B - free_tokens / 2
+    return max(0, int(t_in // block_size)), max(0, int(t_out // block_size))
+
 
 class InferCeptPolicy(VLLMPolicy):
     name = "infercept"
     cpu_tier = True
+
+    def swap_budget(self, ctx: PolicyContext) -> tuple[int, int]:
+        return swap_budget_blocks(ctx.kv.num_free_blocks, ctx.kv.block_size)
 
     def priority(self, seq, ctx: PolicyContext) -> tuple:
         state = ctx.programs.get(seq.hints.program_id) if seq.hints.program_id else None

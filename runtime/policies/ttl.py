@@ -2,12 +2,12 @@
 
 For a turn ending in tool ``f``, choose ``tau* = argmax over tau in {0} u support(f)`` of
 
-    P(f returns within tau) * loss_cost  -  tau * hold_cost_per_s
+    P(f returns within tau) * benefit_s  -  tau,        benefit_s = T * eta + reload(context)
 
-``loss_cost``: engine-seconds lost if the cache is dropped (re-prefill of the context, plus the queueing delay a
-re-admitted turn suffers, weighted by how much of the program remains). ``hold_cost_per_s``: the fraction of KV
-memory the pin holds (holding fraction m for tau seconds costs the engine m * tau engine-seconds). ``P`` is the
-tool's empirical CDF (global CDF before ~100 observations, exponential prior with mean 1 s before any).
+``T``: the sliding average of the queueing delay seen after eviction; ``eta``: the correlation term;
+``reload``: the prefill time of the context (docs/scheduling.md says where each comes from). ``P`` is the tool's
+empirical CDF (the global CDF before 100 observations of the tool, an exponential prior with mean 1 s before any).
+Ties go to the smallest ``tau``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from __future__ import annotations
 from tools.durations import DurationModel
 
 
-def best_ttl(model: DurationModel, loss_cost_s: float, hold_cost_per_s: float) -> float:
-    best_tau, best_benefit = 0.0, 0.0
+def best_ttl(model: DurationModel, benefit_s: float) -> float:
+    best_tau, best_value = 0.0, model.cdf(0.0) * benefit_s
     for tau in model.support():
         if tau <= 0:
             continue
-        benefit = model.cdf(tau) * loss_cost_s - tau * hold_cost_per_s
-        if benefit > best_benefit:
-            best_tau, best_benefit = tau, benefit
+        value = model.cdf(tau) * benefit_s - tau
+        if value > best_value:
+            best_tau, best_value = tau, value
     return best_tau

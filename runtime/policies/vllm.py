@@ -10,6 +10,7 @@ class VLLMPolicy:
     name = "vllm"
     cpu_tier = False
     offload_on_evict = False
+    relieve_pins = "eager"  # the scheduler asks for pins before any preemption or stalled admission
 
     def priority(self, seq, ctx: PolicyContext) -> tuple:
         return (seq.arrival_time, seq.seq_index)

@@ -70,7 +70,7 @@ def test_every_policy_finishes_every_program_without_leaks_under_contention():
 
 
 def test_continuum_pin_is_hit_by_the_next_turn_in_simulation():
-    (r,) = run_replay(settings(["continuum"], True), PROGRAMS)
+    (r,) = run_replay(settings(["continuum-fixed"], True), PROGRAMS)  # 2 s pins for tools not seen yet
     assert r["pins_created"] >= 1 and r["pins_hit"] >= 1
     assert r["pins_created"] == r["pins_hit"] + r["pins_expired"] + r["pins_dropped"]
 
@@ -123,11 +123,11 @@ def test_admission_orders_on_a_hand_built_queue():
         add(e, clock, "p1-t0", "p1", 0.0, 5)
         add(e, clock, "p2-t0", "p2", 1.0, 1)
         add(e, clock, "p3-t0", "p3", 2.0, 3)
-        e.programs.programs.get("p1").attained_tokens = 100
+        e.programs.programs.get("p1").attained_tokens = 5000  # autellix queue 3; the others are in queue 0
         orders[name] = [s.request_id for s in sorted(e.scheduler.waiting, key=e.scheduler.admission.priority)]
     assert orders["vllm"] == ["p1-t0", "p2-t0", "p3-t0"]  # request FCFS
     assert orders["tether"] == ["p2-t0", "p3-t0", "p1-t0"]  # fewest remaining turns first
-    assert orders["autellix"] == ["p2-t0", "p3-t0", "p1-t0"]  # least attained service (p1 has 100 tokens)
+    assert orders["autellix"] == ["p2-t0", "p3-t0", "p1-t0"]  # least attained service (p1 has 5000 tokens)
 
 
 def test_unknown_policy_is_named():
