@@ -115,10 +115,10 @@ class ProgramManager:
         else:
             self.kv.unpin(pid)
 
-    def relieve(self, blocks_needed: int) -> bool:
+    def relieve(self, blocks_needed: int, requester: Sequence | None = None) -> bool:
         self._pressure_step = self._step
         acted = False
-        for action in self.policy.relieve(self.ctx, blocks_needed):
+        for action in self.policy.relieve(self.ctx, blocks_needed, requester):
             if not self.kv.has_pin(action.pin_id):
                 continue
             if (

@@ -77,12 +77,13 @@ class Scheduler:
         kv: KVCacheManager,
         admission: AdmissionPolicy | None = None,
         *,
-        relieve: Callable[[int], bool] | None = None,
+        relieve: Callable[[int, Sequence | None], bool] | None = None,
         on_admit: Callable[[Sequence, PrefixMatch], None] | None = None,
         on_preempt: Callable[[Sequence], None] | None = None,
         relieve_pins: str = "eager",
     ) -> None:
-        """``relieve(blocks)``: asked to give up pinned KV; True if it released something (the scheduler then
+        """``relieve(blocks, requester)``: asked to give up pinned KV for ``requester`` (the waiting sequence being
+        admitted; ``None`` for a running one that must grow); True if it released something (the scheduler then
         tries again). ``relieve_pins``: when it is asked: ``"eager"`` before any preemption or stalled admission;
         ``"when_idle"`` only when nothing else can run (a running turn that alone remains running, or an
         admission while nothing runs); otherwise other running turns are preempted first and a stalled admission
@@ -92,7 +93,7 @@ class Scheduler:
         self.config = config
         self.kv = kv
         self.admission = admission or RequestFCFS()
-        self.relieve = relieve or (lambda blocks: False)
+        self.relieve = relieve or (lambda blocks, requester: False)
         self.on_admit = on_admit or (lambda seq, prefix: None)
         self.on_preempt = on_preempt or (lambda seq: None)
         if relieve_pins not in ("eager", "when_idle"):
@@ -155,7 +156,7 @@ class Scheduler:
                 continue
             while not self.kv.can_allocate(seq.request_id, seq.num_computed_tokens + n):
                 may_relieve = self.relieve_eagerly or len(self.running) == 1  # when_idle: seq alone runs
-                if may_relieve and self.relieve(self._shortfall(seq, seq.num_computed_tokens + n)):
+                if may_relieve and self.relieve(self._shortfall(seq, seq.num_computed_tokens + n), None):
                     continue
                 victim = self.running[-1]
                 self._preempt(victim)
@@ -181,7 +182,7 @@ class Scheduler:
             n = min(seq.num_tokens - prefix.num_tokens, budget)
             if not self.kv.can_allocate(seq.request_id, prefix.num_tokens + n, prefix):
                 may_relieve = self.relieve_eagerly or not self.running  # when_idle: nothing runs
-                if may_relieve and self.relieve(self._shortfall(seq, prefix.num_tokens + n, prefix)):
+                if may_relieve and self.relieve(self._shortfall(seq, prefix.num_tokens + n, prefix), seq):
                     continue  # match again: what was given up may have been this program's own pin
                 self._blocked = self._memory_state(seq)
                 break  # head-of-line: the order is the policy's, never skipped

@@ -1,10 +1,11 @@
-"""The scheduling-policy protocol: three decisions, each a small method.
+"""The scheduling-policy protocol: four decisions, each a small method.
 
 - ``priority(seq, ctx)``: admission order (smaller first; the largest key is preempted first);
 - ``on_turn_end(end, ctx)``: a turn ended in a tool call: free its KV, pin it for a time-to-live, or park it
   in CPU memory (with a prefetch before the tool is predicted to return);
-- ``relieve(ctx, blocks_needed)``: memory is short: which pins to give up (drop them, or park them); when the
-  scheduler asks is the policy's ``relieve_pins`` ("eager" or "when_idle").
+- ``relieve(ctx, blocks_needed, requester)``: memory is short (for ``requester``, a waiting turn being
+  admitted, or ``None`` for a running turn that must grow): which pins to give up (drop them, or park them);
+  when the scheduler asks is the policy's ``relieve_pins`` ("eager" or "when_idle").
 - ``prefetches(ctx)``: parked programs to bring back to GPU memory now.
 
 Policies only decide; the engine carries the decisions out and counts them.
@@ -109,6 +110,8 @@ class SchedulingPolicy(Protocol):
 
     def on_turn_end(self, end: TurnEnd, ctx: PolicyContext) -> Decision: ...
 
-    def relieve(self, ctx: PolicyContext, blocks_needed: int) -> list[PressureAction]: ...
+    def relieve(
+        self, ctx: PolicyContext, blocks_needed: int, requester: Sequence | None = None
+    ) -> list[PressureAction]: ...
 
     def prefetches(self, ctx: PolicyContext) -> list[str]: ...

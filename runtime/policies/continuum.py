@@ -47,7 +47,7 @@ class ContinuumPolicy(VLLMPolicy):
         programs = ctx.programs
         return programs.evicted_queue_delay() * programs.memoryfulness() + ctx.reprefill_s(end.context_tokens)
 
-    def relieve(self, ctx: PolicyContext, blocks_needed: int) -> list[PressureAction]:
+    def relieve(self, ctx: PolicyContext, blocks_needed: int, requester=None) -> list[PressureAction]:
         """Drop pins, the one that would expire last first, until enough blocks would be reclaimable."""
         pins = sorted(ctx.kv.pins.items(), key=lambda item: item[1].expires_at, reverse=True)
         actions: list[PressureAction] = []

@@ -73,7 +73,7 @@ class InferCeptPolicy(VLLMPolicy):
             return Park(max(0.0, expected - ctx.copy_s(end.blocks)))
         return Free()
 
-    def relieve(self, ctx: PolicyContext, blocks_needed: int) -> list[PressureAction]:
+    def relieve(self, ctx: PolicyContext, blocks_needed: int, requester=None) -> list[PressureAction]:
         return park_or_drop_furthest(ctx, blocks_needed)
 
 

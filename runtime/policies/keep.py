@@ -62,9 +62,12 @@ def victim_order(ctx: PolicyContext, pids: list[str], rule: str) -> list[str]:
     return sorted(pids, key=lambda pid: expected_back(ctx, pid, rule), reverse=True)
 
 
-def give_up(ctx: PolicyContext, blocks_needed: int, victim: str, displace: bool) -> list[PressureAction]:
+def give_up(
+    ctx: PolicyContext, blocks_needed: int, victim: str, displace: bool, eligible: set[str] | None = None
+) -> list[PressureAction]:
+    """Pins to give up (``eligible``: the GPU pins that may be, default all)."""
     kv = ctx.kv
-    gpu = [pid for pid, info in kv.pins.items() if not info.parked]
+    gpu = [pid for pid, info in kv.pins.items() if not info.parked and (eligible is None or pid in eligible)]
     parked = [pid for pid, info in kv.pins.items() if info.parked]
     back = {pid: expected_back(ctx, pid, "residual") for pid in parked} if displace else {}
     parked.sort(key=lambda pid: back.get(pid, 0.0), reverse=True)  # latest back first
@@ -75,14 +78,14 @@ def give_up(ctx: PolicyContext, blocks_needed: int, victim: str, displace: bool)
         if freed >= blocks_needed:
             break
         freed += kv.pin_exclusive_blocks(pid)
-        need = kv.pins[pid].num_blocks
-        if displace and not kv.can_park(pid) and cpu_free < need:
+        need = kv.pins[pid].num_blocks  # at most this many CPU blocks (fewer if some are there already)
+        if displace and cpu_free < need:
             mine = expected_back(ctx, pid, "residual")
             while parked and back[parked[0]] > mine and cpu_free < need:
                 other = parked.pop(0)
                 cpu_free += kv.pins[other].num_blocks
                 actions.append(Drop(other))
-        if cpu_free >= need or kv.can_park(pid):
+        if cpu_free >= need:
             cpu_free -= need
             actions.append(ParkPin(pid))
         else:

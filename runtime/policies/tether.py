@@ -1,20 +1,22 @@
 """``tether``: Continuum's idea, with what a server really knows. The rule (docs/scheduling.md):
 
 1. Admission: programs whose KV is resident (pinned on the GPU) first; then the highest Gittins index of the
-   program's remaining turns, learned from finished programs (``RemainingWorkPredictor``), or ``1 / r`` where a
-   static DAG really fixes the ``r`` remaining calls; then least attained service; then program arrival.
+   program's remaining turns, learned from finished programs (``RemainingWorkPredictor``), or ``1 / (r + 1)`` where
+   a static DAG really fixes the ``r`` remaining calls; then least attained service; then program arrival.
 2. Turn end: keep the KV (pin it) with a TTL of the tool's high quantile: holding costs nothing until memory is
    short, and the pressure rule below decides lazily. The last turn frees.
-3. Memory pressure: give up the pins whose program is predicted back last (the tool's median duration), parking
-   them in CPU memory when it fits (no re-prefill later) and dropping them only when it does not.
+3. Memory pressure (runtime/policies/keep.py): give up the pins whose program is predicted back last (the median
+   of the tool's remaining time given how long it has run), parking them in CPU memory when it fits, making room
+   there by dropping parked programs predicted back later, and dropping them only when neither works.
 4. Prefetch: a parked program's blocks come back to GPU memory once its tool is predicted to return (median,
    less the copy time) and the GPU has room without giving up another pin.
 5. Expiry: a pin that outlives its TTL is parked rather than dropped when the CPU tier has room.
 6. Preemption swaps the victim's KV to CPU memory instead of recomputing it.
 
-Each part can be switched off by name for ablations: ``tether:order=fcfs``, ``tether:pins=off``,
-``tether:park=off``, ``tether:prefetch=off``, ``tether:swap=off``, ``tether:offload=on`` (several joined by
-``:``). The policy reads no hint that a server would not have (``ProgramHints``).
+Each part can be switched by name for ablations (``TetherOptions``): ``tether:order=fcfs``, ``tether:pins=off``,
+``tether:park=off``, ``tether:prefetch=off``, ``tether:swap=off``, ``tether:victim=furthest``,
+``tether:displace=off``, ``tether:offload=on``, ``tether:gate=on`` (several joined by ``:``). The policy reads no
+hint that a server would not have (``ProgramHints``).
 """
 
 from __future__ import annotations
@@ -27,21 +29,23 @@ from runtime.policies.vllm import VLLMPolicy
 
 TTL_QUANTILE = 0.95
 MIN_TTL_S = 1.0
-ORDERS = ("gittins", "gittins-tokens", "las", "fcfs")
+ORDERS = ("gittins", "gittins-mem", "gittins-tokens", "las", "fcfs")
 
 
 @dataclass(frozen=True)
 class TetherOptions:
-    # gittins: Gittins index of the learned distribution of total turns; gittins-tokens: the same over tokens
-    # computed (program service); las: least attained service (tokens); fcfs: program arrival
+    # gittins: Gittins index of the learned distribution of total turns; gittins-mem: the same per KV token the
+    # turn needs (completions per unit of memory-time); gittins-tokens: the index over tokens computed (program
+    # service); las: least attained service (tokens); fcfs: program arrival
     order: str = "gittins"
     pins: bool = True  # keep KV across tool calls
     park: bool = True  # under pressure or on expiry, move pins to CPU memory instead of dropping them
     prefetch: bool = True  # bring parked programs back before their tool is predicted to return
     swap: bool = True  # preemption parks the victim's KV instead of recomputing it
     offload: bool = False  # also write LRU-evicted unpinned blocks to the CPU tier (LMCache's rule)
-    victim: str = "furthest"  # which pins leave the GPU first under pressure (runtime/policies/keep.py)
-    displace: bool = False  # drop a parked pin predicted back later to make room for one predicted sooner
+    victim: str = "residual"  # which pins leave the GPU first under pressure (runtime/policies/keep.py)
+    displace: bool = True  # drop a parked pin predicted back later to make room for one predicted sooner
+    gate: bool = False  # a waiting turn may take only the GPU pins of programs ranked after its own
 
     @staticmethod
     def parse(spec: str) -> TetherOptions:
@@ -76,26 +80,36 @@ class TetherPolicy(VLLMPolicy):
         self.offload_on_evict = self.options.offload
 
     def priority(self, seq, ctx: PolicyContext) -> tuple:
-        """(not resident, -index, attained service, program arrival, submission order): smaller first."""
+        """(not resident, program rank, submission order): smaller first."""
         pid = seq.hints.program_id
         state = ctx.programs.get(pid) if pid else None
         if state is None:
-            return (1, 0.0, 0, seq.arrival_time, seq.seq_index)
+            return (1, (0.0, 0, seq.arrival_time), seq.seq_index)
         resident = 0 if ctx.kv.has_pin(pid) and not ctx.kv.pins[pid].parked else 1
+        return (resident, self.rank(state, seq.hints.remaining_turns, seq.num_tokens, ctx), seq.seq_index)
+
+    def rank(self, state, remaining_turns: int | None, context_tokens: int, ctx: PolicyContext) -> tuple:
+        """A program's place in the order (smaller first): (-index, attained service, arrival).
+        ``remaining_turns``: known only from a static DAG (or ``--hints oracle``), else None."""
         attained = state.attained_tokens
         order = self.options.order
         if order == "fcfs":
-            return (resident, 0.0, 0, state.arrival, seq.seq_index)
+            return (0.0, 0, state.arrival)
         if order == "las":
-            index = -attained
-        elif seq.hints.remaining_turns is not None:  # only a static DAG (or --hints oracle) fills it
-            turns = seq.hints.remaining_turns + 1  # this turn and the ones after it: a known size
-            index = 1.0 / (turns if order == "gittins" else turns * ctx.programs.tokens_per_turn(state))
-        elif order == "gittins":
-            index = ctx.programs.turns.gittins(max(0, state.turns_seen - 1))
+            return (0.0, attained, state.arrival)
+        if order == "gittins-tokens":
+            if remaining_turns is not None:
+                index = 1.0 / ((remaining_turns + 1) * ctx.programs.tokens_per_turn(state))
+            else:
+                index = ctx.programs.service.gittins(attained)
         else:
-            index = ctx.programs.service.gittins(attained)
-        return (resident, -index, attained, state.arrival, seq.seq_index)
+            if remaining_turns is not None:
+                index = 1.0 / (remaining_turns + 1)  # this turn and the ones after it: a known size
+            else:
+                index = ctx.programs.turns.gittins(max(0, state.turns_seen - 1))
+            if order == "gittins-mem":
+                index /= max(1, context_tokens)
+        return (-index, attained, state.arrival)
 
     def on_turn_end(self, end: TurnEnd, ctx: PolicyContext) -> Decision:
         if end.remaining_turns == 0 or not self.options.pins:
@@ -103,11 +117,32 @@ class TetherPolicy(VLLMPolicy):
         model = ctx.tool_stats.model_for(end.next_tool)
         return Pin(max(MIN_TTL_S, model.quantile(TTL_QUANTILE)))
 
-    def relieve(self, ctx: PolicyContext, blocks_needed: int) -> list[PressureAction]:
-        actions = give_up(ctx, blocks_needed, self.options.victim, self.options.displace)
+    def relieve(self, ctx: PolicyContext, blocks_needed: int, requester=None) -> list[PressureAction]:
+        eligible = None
+        if self.options.gate and requester is not None:
+            eligible = self._ranked_below(ctx, requester)
+        actions = give_up(ctx, blocks_needed, self.options.victim, self.options.displace, eligible)
         if not self.options.park:
             actions = [Drop(a.pin_id) for a in actions]
         return actions
+
+    def _ranked_below(self, ctx: PolicyContext, requester) -> set[str]:
+        """Programs holding GPU pins that rank after the requester's program: the only ones whose KV a waiting
+        turn may take (memory goes to programs in the order turns are admitted)."""
+        pid = requester.hints.program_id
+        state = ctx.programs.get(pid) if pid else None
+        if state is None:
+            return set(ctx.kv.pins)
+        mine = self.rank(state, requester.hints.remaining_turns, requester.num_tokens, ctx)
+        below = set()
+        for other, info in ctx.kv.pins.items():
+            other_state = ctx.programs.get(other)
+            if info.parked or other_state is None or other == pid:
+                continue
+            tokens = info.num_blocks * ctx.kv.block_size
+            if self.rank(other_state, None, tokens, ctx) > mine:
+                below.add(other)
+        return below
 
     def prefetches(self, ctx: PolicyContext) -> list[str]:
         if not self.options.prefetch:

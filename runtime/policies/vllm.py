@@ -18,7 +18,7 @@ class VLLMPolicy:
     def on_turn_end(self, end: TurnEnd, ctx: PolicyContext) -> Decision:
         return Free()
 
-    def relieve(self, ctx: PolicyContext, blocks_needed: int) -> list[PressureAction]:
+    def relieve(self, ctx: PolicyContext, blocks_needed: int, requester=None) -> list[PressureAction]:
         return []
 
     def prefetches(self, ctx: PolicyContext) -> list[str]:

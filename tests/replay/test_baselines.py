@@ -156,7 +156,7 @@ def pinned_scheduler(mode: str, num_blocks: int = 8):
     kv = KVCacheManager(num_blocks, 4)
     calls: list[int] = []
 
-    def relieve(blocks: int) -> bool:
+    def relieve(blocks: int, requester=None) -> bool:
         calls.append(blocks)
         return kv.unpin("P") > 0 if kv.has_pin("P") else False
 

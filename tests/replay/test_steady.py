@@ -45,9 +45,8 @@ def test_seeds_are_reproducible_and_summarised():
     s = settings(window=0.1)
     one = run_seeds(s, PROGRAMS, [0, 1], draw=10, solo=True)
     two = run_seeds(s, PROGRAMS, [0, 1], draw=10, solo=True)
-    strip = lambda doc: [
-        [{k: v for k, v in r.items() if k != "wall_s"} for r in e["results"]] for e in doc["per_seed"]
-    ]  # noqa: E731
+    def strip(doc):
+        return [[{k: v for k, v in r.items() if k != "wall_s"} for r in e["results"]] for e in doc["per_seed"]]
     assert strip(one) == strip(two)
     assert [e["seed"] for e in one["per_seed"]] == [0, 1]
     for row in one["per_seed"][0]["results"]:
