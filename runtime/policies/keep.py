@@ -37,11 +37,11 @@ def expected_back(ctx: PolicyContext, pid: str, rule: str) -> float:
 
 def residual_s(ctx: PolicyContext, tool: str | None, elapsed: float, q: float = 0.5) -> float:
     """The ``q`` quantile of the tool's remaining time, given it has run ``elapsed`` seconds."""
-    model = ctx.tool_stats.model_for(tool)
-    done = model.cdf(elapsed)
+    stats = ctx.tool_stats
+    done = stats.cdf(tool, elapsed)
     if done >= 1.0:
         return 0.0
-    return max(0.0, model.quantile(done + q * (1.0 - done)) - elapsed)
+    return max(0.0, stats.quantile(tool, done + q * (1.0 - done)) - elapsed)
 
 
 def victim_order(ctx: PolicyContext, pids: list[str], rule: str) -> list[str]:
