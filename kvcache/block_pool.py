@@ -92,7 +92,7 @@ class BlockPool:
                 raise BlockStateError(f"block {block_id} does not exist in a pool of {num_blocks} blocks")
             block = blocks[block_id]
             if block.ref_count == 0:
-                if block_id not in eviction:
+                if block.block_hash is None:  # ref 0 and unhashed: in the free queue, not evictable
                     raise BlockStateError(
                         f"block {block_id} is in the free queue; only cached blocks are reused"
                     )

@@ -223,9 +223,11 @@ class KVCacheManager:
         For a sequence not yet allocated, the GPU blocks of ``prefix`` count as already present; each of
         its CPU blocks needs a new GPU block.
         """
-        self._check_request(seq_id, num_tokens, prefix)
-        if seq_id in self._owners:
-            return max(0, math.ceil(num_tokens / self.block_size) - self._owners.num_blocks(seq_id))
+        if num_tokens < 0 or prefix is not None:
+            self._check_request(seq_id, num_tokens, prefix)
+        table = self._owners.get(seq_id)
+        if table is not None:
+            return max(0, math.ceil(num_tokens / self.block_size) - len(table))
         prefix = prefix if prefix is not None else PrefixMatch()
         return max(0, math.ceil(num_tokens / self.block_size) - prefix.num_blocks) + len(prefix.cpu_block_ids)
 
@@ -402,11 +404,12 @@ class KVCacheManager:
 
     def _num_evictable(self, prefix: PrefixMatch | None) -> int:
         """Distinct GPU blocks of ``prefix`` that are evictable now (adopting them takes them out of the free
-        count)."""
+        count). The caller checked that the prefix is not stale, so each block holds its hash, and a hashed
+        block is evictable exactly when nothing references it (``check_pool_integrity``)."""
         if prefix is None or not prefix.block_ids:
             return 0
-        eviction = self._pool.eviction
-        return len({block_id for block_id in prefix.block_ids if block_id in eviction})
+        blocks = self._pool.blocks
+        return len({block_id for block_id in prefix.block_ids if blocks[block_id].ref_count == 0})
 
     def _check_request(self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None) -> None:
         if num_tokens < 0:

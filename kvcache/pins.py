@@ -108,9 +108,8 @@ class PinTable:
 
     def exclusive_blocks(self, pin_id: Hashable) -> int:
         """GPU blocks whose only reference is this pin: what unpinning would make reclaimable."""
-        return sum(
-            1 for block_id in self._get(pin_id).info.block_ids if self.gpu.block(block_id).ref_count == 1
-        )
+        blocks = self.gpu.blocks
+        return sum(1 for block_id in self._get(pin_id).info.block_ids if blocks[block_id].ref_count == 1)
 
     def num_pinned_blocks(self) -> int:
         """GPU blocks with at least one pin reference."""
