@@ -44,14 +44,11 @@ class Block:
             self._key = BlockKey(self.block_hash, self.parent_hash, self.token_ids)
         return self._key
 
-    def set_hash(
-        self, block_hash: int, parent_hash: int | None, token_ids: tuple[int, ...], key: BlockKey | None = None
-    ) -> None:
-        """Set the three hash fields; ``key``, when given, must be ``BlockKey`` of the same three values."""
+    def set_hash(self, block_hash: int, parent_hash: int | None, token_ids: tuple[int, ...]) -> None:
         self.block_hash = block_hash
         self.parent_hash = parent_hash
         self.token_ids = token_ids
-        self._key = key
+        self._key = None  # built on first use
 
     def clear_hash(self) -> None:
         self.block_hash = None

@@ -174,14 +174,15 @@ class KVCacheManager:
             block_hashes, parent_hash, start = list(since.block_hashes), since.last_hash, since.num_blocks
         bs = self.block_size
         gpu_lookup = self._pool.index.lookup
-        cpu_lookup = self._cpu.pool.index.lookup if self._cpu.pool is not None else None
+        cpu_pool = self._cpu.pool
+        cpu_lookup = cpu_pool.index.lookup if cpu_pool is not None else lambda *key: None
         for i in range(start, max(len(token_ids) - 1, 0) // bs):
             tokens = tuple(token_ids[i * bs : (i + 1) * bs])
             block_hash = hash_block(parent_hash, tokens)
             block_id = None if cpu_block_ids else gpu_lookup(block_hash, parent_hash, tokens)
             if block_id is not None:
                 block_ids.append(block_id)
-            elif cpu_lookup is not None and (cpu_id := cpu_lookup(block_hash, parent_hash, tokens)) is not None:
+            elif (cpu_id := cpu_lookup(block_hash, parent_hash, tokens)) is not None:
                 cpu_block_ids.append(cpu_id)
             else:
                 break
