@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 
@@ -21,6 +21,7 @@ class Block:
     ``block_hash``, ``parent_hash`` and ``token_ids`` are set together when a full, computed block is
     registered in the prefix index, and cleared together when it is evicted or the cache is reset.
     ``token_ids`` and ``parent_hash`` let a lookup verify a hit instead of trusting the hash alone.
+    Change them only through ``set_hash``/``clear_hash``, which also keep ``key`` (built once per hash).
     """
 
     block_id: int
@@ -28,6 +29,7 @@ class Block:
     block_hash: int | None = None
     parent_hash: int | None = None
     token_ids: tuple[int, ...] = ()
+    _key: BlockKey | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_cached(self) -> bool:
@@ -38,14 +40,18 @@ class Block:
         """The block's index key, or ``None`` while it is unhashed."""
         if self.block_hash is None:
             return None
-        return BlockKey(self.block_hash, self.parent_hash, self.token_ids)
+        if self._key is None:  # the hash fields were set directly
+            self._key = BlockKey(self.block_hash, self.parent_hash, self.token_ids)
+        return self._key
 
     def set_hash(self, block_hash: int, parent_hash: int | None, token_ids: tuple[int, ...]) -> None:
         self.block_hash = block_hash
         self.parent_hash = parent_hash
         self.token_ids = token_ids
+        self._key = None  # built on first use
 
     def clear_hash(self) -> None:
         self.block_hash = None
         self.parent_hash = None
         self.token_ids = ()
+        self._key = None

@@ -72,6 +72,10 @@ class CpuTier:
     def lookup(self, key: BlockKey) -> int | None:
         return self.pool.lookup(*key) if self.pool is not None else None
 
+    def lookup_all(self, keys: Sequence[BlockKey]) -> list[int | None]:
+        """``lookup`` of each key."""
+        return self.pool.index.lookup_all(keys) if self.pool is not None else [None] * len(keys)
+
     def block(self, cpu_block: int) -> Block:
         return self._blocks.block(cpu_block)
 
@@ -82,8 +86,8 @@ class CpuTier:
         return key
 
     def incref_all(self, cpu_blocks: Sequence[int]) -> None:
-        for cpu_block in cpu_blocks:
-            self._blocks.incref(cpu_block)
+        if cpu_blocks:
+            self._blocks.incref_all(cpu_blocks)
 
     def decref_all(self, cpu_blocks: Sequence[int]) -> None:
         """Drop one reference on each block, in the order given (pass tail first)."""
@@ -99,15 +103,18 @@ class CpuTier:
 
     def blocks_to_store(self, keys: Sequence[BlockKey]) -> int:
         """CPU blocks ``store(keys)`` would take from the free count; no side effects."""
-        hits = [self.lookup(key) for key in keys]
-        return sum(1 for cpu_block in hits if cpu_block is None or self._blocks.is_evictable(cpu_block))
+        hits = self.lookup_all(keys)
+        if self.pool is None:
+            return len(hits)
+        eviction = self.pool.eviction
+        return sum(1 for cpu_block in hits if cpu_block is None or cpu_block in eviction)
 
     def store(self, gpu_blocks: Sequence[int], keys: Sequence[BlockKey]) -> tuple[list[int], int]:
         """One new reference on a CPU block holding each GPU block's KV, and how many copies were queued.
 
         The caller checked ``blocks_to_store(keys) <= num_free_blocks``.
         """
-        hits = [self.lookup(key) for key in keys]
+        hits = self.lookup_all(keys)
         self.incref_all([cpu_block for cpu_block in hits if cpu_block is not None])
         cpu_blocks: list[int] = []
         for gpu_block, key, cpu_block in zip(gpu_blocks, keys, hits, strict=True):
@@ -119,8 +126,9 @@ class CpuTier:
 
     def blocks_to_fetch(self, keys: Sequence[BlockKey]) -> int:
         """GPU blocks ``fetch(..., keys)`` would take from the GPU free count; no side effects."""
-        hits = [self.gpu.lookup(*key) for key in keys]
-        return sum(1 for gpu_block in hits if gpu_block is None or self.gpu.is_evictable(gpu_block))
+        eviction = self.gpu.eviction
+        hits = self.gpu.index.lookup_all(keys)
+        return sum(1 for gpu_block in hits if gpu_block is None or gpu_block in eviction)
 
     def fetch(self, cpu_blocks: Sequence[int], keys: Sequence[BlockKey]) -> list[int]:
         """One new reference on a GPU block holding each CPU block's KV (GPU hits first, then copies).
@@ -128,18 +136,17 @@ class CpuTier:
         The caller holds a reference on every CPU block and checked ``blocks_to_fetch`` against the GPU
         free count. Each copied CPU block gets a transit reference, dropped by ``take_pending_copies``.
         """
-        hits = [self.gpu.lookup(*key) for key in keys]
-        for gpu_block in hits:
-            if gpu_block is not None:
-                self.gpu.incref(gpu_block)
+        gpu, counters = self.gpu, self.counters
+        hits = gpu.index.lookup_all(keys)
+        gpu.incref_all([gpu_block for gpu_block in hits if gpu_block is not None])
         gpu_blocks: list[int] = []
         for cpu_block, key, gpu_block in zip(cpu_blocks, keys, hits, strict=True):
             if gpu_block is None:
-                gpu_block = self.gpu.allocate()
-                self.gpu.cache_block(gpu_block, *key)
-                self.incref_all([cpu_block])
+                gpu_block = gpu.allocate()
+                gpu.cache_block(gpu_block, *key)
+                self._blocks.incref(cpu_block)
                 self.queue.queue_to_gpu(cpu_block, gpu_block)
-                self.counters.blocks_to_gpu += 1
+                counters.blocks_to_gpu += 1
             gpu_blocks.append(gpu_block)
         return gpu_blocks
 
@@ -182,13 +189,10 @@ class CpuTier:
 
     def _on_gpu_evict(self, block: Block) -> None:
         self.counters.gpu_evictions += 1
+        if not self.offload_on_evict or self.pool is None:
+            return
         key = block.key
-        if (
-            not self.offload_on_evict
-            or key is None
-            or self.num_free_blocks == 0
-            or self.lookup(key) is not None
-        ):
+        if key is None or self.pool.num_free_blocks == 0 or self.pool.index.lookup(*key) is not None:
             return
         cpu_block = self._take_block(key)
         if self.block(cpu_block).is_cached:

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
-from kvcache.block import BlockKey
 from kvcache.block_pool import BlockPool
 from kvcache.cpu_tier import CpuTier
 from kvcache.errors import (
@@ -173,18 +172,22 @@ class KVCacheManager:
         if since is not None and self._still_valid(since) and self._extends(since, token_ids):
             block_ids, cpu_block_ids = list(since.block_ids), list(since.cpu_block_ids)
             block_hashes, parent_hash, start = list(since.block_hashes), since.last_hash, since.num_blocks
-        for i in range(start, max(len(token_ids) - 1, 0) // self.block_size):
-            tokens = self._block_tokens(token_ids, i)
-            key = BlockKey(hash_block(parent_hash, tokens), parent_hash, tokens)
-            block_id = None if cpu_block_ids else self._pool.lookup(*key)
+        bs = self.block_size
+        gpu_lookup = self._pool.index.lookup
+        cpu_pool = self._cpu.pool
+        cpu_lookup = cpu_pool.index.lookup if cpu_pool is not None else lambda *key: None
+        for i in range(start, max(len(token_ids) - 1, 0) // bs):
+            tokens = tuple(token_ids[i * bs : (i + 1) * bs])
+            block_hash = hash_block(parent_hash, tokens)
+            block_id = None if cpu_block_ids else gpu_lookup(block_hash, parent_hash, tokens)
             if block_id is not None:
                 block_ids.append(block_id)
-            elif (cpu_block_id := self._cpu.lookup(key)) is not None:
-                cpu_block_ids.append(cpu_block_id)
+            elif (cpu_id := cpu_lookup(block_hash, parent_hash, tokens)) is not None:
+                cpu_block_ids.append(cpu_id)
             else:
                 break
-            block_hashes.append(key.block_hash)
-            parent_hash = key.block_hash
+            block_hashes.append(block_hash)
+            parent_hash = block_hash
         num_tokens = len(block_hashes) * self.block_size
         hashes = tuple(block_hashes)
         return PrefixMatch(tuple(block_ids), num_tokens, hashes, tuple(cpu_block_ids), epoch, frozenset(hashes))
@@ -221,9 +224,11 @@ class KVCacheManager:
         For a sequence not yet allocated, the GPU blocks of ``prefix`` count as already present; each of
         its CPU blocks needs a new GPU block.
         """
-        self._check_request(seq_id, num_tokens, prefix)
-        if seq_id in self._owners:
-            return max(0, math.ceil(num_tokens / self.block_size) - self._owners.num_blocks(seq_id))
+        if num_tokens < 0 or prefix is not None:
+            self._check_request(seq_id, num_tokens, prefix)
+        table = self._owners.get(seq_id)
+        if table is not None:
+            return max(0, math.ceil(num_tokens / self.block_size) - len(table))
         prefix = prefix if prefix is not None else PrefixMatch()
         return max(0, math.ceil(num_tokens / self.block_size) - prefix.num_blocks) + len(prefix.cpu_block_ids)
 
@@ -243,7 +248,7 @@ class KVCacheManager:
         anything when the pool cannot supply the blocks.
         """
         needed = self.num_blocks_needed(seq_id, num_tokens, prefix)
-        taken = self._blocks_taken(seq_id, num_tokens, prefix)
+        taken = needed + self._num_evictable(prefix)
         if taken > self.num_free_blocks:
             adopted = taken - needed
             raise OutOfBlocksError(
@@ -257,7 +262,8 @@ class KVCacheManager:
             prefix = prefix if prefix is not None else PrefixMatch()
             self._start(seq_id, prefix)
             needed -= len(prefix.cpu_block_ids)
-        self._owners.extend(seq_id, [self._pool.allocate() for _ in range(needed)])
+        allocate = self._pool.allocate
+        self._owners.extend(seq_id, [allocate() for _ in range(needed)])
         return self._owners.blocks(seq_id)
 
     def cache_blocks(self, seq_id: Hashable, token_ids: Sequence[int], num_computed_tokens: int) -> None:
@@ -276,12 +282,13 @@ class KVCacheManager:
             )
         if not self.enable_prefix_caching:
             return
-        table = self._owners.blocks(seq_id)
+        table = self._owners.view(seq_id)
         cursor = self._cursors[seq_id]
-        for i in range(cursor.num_blocks, num_computed_tokens // self.block_size):
-            tokens = self._block_tokens(token_ids, i)
+        bs, cache_block = self.block_size, self._pool.cache_block
+        for i in range(cursor.num_blocks, num_computed_tokens // bs):
+            tokens = tuple(token_ids[i * bs : (i + 1) * bs])
             block_hash = hash_block(cursor.last_hash, tokens)
-            self._pool.cache_block(table[i], block_hash, cursor.last_hash, tokens)
+            cache_block(table[i], block_hash, cursor.last_hash, tokens)
             cursor.num_blocks, cursor.last_hash = i + 1, block_hash
 
     def free(self, seq_id: Hashable) -> None:
@@ -394,11 +401,16 @@ class KVCacheManager:
 
     def _blocks_taken(self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None) -> int:
         """New blocks plus adopted prefix blocks that leave the evictable set."""
-        needed = self.num_blocks_needed(seq_id, num_tokens, prefix)
-        if prefix is None:
-            return needed
-        evictable = {block_id for block_id in prefix.block_ids if block_id in self._pool.eviction}
-        return needed + len(evictable)
+        return self.num_blocks_needed(seq_id, num_tokens, prefix) + self._num_evictable(prefix)
+
+    def _num_evictable(self, prefix: PrefixMatch | None) -> int:
+        """Distinct GPU blocks of ``prefix`` that are evictable now (adopting them takes them out of the free
+        count). The caller checked that the prefix is not stale, so each block holds its hash, and a hashed
+        block is evictable exactly when nothing references it (``check_pool_integrity``)."""
+        if prefix is None or not prefix.block_ids:
+            return 0
+        blocks = self._pool.blocks
+        return len({block_id for block_id in prefix.block_ids if blocks[block_id].ref_count == 0})
 
     def _check_request(self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None) -> None:
         if num_tokens < 0:

@@ -35,6 +35,15 @@ class OwnerRefs:
         """A copy of the blocks ``owner`` holds, in acquisition order."""
         return list(self._held[owner])
 
+    def get(self, owner: Hashable) -> list[int] | None:
+        """The live list of blocks ``owner`` holds, or ``None`` when it is not tracked: read it, never change
+        it."""
+        return self._held.get(owner)
+
+    def view(self, owner: Hashable) -> list[int]:
+        """The live list of blocks ``owner`` holds (no copy): read it, never change it."""
+        return self._held[owner]
+
     def num_blocks(self, owner: Hashable) -> int:
         return len(self._held[owner])
 

@@ -52,6 +52,10 @@ class PinTable:
       while parked. References are released tail first, so the tail of a pin is evicted first.
     - ``pin`` over an existing ``pin_id`` replaces it atomically: new references first, then the old ones go.
     - ``park`` and ``prefetch`` are atomic; ``can_park``, ``can_prefetch`` and ``expired`` are pure.
+
+    Two views are kept up to date with every change, so the engine's per-step questions cost no scan:
+    ``_infos`` (each pin's ``PinInfo``, in pin order) and ``_gpu_refs`` (GPU block -> pin references);
+    ``check_integrity`` compares both with values recomputed from the pins.
     """
 
     def __init__(self, gpu: BlockPool, cpu: CpuTier, clock: Callable[[], float]):
@@ -59,9 +63,12 @@ class PinTable:
         self.cpu = cpu
         self._clock = clock
         self._pins: dict[Hashable, _Pin] = {}
+        self._infos: dict[Hashable, PinInfo] = {}
+        self._gpu_refs: Counter[int] = Counter()
 
     def infos(self) -> dict[Hashable, PinInfo]:
-        return {pin_id: pin.info for pin_id, pin in self._pins.items()}
+        """``pin_id -> PinInfo`` in pin order (a copy)."""
+        return dict(self._infos)
 
     def __contains__(self, pin_id: object) -> bool:
         return pin_id in self._pins
@@ -72,11 +79,13 @@ class PinTable:
     def pin(self, pin_id: Hashable, gpu_blocks: Sequence[int], expires_at: float) -> tuple[int, ...]:
         """Take one reference on each of ``gpu_blocks`` (all hashed) for ``pin_id``, replacing its old pin."""
         keys = tuple(self._gpu_key(block_id) for block_id in gpu_blocks)
-        for block_id in gpu_blocks:
-            self.gpu.incref(block_id)
+        self.gpu.incref_all(gpu_blocks)
         old = self._pins.pop(pin_id, None)
+        self._infos.pop(pin_id, None)
         info = PinInfo(pin_id, tuple(gpu_blocks), self._clock(), expires_at)
         self._pins[pin_id] = _Pin(info, keys)
+        self._infos[pin_id] = info
+        self._gpu_refs.update(info.block_ids)
         if old is not None:
             self._release(old.info)
         return info.block_ids
@@ -85,26 +94,26 @@ class PinTable:
         """Release the pin's references, tail first; returns how many blocks became unreferenced."""
         pin = self._get(pin_id)
         del self._pins[pin_id]
+        del self._infos[pin_id]
         return self._release(pin.info)
 
     def set_expiry(self, pin_id: Hashable, expires_at: float) -> None:
         pin = self._get(pin_id)
-        pin.info = replace(pin.info, expires_at=expires_at)
+        self._set_info(pin, replace(pin.info, expires_at=expires_at))
 
     def expired(self, now: float) -> list[Hashable]:
         """Pins with ``expires_at <= now``, earliest first (ties in pin order); the caller unpins them."""
-        due = [pin.info for pin in self._pins.values() if pin.info.expires_at <= now]
+        due = [info for info in self._infos.values() if info.expires_at <= now]
         return [info.pin_id for info in sorted(due, key=lambda info: info.expires_at)]
 
     def exclusive_blocks(self, pin_id: Hashable) -> int:
         """GPU blocks whose only reference is this pin: what unpinning would make reclaimable."""
-        return sum(
-            1 for block_id in self._get(pin_id).info.block_ids if self.gpu.block(block_id).ref_count == 1
-        )
+        blocks = self.gpu.blocks
+        return sum(1 for block_id in self._get(pin_id).info.block_ids if blocks[block_id].ref_count == 1)
 
     def num_pinned_blocks(self) -> int:
         """GPU blocks with at least one pin reference."""
-        return len(self.gpu_ref_counts())
+        return len(self._gpu_refs)
 
     def can_park(self, pin_id: Hashable) -> bool:
         pin = self._get(pin_id)
@@ -120,7 +129,8 @@ class PinTable:
         pin = self._get(pin_id)
         if pin.info.parked:
             return 0
-        needed = self.cpu.blocks_to_store(pin.keys)
+        fits = len(pin.keys) <= self.cpu.num_free_blocks  # the usual case: no need to count the hits
+        needed = len(pin.keys) if fits else self.cpu.blocks_to_store(pin.keys)
         if needed > self.cpu.num_free_blocks:
             raise OutOfCpuBlocksError(
                 f"pin {pin_id!r} needs {needed} CPU blocks to park {len(pin.keys)} blocks, but only"
@@ -130,7 +140,7 @@ class PinTable:
             )
         cpu_blocks, copied = self.cpu.store(pin.info.block_ids, pin.keys)
         self.gpu.decref_all(reversed(pin.info.block_ids), self._clock())
-        pin.info = replace(pin.info, block_ids=(), cpu_block_ids=tuple(cpu_blocks), parked=True)
+        self._set_info(pin, replace(pin.info, block_ids=(), cpu_block_ids=tuple(cpu_blocks), parked=True))
         return copied
 
     def can_prefetch(self, pin_id: Hashable) -> bool:
@@ -151,7 +161,7 @@ class PinTable:
             return False
         gpu_blocks = self.cpu.fetch(pin.info.cpu_block_ids, pin.keys)
         self.cpu.decref_all(pin.info.cpu_block_ids[::-1])
-        pin.info = replace(pin.info, block_ids=tuple(gpu_blocks), cpu_block_ids=(), parked=False)
+        self._set_info(pin, replace(pin.info, block_ids=tuple(gpu_blocks), cpu_block_ids=(), parked=False))
         return True
 
     def gpu_ref_counts(self) -> Counter[int]:
@@ -161,7 +171,8 @@ class PinTable:
         return Counter(block_id for pin in self._pins.values() for block_id in pin.info.cpu_block_ids)
 
     def check_integrity(self) -> None:
-        """Each pin holds distinct, existing blocks on exactly the tier its state says, one per key."""
+        """Each pin holds distinct, existing blocks on exactly the tier its state says, one per key; the
+        kept views (``infos``, the GPU reference counts) equal their values recomputed from the pins."""
         for pin in self._pins.values():
             info = pin.info
             held, other, tier, size = (
@@ -181,6 +192,13 @@ class PinTable:
                 raise KVCacheIntegrityError(
                     f"pin {info.pin_id!r} holds {tier} blocks {missing} that do not exist"
                 )
+        if list(self._infos.items()) != [(pin_id, pin.info) for pin_id, pin in self._pins.items()]:
+            raise KVCacheIntegrityError("the kept pin infos differ from the pins")
+        if self._gpu_refs != self.gpu_ref_counts():
+            raise KVCacheIntegrityError(
+                f"the kept GPU pin references {dict(self._gpu_refs)} differ from the pins'"
+                f" {dict(self.gpu_ref_counts())}"
+            )
 
     def _get(self, pin_id: Hashable) -> _Pin:
         pin = self._pins.get(pin_id)
@@ -196,7 +214,24 @@ class PinTable:
             )
         return key
 
+    def _set_info(self, pin: _Pin, info: PinInfo) -> None:
+        """Change a pin's info, keeping ``_infos`` and ``_gpu_refs`` in step."""
+        if info.block_ids is not pin.info.block_ids:
+            self._drop_gpu_refs(pin.info.block_ids)
+            self._gpu_refs.update(info.block_ids)
+        pin.info = info
+        self._infos[info.pin_id] = info
+
+    def _drop_gpu_refs(self, block_ids: Sequence[int]) -> None:
+        refs = self._gpu_refs
+        for block_id in block_ids:
+            if refs[block_id] <= 1:
+                del refs[block_id]
+            else:
+                refs[block_id] -= 1
+
     def _release(self, info: PinInfo) -> int:
+        self._drop_gpu_refs(info.block_ids)
         if info.parked:
             self.cpu.decref_all(info.cpu_block_ids[::-1])
             return sum(1 for block_id in info.cpu_block_ids if self.cpu.block(block_id).ref_count == 0)

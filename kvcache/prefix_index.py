@@ -12,7 +12,7 @@ hash collision is a miss, never a wrong hit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from kvcache.block import Block
@@ -107,6 +107,19 @@ class PrefixIndex:
         if block.token_ids != token_ids or block.parent_hash != parent_hash:
             return None
         return block_id
+
+    def lookup_all(self, keys: Iterable[tuple[int, int | None, tuple[int, ...]]]) -> list[int | None]:
+        """``lookup`` of each ``(block_hash, parent_hash, token_ids)`` key, in one loop (pins move hundreds)."""
+        by_hash, blocks = self._by_hash, self._blocks
+        hits: list[int | None] = []
+        for block_hash, parent_hash, token_ids in keys:
+            block_id = by_hash.get(block_hash)
+            if block_id is not None:
+                block = blocks[block_id]
+                if block.token_ids != token_ids or block.parent_hash != parent_hash:
+                    block_id = None
+            hits.append(block_id)
+        return hits
 
     def insert(self, block_hash: int, block_id: int) -> bool:
         """Index ``block_id`` under ``block_hash``; ``False`` (and no change) when the hash is taken."""

@@ -59,22 +59,28 @@ class CopyQueue:
     """
 
     def __init__(self) -> None:
-        self._log: list[tuple[bool, BlockCopy]] = []
+        self._log: list[tuple[bool, BlockCopy]] = []  # both directions, in the order they were queued
+        self._to_cpu: list[BlockCopy] = []
+        self._to_gpu: list[BlockCopy] = []
 
     def queue_to_cpu(self, gpu_block: int, cpu_block: int) -> None:
-        self._log.append((True, BlockCopy(gpu_block, cpu_block)))
+        copy = BlockCopy(gpu_block, cpu_block)
+        self._log.append((True, copy))
+        self._to_cpu.append(copy)
 
     def queue_to_gpu(self, cpu_block: int, gpu_block: int) -> None:
         """The caller holds one transit reference on ``cpu_block`` until ``take``."""
-        self._log.append((False, BlockCopy(cpu_block, gpu_block)))
+        copy = BlockCopy(cpu_block, gpu_block)
+        self._log.append((False, copy))
+        self._to_gpu.append(copy)
 
     @property
     def to_cpu(self) -> tuple[BlockCopy, ...]:
-        return tuple(copy for to_cpu, copy in self._log if to_cpu)
+        return tuple(self._to_cpu)
 
     @property
     def to_gpu(self) -> tuple[BlockCopy, ...]:
-        return tuple(copy for to_cpu, copy in self._log if not to_cpu)
+        return tuple(self._to_gpu)
 
     def transit_refs(self) -> Counter[int]:
         """CPU block -> transit references (one per pending to_gpu copy it is the source of)."""
@@ -98,6 +104,8 @@ class CopyQueue:
         """Everything queued, in order; the queue is empty afterwards."""
         pending = PendingCopies(self.to_cpu, self.to_gpu)
         self._log.clear()
+        self._to_cpu.clear()
+        self._to_gpu.clear()
         return pending
 
     def __len__(self) -> int:

@@ -116,8 +116,10 @@ class Scheduler:
         self._insert(self.waiting, seq)
 
     def _insert(self, queue: list[Sequence], seq: Sequence) -> None:
-        keys = [self.admission.priority(s) for s in queue]
-        queue.insert(bisect.bisect_right(keys, self.admission.priority(seq)), seq)
+        """Insert after every entry whose current priority is <= ``seq``'s (binary search: priorities are
+        computed only for the O(log n) entries probed, which find the same place as computing them all)."""
+        priority = self.admission.priority
+        queue.insert(bisect.bisect_right(queue, priority(seq), key=priority), seq)
 
     def has_unfinished(self) -> bool:
         return bool(self.waiting or self.running)
