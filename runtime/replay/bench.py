@@ -1,5 +1,5 @@
 """``tether replay``: every policy on the same programs and the same seeded arrivals, on the real engine or in
-simulated time; one result row per policy (the ``--json`` schema of the scheduling issue)."""
+simulated time; one result row per policy (the rows of ``tether replay --json``)."""
 
 from __future__ import annotations
 
