@@ -9,14 +9,15 @@
    of the tool's remaining time given how long it has run), parking them in CPU memory when it fits, making room
    there by dropping parked programs predicted back later, and dropping them only when neither works.
 4. Prefetch: a parked program's blocks come back to GPU memory once its tool is predicted to return (median,
-   less the copy time) and the GPU has room without giving up another pin.
+   less the copy time), the GPU has room without giving up another pin, and no turn waits for admission (the
+   memory would be taken from it, and parked again at its admission).
 5. Expiry: a pin that outlives its TTL is parked rather than dropped when the CPU tier has room.
 6. Preemption swaps the victim's KV to CPU memory instead of recomputing it.
 
 Each part can be switched by name for ablations (``TetherOptions``): ``tether:order=fcfs``, ``tether:pins=off``,
 ``tether:park=off``, ``tether:prefetch=off``, ``tether:swap=off``, ``tether:victim=furthest``,
-``tether:displace=off``, ``tether:offload=on``, ``tether:gate=on`` (several joined by ``:``). The policy reads no
-hint that a server would not have (``ProgramHints``).
+``tether:displace=off``, ``tether:calm=off``, ``tether:offload=on``, ``tether:gate=on`` (several joined by
+``:``). The policy reads no hint that a server would not have (``ProgramHints``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class TetherOptions:
     victim: str = "residual"  # which pins leave the GPU first under pressure (runtime/policies/keep.py)
     displace: bool = True  # drop a parked pin predicted back later to make room for one predicted sooner
     gate: bool = False  # a waiting turn may take only the GPU pins of programs ranked after its own
+    calm: bool = True  # prefetch only while no turn waits for admission (no memory taken from a waiting turn)
 
     @staticmethod
     def parse(spec: str) -> TetherOptions:
@@ -145,7 +147,7 @@ class TetherPolicy(VLLMPolicy):
         return below
 
     def prefetches(self, ctx: PolicyContext) -> list[str]:
-        if not self.options.prefetch:
+        if not self.options.prefetch or (self.options.calm and ctx.waiting_prefill_tokens() > 0):
             return []
         now = ctx.now
         due = []

@@ -74,6 +74,7 @@ def test_shipped_prior_loads():
 def test_tether_options_parse_and_errors_name_the_option():
     assert TetherOptions.parse("order=las:park=off") == TetherOptions(order="las", park=False)
     assert get_policy("tether:swap=off").swap_on_preempt is False
+    assert TetherOptions().calm and not TetherOptions.parse("calm=off").calm
     assert get_policy("tether:order=fcfs").name == "tether:order=fcfs"
     with pytest.raises(ValueError, match="'bogus'"):
         TetherOptions.parse("bogus=on")

@@ -76,3 +76,21 @@ def test_displace_drops_a_parked_pin_predicted_back_later():
     assert actions == [Drop("bimodal"), ParkPin("slow")]
     assert give_up(ctx, blocks_needed=2, victim="residual", displace=False) == [Drop("slow")]
     kv.check_integrity()
+
+
+def test_prefetch_waits_while_a_turn_waits_for_admission():
+    """A parked program due back is prefetched only while no turn waits (``calm``), else at once."""
+    from dataclasses import replace
+
+    from runtime.policies import get_policy
+
+    kv, ctx = scenario(cpu_blocks=8)
+    kv.park("slow")
+    ctx.programs.get("slow").predicted_return = 9.0  # due
+    waiting = [0]
+    ctx = replace(ctx, waiting_prefill_tokens=lambda: waiting[0])
+    calm, eager = get_policy("tether"), get_policy("tether:calm=off")
+    assert calm.prefetches(ctx) == eager.prefetches(ctx) == ["slow"]
+    waiting[0] = 100
+    assert calm.prefetches(ctx) == [] and eager.prefetches(ctx) == ["slow"]
+    kv.check_integrity()
