@@ -167,15 +167,12 @@ def _cpu_blocks(value: str | None, gpu_blocks: int | None) -> int | None:
     """``--cpu-kv-blocks``: a count, or ``<k>x`` times the GPU KV blocks."""
     if value is None:
         return None
+    multiple = value.endswith("x")
+    if multiple and gpu_blocks is None:
+        raise ValueError(f"--cpu-kv-blocks {value} is a multiple of --kv-blocks: give --kv-blocks")
     try:
-        if value.endswith("x"):
-            if gpu_blocks is None:
-                raise ValueError(f"--cpu-kv-blocks {value} is a multiple of --kv-blocks: give --kv-blocks")
-            return round(float(value[:-1]) * gpu_blocks)
-        return int(value)
-    except ValueError as exc:
-        if "--kv-blocks" in str(exc):
-            raise
+        return round(float(value[:-1]) * gpu_blocks) if multiple else int(value)
+    except ValueError:
         raise ValueError(f"--cpu-kv-blocks must be a count or a multiple like 4x, got {value!r}") from None
 
 

@@ -68,9 +68,8 @@ def give_up(
     """Pins to give up (``eligible``: the GPU pins that may be, default all)."""
     kv = ctx.kv
     gpu = [pid for pid, info in kv.pins.items() if not info.parked and (eligible is None or pid in eligible)]
-    parked = [pid for pid, info in kv.pins.items() if info.parked]
-    back = {pid: expected_back(ctx, pid, "residual") for pid in parked} if displace else {}
-    parked.sort(key=lambda pid: back.get(pid, 0.0), reverse=True)  # latest back first
+    parked: list[str] | None = None  # parked pins, latest back first: ordered only when the tier is short
+    back: dict[str, float] = {}
     cpu_free = kv.num_free_cpu_blocks
     actions: list[PressureAction] = []
     freed = 0
@@ -80,6 +79,10 @@ def give_up(
         freed += kv.pin_exclusive_blocks(pid)
         need = kv.pins[pid].num_blocks  # at most this many CPU blocks (fewer if some are there already)
         if displace and cpu_free < need:
+            if parked is None:
+                parked = [p for p, info in kv.pins.items() if info.parked]
+                back = {p: expected_back(ctx, p, "residual") for p in parked}
+                parked.sort(key=back.__getitem__, reverse=True)
             mine = expected_back(ctx, pid, "residual")
             while parked and back[parked[0]] > mine and cpu_free < need:
                 other = parked.pop(0)

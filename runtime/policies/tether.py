@@ -53,9 +53,9 @@ class TetherOptions:
     def parse(spec: str) -> TetherOptions:
         """``order=las:park=off`` -> options; unknown names and values are named in the error."""
         opts = TetherOptions()
+        known = [f.name for f in fields(TetherOptions)]
         for part in filter(None, spec.split(":")):
             key, _, value = part.partition("=")
-            known = {f.name: f for f in fields(TetherOptions)}
             if key not in known:
                 raise ValueError(f"tether option {key!r} unknown; known: {', '.join(known)}")
             choices = {"order": ORDERS, "victim": VICTIMS}.get(key)

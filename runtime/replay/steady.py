@@ -61,8 +61,7 @@ def summarize_seeds(per_seed: list[dict]) -> list[dict]:
         rows = [entry["results"][i] for entry in per_seed]
         doc: dict = {"policy": rows[0]["policy"], "label": label, "seeds": len(rows)}
         for name in SUMMARY_FIELDS:
-            values = [_field(r, name) for r in rows]
-            doc[name] = {"mean": statistics.mean(values), "min": min(values), "max": max(values)}
+            doc[name] = _spread([_field(r, name) for r in rows])
         doc["kv_leaked_blocks"] = max(r["kv_leaked_blocks"] for r in rows)
         out.append(doc)
     solos = [e["solo_avg_jct_s"] for e in per_seed if "solo_avg_jct_s" in e]
