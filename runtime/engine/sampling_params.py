@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.engine.errors import InvalidRequestError
+from runtime.engine.structured.params import StructuredOutputs
 
 
 @dataclass(frozen=True)
@@ -12,7 +13,8 @@ class SamplingParams:
     """What vLLM users expect: ``temperature == 0`` is greedy; ``top_k <= 0`` disables top-k; ``top_p == 1``
     disables nucleus sampling; ``seed`` makes one request's sampling reproducible whatever else is batched
     with it; generation stops at ``max_tokens``, an EOS id (unless ``ignore_eos``), a ``stop_token_ids`` id,
-    or a ``stop`` string (the string itself is not included in the text)."""
+    or a ``stop`` string (the string itself is not included in the text). ``structured_outputs`` constrains the
+    output to a JSON schema, regex, grammar or choice (applied as a token mask; see ``StructuredOutputs``)."""
 
     max_tokens: int = 16
     temperature: float = 1.0
@@ -24,6 +26,7 @@ class SamplingParams:
     ignore_eos: bool = False
     min_tokens: int = 0
     skip_special_tokens: bool = True
+    structured_outputs: StructuredOutputs | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -46,6 +49,11 @@ class SamplingParams:
             f"must be in [0, max_tokens], got {self.min_tokens}",
         )
         self._check(all(s for s in self.stop), "stop", "stop strings must be non-empty")
+        self._check(
+            self.structured_outputs is None or isinstance(self.structured_outputs, StructuredOutputs),
+            "structured_outputs",
+            f"expected StructuredOutputs, got {type(self.structured_outputs).__name__}",
+        )
 
     @property
     def greedy(self) -> bool:
