@@ -1,9 +1,14 @@
-"""The torch backend for any device: one padded batched product for all decoding sequences, SDPA per
-sequence for prefill and extend chunks. ``kernels.reference`` stays the plain oracle it is tested against."""
+"""The torch backend for any device: one padded batched SDPA for all decoding sequences, SDPA per sequence for
+prefill and extend chunks. ``kernels.reference`` stays the plain oracle it is tested against.
+
+Everything that depends only on the step (which rows decode, their pages, the padding mask, host copies of
+the offsets) is computed once per ``AttentionMetadata`` in a ``StepPlan`` and reused by every layer.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -12,8 +17,48 @@ from kernels import reference
 from runtime.engine.attention.base import AttentionMetadata
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """Per-step facts shared by all layers.
+
+    decode_rows:  int64 [Sd]            flat row of each single-token (decode) sequence
+    decode_pages: int64 [Sd, nb]        their first ``nb`` pages (``nb`` covers the longest)
+    decode_mask:  bool  [Sd, 1, 1, L]   True where a key position is inside the sequence (``None``: no padding)
+    chunks:       (start, end, kv_len, s) of every multi-token (prefill / extend) chunk
+    """
+
+    decode_rows: torch.Tensor | None
+    decode_pages: torch.Tensor | None
+    decode_mask: torch.Tensor | None
+    all_decode: bool
+    chunks: tuple[tuple[int, int, int, int], ...]
+
+
+def plan_step(meta: AttentionMetadata, block_size: int) -> StepPlan:
+    cu = meta.cu_seqlens_q.tolist()
+    kv_lens = meta.kv_lens.tolist()
+    decode = [s for s in range(len(kv_lens)) if cu[s + 1] - cu[s] == 1]
+    chunks = tuple((cu[s], cu[s + 1], kv_lens[s], s) for s in range(len(kv_lens)) if cu[s + 1] - cu[s] > 1)
+    if not decode:
+        return StepPlan(None, None, None, False, chunks)
+    dev = meta.block_table.device
+    lens = [kv_lens[s] for s in decode]
+    nb = (max(lens) + block_size - 1) // block_size
+    pages = meta.block_table[decode, :nb].long()  # (Sd, nb)
+    mask = None
+    if any(n != nb * block_size for n in lens):
+        positions = torch.arange(nb * block_size, device=dev)[None, :]  # (1, L)
+        mask = (positions < torch.tensor(lens, device=dev)[:, None])[:, None, None, :]  # (Sd, 1, 1, L)
+    rows = torch.tensor([cu[s] for s in decode], dtype=torch.int64, device=dev)
+    return StepPlan(rows, pages, mask, not chunks and len(decode) == len(kv_lens), chunks)
+
+
 class TorchAttentionBackend:
     name = "torch"
+
+    def __init__(self) -> None:
+        self._meta: AttentionMetadata | None = None
+        self._plan: StepPlan | None = None
 
     def forward(
         self,
@@ -25,22 +70,21 @@ class TorchAttentionBackend:
         meta: AttentionMetadata,
     ) -> torch.Tensor:
         reference.store_kv(k, v, k_cache, v_cache, meta.slot_mapping)
+        if meta is not self._meta:  # the first layer of a new step
+            self._plan, self._meta = plan_step(meta, k_cache.shape[1]), meta
+        plan = self._plan
+        assert plan is not None
         scale = 1.0 / math.sqrt(q.shape[-1])
+        if plan.all_decode:
+            return decode_attention(q, k_cache, v_cache, plan.decode_pages, plan.decode_mask, scale)
         o = torch.empty_like(q)
-        cu = meta.cu_seqlens_q.tolist()
-        kv_lens = meta.kv_lens.tolist()
-        decode = [s for s in range(len(kv_lens)) if cu[s + 1] - cu[s] == 1]
-        if decode:
-            rows = [cu[s] for s in decode]
-            o[rows] = decode_attention(
-                q[rows], k_cache, v_cache, meta.block_table[decode], meta.kv_lens[decode], scale
-            )
-        for s in range(len(kv_lens)):
-            start, end = cu[s], cu[s + 1]
-            if end - start > 1:
-                kk = reference.gather_kv(k_cache, meta.block_table[s], kv_lens[s])
-                vv = reference.gather_kv(v_cache, meta.block_table[s], kv_lens[s])
-                o[start:end] = prefill_attention(q[start:end], kk, vv, scale)
+        if plan.decode_rows is not None:
+            rows = plan.decode_rows
+            o[rows] = decode_attention(q[rows], k_cache, v_cache, plan.decode_pages, plan.decode_mask, scale)
+        for start, end, kv_len, s in plan.chunks:
+            kk = reference.gather_kv(k_cache, meta.block_table[s], kv_len)
+            vv = reference.gather_kv(v_cache, meta.block_table[s], kv_len)
+            o[start:end] = prefill_attention(q[start:end], kk, vv, scale)
         return o
 
 
@@ -48,38 +92,32 @@ def decode_attention(
     q: torch.Tensor,
     k_cache: torch.Tensor,
     v_cache: torch.Tensor,
-    block_table: torch.Tensor,
-    kv_lens: torch.Tensor,
+    pages: torch.Tensor,
+    mask: torch.Tensor | None,
     scale: float,
 ) -> torch.Tensor:
-    """One query per sequence. ``q: [S, Hq, D]``, ``block_table: [S, maxB]``, ``kv_lens: [S]`` -> ``[S, Hq, D]``."""
-    num_seqs, hq, d = q.shape
+    """One query per sequence. ``q: [S, Hq, D]``, ``pages: [S, nb]``, ``mask: [S, 1, 1, nb * bs]`` or ``None``
+    (every page full) -> ``[S, Hq, D]``. Query head h reads kv head ``h // (Hq / Hkv)``."""
+    num_seqs, _, d = q.shape
     bs, hkv = k_cache.shape[1], k_cache.shape[2]
-    nb = (int(kv_lens.max()) + bs - 1) // bs
-    pages = block_table[:, :nb].long()  # (S, nb)
-    k = k_cache[pages].reshape(num_seqs, nb * bs, hkv, d).float()  # (S, L, Hkv, D)
-    v = v_cache[pages].reshape(num_seqs, nb * bs, hkv, d).float()  # (S, L, Hkv, D)
-    qg = q.float().view(num_seqs, hkv, hq // hkv, d)  # (S, Hkv, G, D): q head h reads kv head h // G
-    scores = torch.einsum("shgd,slhd->shgl", qg, k) * scale  # (S, Hkv, G, L)
-    pad = torch.arange(nb * bs, device=q.device)[None, :] >= kv_lens[:, None].long()  # (S, L)
-    scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
-    probs = torch.softmax(scores, dim=-1)
-    out = torch.einsum("shgl,slhd->shgd", probs, v)  # (S, Hkv, G, D)
-    return out.reshape(num_seqs, hq, d).to(q.dtype)
+    length = pages.shape[1] * bs
+    k = k_cache[pages].view(num_seqs, length, hkv, d).transpose(1, 2)  # (S, Hkv, L, D)
+    v = v_cache[pages].view(num_seqs, length, hkv, d).transpose(1, 2)  # (S, Hkv, L, D)
+    out = F.scaled_dot_product_attention(
+        q.unsqueeze(2), k, v, attn_mask=mask, scale=scale, enable_gqa=True
+    )  # (S, Hq, 1, D)
+    return out.squeeze(2)
 
 
 def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
     """Causal attention of ``q: [Tq, Hq, D]`` at the last ``Tq`` positions of ``k, v: [Tk, Hkv, D]``."""
-    tq, hq, _ = q.shape
-    tk, hkv, _ = k.shape
-    group = hq // hkv
-    qh = q.transpose(0, 1)  # (Hq, Tq, D)
-    kh = k.repeat_interleave(group, dim=1).transpose(0, 1)  # (Hq, Tk, D)
-    vh = v.repeat_interleave(group, dim=1).transpose(0, 1)  # (Hq, Tk, D)
+    tq = q.shape[0]
+    tk = k.shape[0]
+    qh, kh, vh = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # (H, T, D)
     if tq == tk:
-        out = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, scale=scale)
+        out = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, scale=scale, enable_gqa=True)
     else:
         q_pos = torch.arange(tk - tq, tk, device=q.device)[:, None]  # (Tq, 1)
         mask = torch.arange(tk, device=q.device)[None, :] <= q_pos  # (Tq, Tk)
-        out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, scale=scale)
+        out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, scale=scale, enable_gqa=True)
     return out.transpose(0, 1)  # (Tq, Hq, D)

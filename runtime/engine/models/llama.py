@@ -34,6 +34,12 @@ class RMSNorm(nn.Module):
 
 
 class LlamaAttention(nn.Module):
+    """q/k/v projections (loaded by their Hugging Face names), RoPE on q and k together, paged attention.
+
+    After ``fuse()`` one matmul computes q, k and v: the three weights become views of one
+    ``[Hq*D + 2*Hkv*D, H]`` tensor (no extra memory; the values are unchanged).
+    """
+
     def __init__(self, config: ModelConfig, layer_idx: int) -> None:
         super().__init__()
         self.layer_idx = layer_idx
@@ -44,30 +50,61 @@ class LlamaAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, config.kv_size, bias=config.attention_bias)
         self.v_proj = nn.Linear(config.hidden_size, config.kv_size, bias=config.attention_bias)
         self.o_proj = nn.Linear(config.q_size, config.hidden_size, bias=config.o_proj_bias)
+        self.qkv: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+    def fuse(self) -> None:
+        self.qkv = _fuse_linears(self.q_proj, self.k_proj, self.v_proj)
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attn: AttentionFn
     ) -> torch.Tensor:
-        t = x.shape[0]
-        q = self.q_proj(x).view(t, self.num_heads, self.head_dim)  # (T, Hq, D)
-        k = self.k_proj(x).view(t, self.num_kv_heads, self.head_dim)  # (T, Hkv, D)
-        v = self.v_proj(x).view(t, self.num_kv_heads, self.head_dim)  # (T, Hkv, D)
-        q, k = apply_rotary(q, k, cos, sin)
-        o = attn(self.layer_idx, q, k, v)  # (T, Hq, D)
-        return self.o_proj(o.reshape(t, self.num_heads * self.head_dim))  # (T, H)
+        t, hq, hkv = x.shape[0], self.num_heads, self.num_kv_heads
+        if self.qkv is not None:
+            qkv = F.linear(x, *self.qkv)  # (T, (Hq + 2 Hkv) D)
+        else:
+            qkv = torch.cat((self.q_proj(x), self.k_proj(x), self.v_proj(x)), dim=-1)
+        qkv = qkv.view(t, hq + 2 * hkv, self.head_dim)  # (T, Hq + 2 Hkv, D)
+        qk = apply_rotary(qkv[:, : hq + hkv], cos, sin)  # (T, Hq + Hkv, D)
+        o = attn(self.layer_idx, qk[:, :hq], qk[:, hq:], qkv[:, hq + hkv :])  # (T, Hq, D)
+        return self.o_proj(o.reshape(t, hq * self.head_dim))  # (T, H)
 
 
 class LlamaMLP(nn.Module):
-    """SwiGLU: ``down(silu(gate(x)) * up(x))``."""
+    """SwiGLU: ``down(silu(gate(x)) * up(x))``; after ``fuse()`` gate and up are one matmul."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        self.intermediate_size = config.intermediate_size
         self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.gate_up: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+    def fuse(self) -> None:
+        self.gate_up = _fuse_linears(self.gate_proj, self.up_proj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        if self.gate_up is None:
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate_up = F.linear(x, *self.gate_up)  # (T, 2 I)
+        gate, up = gate_up[:, : self.intermediate_size], gate_up[:, self.intermediate_size :]
+        return self.down_proj(F.silu(gate) * up)  # (T, H)
+
+
+def _fuse_linears(*linears: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Concatenate the weights (and biases) along the output dim and make each linear's parameters views of
+    the result, so a later in-place load into a parameter also updates the fused tensor."""
+    weight = torch.cat([lin.weight.detach() for lin in linears])  # (sum out, in)
+    has_bias = linears[0].bias is not None
+    bias = torch.cat([lin.bias.detach() for lin in linears]) if has_bias else None
+    start = 0
+    for lin in linears:
+        end = start + lin.out_features
+        lin.weight.data = weight[start:end]
+        if bias is not None:
+            lin.bias.data = bias[start:end]
+        start = end
+    return weight, bias
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -94,8 +131,9 @@ class LlamaModel(nn.Module):
         self.rotary_emb = RotaryEmbedding(config.rope, config.head_dim, config.max_position_embeddings)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, attn: AttentionFn) -> torch.Tensor:
-        cos, sin = self.rotary_emb.cos_sin(positions)  # (T, D) fp32 each
         x = self.embed_tokens(input_ids)  # (T, H)
+        cos, sin = self.rotary_emb.cos_sin(positions)  # (T, D) fp32 each
+        cos, sin = cos.to(x.dtype)[:, None, :], sin.to(x.dtype)[:, None, :]  # (T, 1, D), once per step
         for layer in self.layers:
             x = layer(x, cos, sin, attn)
         return self.norm(x)  # (T, H)
@@ -120,6 +158,14 @@ class LlamaForCausalLM(nn.Module):
         moving parameters with ``to_empty``, which does not keep sharing)."""
         if self.config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
+
+    def fuse_projections(self) -> LlamaForCausalLM:
+        """One matmul for q/k/v and one for gate/up in every layer (call once the weights are loaded and on
+        their device; the parameters keep their names and values)."""
+        for layer in self.model.layers:
+            layer.self_attn.fuse()
+            layer.mlp.fuse()
+        return self
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, attn: AttentionFn) -> torch.Tensor:
         return self.model(input_ids, positions, attn)

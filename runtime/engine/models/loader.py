@@ -1,4 +1,5 @@
-"""``load_model``: the ``tiny`` preset or a local Hugging Face checkpoint dir. Nothing is ever downloaded.
+"""``load_model``: a preset (``tiny``), a named model (``smollm2``), a local GGUF file or a local Hugging Face
+checkpoint dir. Nothing is ever downloaded; named models and GGUF files resolve through ``sources``.
 
 A checkpoint dir holds ``config.json``, ``*.safetensors`` (optionally sharded with
 ``model.safetensors.index.json``) and tokenizer files. Weights are read by Hugging Face name straight into
@@ -18,6 +19,7 @@ from runtime.engine.errors import ModelLoadError
 from runtime.engine.models.config import ModelConfig
 from runtime.engine.models.llama import LlamaForCausalLM
 from runtime.engine.models.presets import PRESETS, build_preset
+from runtime.engine.models.sources import checkpoint_dir
 from runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, Tokenizer
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
@@ -37,7 +39,8 @@ class LoadedModel:
 def load_model(
     model: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None, seed: int = 0
 ) -> LoadedModel:
-    """Load ``"tiny"`` (seeded random weights, byte tokenizer) or a local checkpoint dir, in eval mode.
+    """Load ``"tiny"`` (seeded random weights, byte tokenizer), a named model such as ``"smollm2"``, a local
+    ``.gguf`` file (converted once and cached as safetensors) or a local checkpoint dir, in eval mode.
 
     dtype: the argument, else the checkpoint's ``dtype``/``torch_dtype``, else float32 on CPU and bfloat16 on
     CUDA. ``seed`` only matters for ``tiny``. Raises ``ModelLoadError`` naming the path or tensor at fault.
@@ -45,20 +48,17 @@ def load_model(
     device = torch.device(device)
     if model in PRESETS:
         net = build_preset(model, device, dtype or _device_default_dtype(device), seed)
-        return LoadedModel(model=net, config=PRESETS[model], tokenizer=ByteTokenizer(), name=model)
-    path = Path(model)
-    if not path.is_dir():
-        raise ModelLoadError(
-            f"model {model!r}: no such directory "
-            f"(give a preset ({', '.join(PRESETS)}) or a local checkpoint dir; nothing is downloaded)"
+        return LoadedModel(
+            model=net.fuse_projections(), config=PRESETS[model], tokenizer=ByteTokenizer(), name=model
         )
+    path = checkpoint_dir(model)
     hf_config = _read_hf_config(path)
     config = ModelConfig.from_hf(hf_config)
     dtype = dtype or _config_dtype(hf_config) or _device_default_dtype(device)
     net = _build_empty(config, device, dtype)
     load_safetensors(net, path)
     tokenizer = load_hf_tokenizer(path, extra_eos_ids=[*config.eos_token_ids, *_generation_eos_ids(path)])
-    return LoadedModel(model=net.eval(), config=config, tokenizer=tokenizer, name=model)
+    return LoadedModel(model=net.eval().fuse_projections(), config=config, tokenizer=tokenizer, name=model)
 
 
 def load_safetensors(net: LlamaForCausalLM, path: Path) -> None:

@@ -46,13 +46,9 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def apply_rotary(
-    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``q: [T, Hq, D]``, ``k: [T, Hkv, D]``, ``cos, sin: [T, D]`` float32."""
-    cos = cos.to(q.dtype)[:, None, :]  # (T, 1, D)
-    sin = sin.to(q.dtype)[:, None, :]  # (T, 1, D)
-    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``x: [T, H, D]`` (q and k heads together, any stride), ``cos, sin: [T, 1, D]`` in x's dtype."""
+    return x * cos + rotate_half(x) * sin
 
 
 class RotaryEmbedding(nn.Module):
@@ -92,4 +88,5 @@ class RotaryEmbedding(nn.Module):
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cos, sin = self.cos_sin(positions)
-        return apply_rotary(q, k, cos, sin)
+        cos, sin = cos.to(q.dtype)[:, None, :], sin.to(q.dtype)[:, None, :]  # (T, 1, D)
+        return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
