@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from collections.abc import Mapping
 from collections.abc import Sequence as Seq
+from typing import Any
 
+from runtime.engine.chat.tools import Tool, normalize_tools, tool_choice_constraint
 from runtime.engine.config import EngineConfig
 from runtime.engine.errors import EngineError, InvalidRequestError
 from runtime.engine.llm_engine import LLMEngine
@@ -66,12 +70,42 @@ class LLM:
         return [done[rid] for rid in ids]
 
     def chat(
-        self, messages: list[dict] | list[list[dict]], sampling_params: SamplingParams | None = None
+        self,
+        messages: list[dict[str, Any]] | list[list[dict[str, Any]]],
+        sampling_params: SamplingParams | list[SamplingParams] | None = None,
+        tools: Seq[Mapping[str, Any] | Tool] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
     ) -> list[RequestOutput]:
-        """Applies the model's chat template (with the generation prompt) and generates."""
+        """Renders each conversation (one, or a list of them) with the model's chat template, the generation
+        prompt and ``tools`` (OpenAI tool dicts), then generates; one ``RequestOutput`` per conversation.
+
+        ``tool_choice``: ``None`` / ``"auto"`` / ``"none"`` leave the output free; ``"required"`` or
+        ``{"type": "function", "function": {"name": X}}`` force one call (any tool, or X) by setting
+        ``structured_outputs`` on a copy of the sampling params (``tool_choice_constraint``); sampling params
+        that already set ``structured_outputs`` are then an ``InvalidRequestError`` naming ``tool_choice``.
+        Read calls out of the text with ``runtime.engine.chat.parse_tool_calls``.
+        """
         conversations = messages if messages and isinstance(messages[0], list) else [messages]
-        prompts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True) for c in conversations]
-        return self.generate(prompts, sampling_params)
+        specs = normalize_tools(tools)
+        constraint = tool_choice_constraint(specs, tool_choice)
+        params = (
+            sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(conversations)
+        )
+        if constraint is not None:
+            if any(p is not None and p.structured_outputs is not None for p in params):
+                raise InvalidRequestError(
+                    None,
+                    "tool_choice",
+                    "a forced tool choice sets structured_outputs; the sampling params set it",
+                )
+            params = [
+                dataclasses.replace(p or SamplingParams(), structured_outputs=constraint) for p in params
+            ]
+        prompts = [
+            self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tools=specs or None)
+            for c in conversations
+        ]
+        return self.generate(prompts, params)
 
 
 def _as_batch(prompts: Prompt | list[Prompt]) -> list[Prompt]:
