@@ -91,7 +91,7 @@ def _one_ttft(engine: LLMEngine, prompt: list[int]) -> float:
 
 
 def run_engine_bench(
-    config: EngineConfig,
+    config: EngineConfig | LLMEngine,
     *,
     prefill_batch: int = 8,
     prefill_len: int = 512,
@@ -102,7 +102,8 @@ def run_engine_bench(
     ttft_repeats: int = 3,
     seed: int = 0,
 ) -> EngineBenchResult:
-    engine = LLMEngine(config)
+    engine = config if isinstance(config, LLMEngine) else LLMEngine(config)
+    config = engine.config
     rng = random.Random(seed)
     bench_prefill(engine, rng, 1, 64)  # warm-up
     tokens, secs = bench_prefill(engine, rng, prefill_batch, prefill_len)

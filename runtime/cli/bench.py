@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--ttft-prompt-len", type=int, default=1024)
     e.add_argument("--ttft-repeats", type=int, default=3)
     e.add_argument("--json", default=None, help="also write the result to this file")
+    e.add_argument(
+        "--no-transformers",
+        action="store_true",
+        help="skip the side-by-side run against transformers generate (done for every model but presets)",
+    )
+    e.add_argument("--repeats", type=int, default=3, help="interleaved rounds of the transformers comparison")
     add_engine_args(e)
     e.set_defaults(func=run_engine)
     k = bsub.add_parser(
@@ -69,9 +75,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
 def run_engine(args: argparse.Namespace) -> int:
     from runtime.bench.engine import format_result, run_engine_bench
     from runtime.engine.config import EngineConfig
+    from runtime.engine.llm_engine import LLMEngine
+    from runtime.engine.models.presets import PRESETS
 
+    engine = LLMEngine(EngineConfig(model=args.model, **engine_kwargs(args)))
     result = run_engine_bench(
-        EngineConfig(model=args.model, **engine_kwargs(args)),
+        engine,
         prefill_batch=args.prefill_batch,
         prefill_len=args.prefill_len,
         decode_batches=tuple(int(b) for b in args.decode_batches.split(",")),
@@ -81,9 +90,16 @@ def run_engine(args: argparse.Namespace) -> int:
         ttft_repeats=args.ttft_repeats,
     )
     print(format_result(result))
+    out = result.as_dict()
+    if args.model not in PRESETS and not args.no_transformers:
+        from runtime.bench.versus import format_versus, run_versus
+
+        versus = run_versus(engine, repeats=args.repeats)
+        print(format_versus(versus))
+        out["versus_transformers"] = versus.as_dict()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(result.as_dict(), f, indent=2)
+            json.dump(out, f, indent=2)
     return 0
 
 

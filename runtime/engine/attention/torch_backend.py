@@ -110,14 +110,19 @@ def decode_attention(
 
 
 def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-    """Causal attention of ``q: [Tq, Hq, D]`` at the last ``Tq`` positions of ``k, v: [Tk, Hkv, D]``."""
+    """Causal attention of ``q: [Tq, Hq, D]`` at the last ``Tq`` positions of ``k, v: [Tk, Hkv, D]``.
+
+    Inputs get a batch dim of 1: SDPA's CPU flash kernel takes 4-D tensors only (3-D ones fall back to the
+    math path, several times slower on long prompts)."""
     tq = q.shape[0]
     tk = k.shape[0]
-    qh, kh, vh = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # (H, T, D)
+    qh = q.transpose(0, 1).unsqueeze(0)  # (1, Hq, Tq, D)
+    kh = k.transpose(0, 1).unsqueeze(0)  # (1, Hkv, Tk, D)
+    vh = v.transpose(0, 1).unsqueeze(0)  # (1, Hkv, Tk, D)
     if tq == tk:
         out = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, scale=scale, enable_gqa=True)
     else:
         q_pos = torch.arange(tk - tq, tk, device=q.device)[:, None]  # (Tq, 1)
         mask = torch.arange(tk, device=q.device)[None, :] <= q_pos  # (Tq, Tk)
         out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, scale=scale, enable_gqa=True)
-    return out.transpose(0, 1)  # (Tq, Hq, D)
+    return out[0].transpose(0, 1)  # (Tq, Hq, D)
