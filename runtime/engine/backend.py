@@ -11,6 +11,7 @@ import torch
 from kvcache import PendingCopies
 from runtime.engine.models.config import ModelConfig
 from runtime.engine.scheduler import SchedulerOutput
+from runtime.engine.structured.manager import StructuredOutputManager
 from runtime.engine.tokenizer import Tokenizer
 
 
@@ -38,7 +39,11 @@ class ExecutionBackend(Protocol):
         block_tables: Callable[[str], list[int]],
         eos: tuple[int, ...],
         num_cpu_blocks: int = 0,
-    ) -> Runner: ...
+        structured: StructuredOutputManager | None = None,
+    ) -> Runner:
+        """``structured``: the engine's grammars, for a runner that samples (a simulation has no tokenizer,
+        so it never gets a structured request)."""
+        ...
 
 
 class ModelBackend:
@@ -89,6 +94,7 @@ class ModelBackend:
         block_tables: Callable[[str], list[int]],
         eos: tuple[int, ...],
         num_cpu_blocks: int = 0,
+        structured: StructuredOutputManager | None = None,
     ) -> Runner:
         from runtime.engine.attention import get_backend
         from runtime.engine.model_runner import KVCacheTensors, ModelRunner
@@ -104,4 +110,5 @@ class ModelBackend:
             block_tables,
             self.device,
             eos,
+            structured,
         )

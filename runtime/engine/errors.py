@@ -22,3 +22,16 @@ class InvalidRequestError(EngineError, ValueError):
 
     def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
         return (type(self), (self.request_id, self.field, self.reason))
+
+
+class StructuredOutputError(EngineError):
+    """A structured request's grammar matcher rejected a sampled token or could not follow the request's
+    output (a bug: the mask should have forbidden the token). The request fails; the engine goes on."""
+
+    def __init__(self, request_id: str, reason: str) -> None:
+        super().__init__(f"request {request_id!r}: structured output: {reason}")
+        self.request_id = request_id
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.request_id, self.reason))

@@ -23,6 +23,7 @@ from runtime.engine.sampling_params import SamplingParams
 from runtime.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
 from runtime.engine.sequence import FinishReason, ProgramHints, Sequence, TurnOutcome
 from runtime.engine.stop import StopChecker
+from runtime.engine.structured.manager import StructuredOutputManager
 from runtime.policies import PolicyContext, SchedulingPolicy, get_policy
 from runtime.policies.programs import ProgramTable
 from runtime.sim.cost_model import default_cost_model_name, load_cost_model
@@ -74,8 +75,14 @@ class LLMEngine:
             num_cpu_blocks=num_cpu,
             offload_on_evict=self.policy.offload_on_evict,
         )
+        # Grammars of structured requests (xgrammar is loaded on the first one): compiled at add_request,
+        # masks applied by the runner's sampler, matchers advanced here after each step.
+        self.structured = StructuredOutputManager(
+            self.tokenizer, self.model_config.vocab_size, self.eos_token_ids
+        )
+        tables = self.kv_manager.block_table
         self.runner = self.backend.build_runner(
-            num_blocks, config.block_size, self.kv_manager.block_table, self.eos_token_ids, num_cpu
+            num_blocks, config.block_size, tables, self.eos_token_ids, num_cpu, structured=self.structured
         )
         cost_model = getattr(self.backend, "cost_model", None) or load_cost_model(
             config.cost_model or default_cost_model_name(self.device)
@@ -149,6 +156,7 @@ class LLMEngine:
                 f"prompt has {len(ids)} tokens; the model's context is {self.max_model_len} "
                 "tokens (at least one must remain for output)",
             )
+        grammar = self.structured.compile(rid, params)  # None for an unconstrained request
         generator = None
         if not params.greedy:
             seed = params.seed if params.seed is not None else self._rng.getrandbits(63)
@@ -163,6 +171,8 @@ class LLMEngine:
             generator=generator,
             seq_index=index,
         )
+        if grammar is not None:
+            self.structured.add(rid, grammar)
         self._seqs[rid] = seq
         self.programs.on_request(seq)
         self.scheduler.add(seq)
@@ -195,6 +205,7 @@ class LLMEngine:
         self._end_program(seq)
         self.scheduler.finish(seq, FinishReason.ABORT)
         self.stop.forget(request_id)
+        self.structured.drop(request_id)
         seq.finish_time = self.clock()
         return RequestOutput.of(seq)
 
@@ -233,10 +244,16 @@ class LLMEngine:
         for seq in self.scheduler.update(plan, sampled):
             if seq.first_token_time is None:
                 seq.first_token_time = now
+            # the grammar accepts the new token, or the request fails
+            rejected = self.structured.advance(seq)
+            if rejected is not None:
+                outputs.append(self._fail(seq, rejected))
+                continue
             reason = self.stop.check(seq)
             if reason is not None:
                 self.programs.on_turn_end(seq, self.turn_outcome(seq))
                 self.scheduler.finish(seq, reason)
+                self.structured.drop(seq.request_id)
                 seq.finish_time = now
                 del self._seqs[seq.request_id]
             outputs.append(RequestOutput.of(seq))
@@ -258,6 +275,7 @@ class LLMEngine:
         self._end_program(seq)
         self.scheduler.finish(seq, FinishReason.ERROR)
         self.stop.forget(seq.request_id)
+        self.structured.drop(seq.request_id)
         seq.finish_time = self.clock()
         self._seqs.pop(seq.request_id, None)
         return RequestOutput.of(seq)
@@ -268,8 +286,10 @@ class LLMEngine:
             self.programs.end_program(seq.hints.program_id)
 
     def check_integrity(self) -> None:
-        """The cache's own invariants, plus: blocks are held by exactly the running sequences."""
+        """The cache's own invariants, plus: blocks are held by exactly the running sequences; grammar
+        matchers exist for exactly the structured requests in flight, each having accepted its output."""
         self.kv_manager.check_integrity()
+        self.structured.check_integrity(self._seqs)
         running = {s.request_id for s in self.scheduler.running}
         holders = {rid for rid in self._seqs if self.kv_manager.has_seq(rid)}
         if holders != running:

@@ -24,6 +24,7 @@ from runtime.engine.models.config import ModelConfig
 from runtime.engine.sampler import Sampler
 from runtime.engine.scheduler import SchedulerOutput
 from runtime.engine.sequence import Sequence
+from runtime.engine.structured.manager import StructuredOutputManager
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ class ModelRunner:
         block_tables: Callable[[str], list[int]],
         device: torch.device,
         eos_token_ids: tuple[int, ...] = (),
+        structured: StructuredOutputManager | None = None,
     ) -> None:
+        """``structured``: the engine's grammars; the sampler masks structured requests' rows with them."""
         self.model = model
         self.config = config
         self.kv = kv
@@ -97,7 +100,7 @@ class ModelRunner:
         self.block_tables = block_tables  # request_id -> list[int] (the kvcache manager's view)
         self.device = device
         self.eos_token_ids = eos_token_ids
-        self.sampler = Sampler()
+        self.sampler = Sampler(structured)
 
     def prepare(self, out: SchedulerOutput) -> StepInputs:
         bs = self.kv.block_size

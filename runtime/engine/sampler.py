@@ -1,10 +1,15 @@
-"""Token sampling: greedy, temperature, top-k, top-p, a generator per request."""
+"""Token sampling: greedy, temperature, top-k, top-p, a generator per request, grammar masks."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 
 from runtime.engine.sequence import Sequence
+
+if TYPE_CHECKING:
+    from runtime.engine.structured.manager import StructuredOutputManager
 
 
 class Sampler:
@@ -13,12 +18,20 @@ class Sampler:
     Greedy rows take the argmax. Other rows are scaled by temperature, restricted to the top-k and then the
     smallest nucleus of mass ``top_p``, and sampled with the sequence's own generator, so a seeded request
     draws the same tokens whatever it is batched with. ``banned`` ids (EOS before ``min_tokens``) get
-    probability zero.
+    probability zero. With ``structured``, the rows of structured requests are first masked to what their
+    grammar allows (in place; other rows untouched); a row whose grammar allows nothing takes the argmax,
+    which its matcher then rejects (the request fails, the batch goes on).
     """
+
+    def __init__(self, structured: StructuredOutputManager | None = None) -> None:
+        self.structured = structured
 
     def __call__(
         self, logits: torch.Tensor, seqs: list[Sequence], banned: list[tuple[int, ...]] | None = None
     ) -> list[int]:
+        dead: list[int] = []
+        if self.structured is not None:
+            dead = self.structured.mask_logits(logits, seqs)
         if banned is not None:
             logits = logits.clone()
             for row, ids in enumerate(banned):
@@ -28,7 +41,7 @@ class Sampler:
         out: list[int] = []
         for row, seq in enumerate(seqs):
             p = seq.params
-            if p.greedy:
+            if p.greedy or (dead and row in dead):
                 out.append(greedy[row])
             else:
                 out.append(_sample_row(logits[row], p.temperature, p.top_k, p.top_p, seq.generator))

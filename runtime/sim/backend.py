@@ -62,5 +62,6 @@ class SimBackend:
         block_tables: Callable[[str], list[int]],
         eos: tuple[int, ...],
         num_cpu_blocks: int = 0,
+        structured: object = None,  # no tokenizer: the engine rejects structured requests
     ) -> SimRunner:
         return SimRunner(self.cost_model, self.clock)

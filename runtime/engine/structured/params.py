@@ -53,10 +53,11 @@ class StructuredOutputs:
 
     @property
     def key(self) -> tuple[str, str]:
-        """The compiled-grammar cache key: the kind and its spec as canonical text."""
+        """The compiled-grammar cache key: the kind and its spec as text. A schema dict keeps its key order
+        (the output follows the schema's property order, so reordered properties are another grammar)."""
         kind = self.kind
         if kind == "json":
-            spec = self.json if isinstance(self.json, str) else json.dumps(self.json, sort_keys=True)
+            spec = self.json if isinstance(self.json, str) else _dumps(self.json)
         elif kind == "choice":
             spec = json.dumps(list(self.choice or ()))
         elif kind == "json_object":
@@ -64,3 +65,10 @@ class StructuredOutputs:
         else:
             spec = getattr(self, kind)
         return kind, spec
+
+
+def _dumps(schema: object) -> str:
+    try:
+        return json.dumps(schema)
+    except (TypeError, ValueError):
+        return repr(schema)  # not JSON: compiling it fails with a clear reason; the key only has to exist
