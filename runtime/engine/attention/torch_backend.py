@@ -21,12 +21,16 @@ from runtime.engine.attention.base import AttentionMetadata
 class StepPlan:
     """Per-step facts shared by all layers.
 
+    slots:        int64 [T']            cache slot of every new token that is stored (negative slots skipped)
+    keep:         bool  [T] or None     which new tokens are stored (``None``: all of them)
     decode_rows:  int64 [Sd]            flat row of each single-token (decode) sequence
     decode_pages: int64 [Sd, nb]        their first ``nb`` pages (``nb`` covers the longest)
     decode_mask:  bool  [Sd, 1, 1, L]   True where a key position is inside the sequence (``None``: no padding)
     chunks:       (start, end, kv_len, s) of every multi-token (prefill / extend) chunk
     """
 
+    slots: torch.Tensor
+    keep: torch.Tensor | None
     decode_rows: torch.Tensor | None
     decode_pages: torch.Tensor | None
     decode_mask: torch.Tensor | None
@@ -39,8 +43,10 @@ def plan_step(meta: AttentionMetadata, block_size: int) -> StepPlan:
     kv_lens = meta.kv_lens.tolist()
     decode = [s for s in range(len(kv_lens)) if cu[s + 1] - cu[s] == 1]
     chunks = tuple((cu[s], cu[s + 1], kv_lens[s], s) for s in range(len(kv_lens)) if cu[s + 1] - cu[s] > 1)
+    keep = None if bool((meta.slot_mapping >= 0).all()) else meta.slot_mapping >= 0
+    slots = meta.slot_mapping.long() if keep is None else meta.slot_mapping[keep].long()
     if not decode:
-        return StepPlan(None, None, None, False, chunks)
+        return StepPlan(slots, keep, None, None, None, False, chunks)
     dev = meta.block_table.device
     lens = [kv_lens[s] for s in decode]
     nb = (max(lens) + block_size - 1) // block_size
@@ -50,7 +56,7 @@ def plan_step(meta: AttentionMetadata, block_size: int) -> StepPlan:
         positions = torch.arange(nb * block_size, device=dev)[None, :]  # (1, L)
         mask = (positions < torch.tensor(lens, device=dev)[:, None])[:, None, None, :]  # (Sd, 1, 1, L)
     rows = torch.tensor([cu[s] for s in decode], dtype=torch.int64, device=dev)
-    return StepPlan(rows, pages, mask, not chunks and len(decode) == len(kv_lens), chunks)
+    return StepPlan(slots, keep, rows, pages, mask, not chunks and len(decode) == len(kv_lens), chunks)
 
 
 class TorchAttentionBackend:
@@ -69,11 +75,11 @@ class TorchAttentionBackend:
         v_cache: torch.Tensor,
         meta: AttentionMetadata,
     ) -> torch.Tensor:
-        reference.store_kv(k, v, k_cache, v_cache, meta.slot_mapping)
         if meta is not self._meta:  # the first layer of a new step
             self._plan, self._meta = plan_step(meta, k_cache.shape[1]), meta
         plan = self._plan
         assert plan is not None
+        store_kv(k, v, k_cache, v_cache, plan)
         scale = 1.0 / math.sqrt(q.shape[-1])
         if plan.all_decode:
             return decode_attention(q, k_cache, v_cache, plan.decode_pages, plan.decode_mask, scale)
@@ -86,6 +92,17 @@ class TorchAttentionBackend:
             vv = reference.gather_kv(v_cache, meta.block_table[s], kv_len)
             o[start:end] = prefill_attention(q[start:end], kk, vv, scale)
         return o
+
+
+def store_kv(
+    k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, plan: StepPlan
+) -> None:
+    """``reference.store_kv`` with the step's slots computed once: ``k, v: [T, Hkv, D]`` into their pages."""
+    if plan.keep is not None:
+        k, v = k[plan.keep], v[plan.keep]
+    flat = (-1, *k_cache.shape[2:])  # (num_blocks * block_size, Hkv, D)
+    k_cache.view(flat).index_copy_(0, plan.slots, k.to(k_cache.dtype))
+    v_cache.view(flat).index_copy_(0, plan.slots, v.to(v_cache.dtype))
 
 
 def decode_attention(
@@ -103,10 +120,10 @@ def decode_attention(
     length = pages.shape[1] * bs
     k = k_cache[pages].view(num_seqs, length, hkv, d).transpose(1, 2)  # (S, Hkv, L, D)
     v = v_cache[pages].view(num_seqs, length, hkv, d).transpose(1, 2)  # (S, Hkv, L, D)
-    out = F.scaled_dot_product_attention(
-        q.unsqueeze(2), k, v, attn_mask=mask, scale=scale, enable_gqa=True
-    )  # (S, Hq, 1, D)
-    return out.squeeze(2)
+    # Attention in fp32: SDPA's CPU kernel is fast there (and slow in bf16 / fp16); the casts cost less.
+    qf, kf, vf = q.float().unsqueeze(2), k.float(), v.float()  # (S, Hq, 1, D), (S, Hkv, L, D) x2
+    out = F.scaled_dot_product_attention(qf, kf, vf, attn_mask=mask, scale=scale, enable_gqa=True)
+    return out.squeeze(2).to(q.dtype)  # (S, Hq, D)
 
 
 def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
