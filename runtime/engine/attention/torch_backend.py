@@ -100,9 +100,11 @@ def store_kv(
     """``reference.store_kv`` with the step's slots computed once: ``k, v: [T, Hkv, D]`` into their pages."""
     if plan.keep is not None:
         k, v = k[plan.keep], v[plan.keep]
+    if k.dtype != k_cache.dtype:
+        k, v = k.to(k_cache.dtype), v.to(v_cache.dtype)
     flat = (-1, *k_cache.shape[2:])  # (num_blocks * block_size, Hkv, D)
-    k_cache.view(flat).index_copy_(0, plan.slots, k.to(k_cache.dtype))
-    v_cache.view(flat).index_copy_(0, plan.slots, v.to(v_cache.dtype))
+    k_cache.view(flat).index_copy_(0, plan.slots, k)
+    v_cache.view(flat).index_copy_(0, plan.slots, v)
 
 
 def decode_attention(
@@ -121,9 +123,12 @@ def decode_attention(
     k = k_cache[pages].view(num_seqs, length, hkv, d).transpose(1, 2)  # (S, Hkv, L, D)
     v = v_cache[pages].view(num_seqs, length, hkv, d).transpose(1, 2)  # (S, Hkv, L, D)
     # Attention in fp32: SDPA's CPU kernel is fast there (and slow in bf16 / fp16); the casts cost less.
-    qf, kf, vf = q.float().unsqueeze(2), k.float(), v.float()  # (S, Hq, 1, D), (S, Hkv, L, D) x2
-    out = F.scaled_dot_product_attention(qf, kf, vf, attn_mask=mask, scale=scale, enable_gqa=True)
-    return out.squeeze(2).to(q.dtype)  # (S, Hq, D)
+    dtype = q.dtype
+    if dtype != torch.float32:
+        q, k, v = q.float(), k.float(), v.float()
+    out = F.scaled_dot_product_attention(q.unsqueeze(2), k, v, attn_mask=mask, scale=scale, enable_gqa=True)
+    out = out.squeeze(2)  # (S, Hq, D)
+    return out if dtype == torch.float32 else out.to(dtype)
 
 
 def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:

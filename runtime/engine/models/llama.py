@@ -15,11 +15,12 @@ from torch import nn
 
 from runtime.engine.attention.base import AttentionFn
 from runtime.engine.models.config import ModelConfig
-from runtime.engine.models.rope import RotaryEmbedding, apply_rotary
+from runtime.engine.models.rope import RotaryEmbedding, apply_rotary, step_tables
 
 
 class RMSNorm(nn.Module):
-    """Normalises in float32 and casts back before the weight, like ``LlamaRMSNorm``."""
+    """Normalises in float32 and casts back before the weight, like ``LlamaRMSNorm``; in float32 that is
+    torch's fused ``rms_norm`` (one op instead of eight)."""
 
     def __init__(self, hidden_size: int, eps: float) -> None:
         super().__init__()
@@ -28,6 +29,8 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
+        if dtype == torch.float32:
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * xf.to(dtype)
@@ -52,8 +55,10 @@ class LlamaAttention(nn.Module):
         self.o_proj = nn.Linear(config.q_size, config.hidden_size, bias=config.o_proj_bias)
         self.qkv: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
-    def fuse(self) -> None:
-        self.qkv = _fuse_linears(self.q_proj, self.k_proj, self.v_proj)
+    def fuse(self, column_major: bool = False) -> None:
+        self.qkv = _fuse_linears((self.q_proj, self.k_proj, self.v_proj), column_major)
+        if column_major:
+            _to_column_major(self.o_proj.weight)
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attn: AttentionFn
@@ -80,8 +85,10 @@ class LlamaMLP(nn.Module):
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
         self.gate_up: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
-    def fuse(self) -> None:
-        self.gate_up = _fuse_linears(self.gate_proj, self.up_proj)
+    def fuse(self, column_major: bool = False) -> None:
+        self.gate_up = _fuse_linears((self.gate_proj, self.up_proj), column_major)
+        if column_major:
+            _to_column_major(self.down_proj.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gate_up is None:
@@ -91,10 +98,19 @@ class LlamaMLP(nn.Module):
         return self.down_proj(F.silu(gate) * up)  # (T, H)
 
 
-def _fuse_linears(*linears: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _to_column_major(param: nn.Parameter) -> None:
+    """Store ``param [out, in]`` as its contiguous transpose (same values and shape, strides (1, out))."""
+    param.data = param.data.t().contiguous().t()
+
+
+def _fuse_linears(
+    linears: tuple[nn.Linear, ...], column_major: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Concatenate the weights (and biases) along the output dim and make each linear's parameters views of
     the result, so a later in-place load into a parameter also updates the fused tensor."""
     weight = torch.cat([lin.weight.detach() for lin in linears])  # (sum out, in)
+    if column_major:
+        weight = weight.t().contiguous().t()  # same (sum out, in) values, stored as (in, sum out)
     has_bias = linears[0].bias is not None
     bias = torch.cat([lin.bias.detach() for lin in linears]) if has_bias else None
     start = 0
@@ -132,8 +148,7 @@ class LlamaModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, attn: AttentionFn) -> torch.Tensor:
         x = self.embed_tokens(input_ids)  # (T, H)
-        cos, sin = self.rotary_emb.cos_sin(positions)  # (T, D) fp32 each
-        cos, sin = cos.to(x.dtype)[:, None, :], sin.to(x.dtype)[:, None, :]  # (T, 1, D), once per step
+        cos, sin = step_tables(*self.rotary_emb.cos_sin(positions), x.dtype)  # (T, 1, D) each, once per step
         for layer in self.layers:
             x = layer(x, cos, sin, attn)
         return self.norm(x)  # (T, H)
@@ -159,12 +174,19 @@ class LlamaForCausalLM(nn.Module):
         if self.config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
 
-    def fuse_projections(self) -> LlamaForCausalLM:
-        """One matmul for q/k/v and one for gate/up in every layer (call once the weights are loaded and on
-        their device; the parameters keep their names and values)."""
+    def prepare_for_inference(self) -> LlamaForCausalLM:
+        """Call once the weights are loaded and on their device; parameters keep their names and values.
+
+        One matmul for q/k/v and one for gate/up in every layer. On CPU in float32, every weight is stored
+        column-major (``[in, out]`` contiguous): the CPU BLAS reads it faster for the few rows of a decode step
+        (measured: 1.4x on SmolLM2's layers at batch 1, equal at 8 to 32; bf16 is faster row-major)."""
+        weight = self.lm_head.weight
+        column_major = weight.device.type == "cpu" and weight.dtype == torch.float32
         for layer in self.model.layers:
-            layer.self_attn.fuse()
-            layer.mlp.fuse()
+            layer.self_attn.fuse(column_major)
+            layer.mlp.fuse(column_major)
+        if column_major:
+            _to_column_major(self.lm_head.weight)  # tied: the embedding too (rows are read strided)
         return self
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, attn: AttentionFn) -> torch.Tensor:

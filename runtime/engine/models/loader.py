@@ -49,7 +49,7 @@ def load_model(
     if model in PRESETS:
         net = build_preset(model, device, dtype or _device_default_dtype(device), seed)
         return LoadedModel(
-            model=net.fuse_projections(), config=PRESETS[model], tokenizer=ByteTokenizer(), name=model
+            model=net.prepare_for_inference(), config=PRESETS[model], tokenizer=ByteTokenizer(), name=model
         )
     path = checkpoint_dir(model)
     hf_config = _read_hf_config(path)
@@ -58,7 +58,9 @@ def load_model(
     net = _build_empty(config, device, dtype)
     load_safetensors(net, path)
     tokenizer = load_hf_tokenizer(path, extra_eos_ids=[*config.eos_token_ids, *_generation_eos_ids(path)])
-    return LoadedModel(model=net.eval().fuse_projections(), config=config, tokenizer=tokenizer, name=model)
+    return LoadedModel(
+        model=net.eval().prepare_for_inference(), config=config, tokenizer=tokenizer, name=model
+    )
 
 
 def load_safetensors(net: LlamaForCausalLM, path: Path) -> None:

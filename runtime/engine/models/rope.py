@@ -46,9 +46,21 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """``x: [T, H, D]`` (q and k heads together, any stride), ``cos, sin: [T, 1, D]`` in x's dtype."""
-    return x * cos + rotate_half(x) * sin
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """``x: [T, H, D]`` (q and k heads together, any stride); ``cos, signed_sin: [T, 1, D]`` in x's dtype from
+    ``step_tables``. Equals ``x * cos + rotate_half(x) * sin`` bit for bit: ``rotate_half(x) * sin`` is
+    ``cat(-x2 * s, x1 * s)`` and ``roll(x) * signed_sin`` is ``cat(x2 * -s, x1 * s)``, one op instead of four."""
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * signed_sin
+
+
+def step_tables(
+    cos: torch.Tensor, sin: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos, sin: [T, D]`` fp32 (from ``cos_sin``) -> ``cos, signed_sin: [T, 1, D]`` in ``dtype``, where
+    ``signed_sin = cat(-sin[:D/2], sin[D/2:])`` (computed once per step, shared by every layer)."""
+    half = sin.shape[-1] // 2
+    signed = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)
+    return cos.to(dtype)[:, None, :], signed.to(dtype)[:, None, :]
 
 
 class RotaryEmbedding(nn.Module):
@@ -87,6 +99,5 @@ class RotaryEmbedding(nn.Module):
     def forward(
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        cos, sin = self.cos_sin(positions)
-        cos, sin = cos.to(q.dtype)[:, None, :], sin.to(q.dtype)[:, None, :]  # (T, 1, D)
-        return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        cos, signed_sin = step_tables(*self.cos_sin(positions), q.dtype)  # (T, 1, D) each
+        return apply_rotary(q, cos, signed_sin), apply_rotary(k, cos, signed_sin)
