@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--max-num-batched-tokens", type=int, default=8192)
-    p.add_argument("--model", default="tiny")
+    p.add_argument(
+        "--model", default="tiny", help="the real engine's model: tiny, smollm2, a .gguf file or a directory"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--simulate", action="store_true", help="virtual clock and a cost model instead of the model"

@@ -1,8 +1,9 @@
 """``tether run FILE.yaml --input key=value ...``: compile a workflow and run it.
 
 Tools run in process (``LocalToolRunner``) or, with ``--broker mqtt://host:port``, on ``tether worker``
-processes. LLM calls run on the local engine (``--model tiny`` or a checkpoint directory; loaded only when the
-workflow has LLM calls) or on an OpenAI-compatible server (``--openai-url``). Every run writes a JSONL trace.
+processes. LLM calls run on the local engine (``--model smollm2``, ``tiny``, a ``.gguf`` file or a checkpoint
+directory; loaded only when the workflow has LLM calls) or on an OpenAI-compatible server (``--openai-url``).
+Every run writes a JSONL trace.
 ``--json`` prints exactly ``{"run_id", "outputs", "trace"}``; a failing workflow exits non-zero with the
 error on stderr (2: the workflow or its inputs are invalid, nothing ran; 1: a node failed).
 """

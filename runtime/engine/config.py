@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """``model``: ``"tiny"`` or a local Hugging Face checkpoint directory. ``num_kv_blocks=None`` sizes the
-    cache from memory: ``gpu_memory_utilization`` of the GPU's free memory after the weights on CUDA,
-    ``cpu_kv_cache_gib`` on CPU. ``max_model_len=None`` takes the model's context, capped by what the cache
-    holds."""
+    """``model``: a preset (``"tiny"``), a named model (``"smollm2"``), a ``.gguf`` file or a Hugging Face
+    checkpoint directory (see ``load_model``). ``num_kv_blocks=None`` sizes the cache from memory:
+    ``gpu_memory_utilization`` of the GPU's free memory after the weights on CUDA, ``cpu_kv_cache_gib`` on
+    CPU. ``max_model_len=None`` takes the model's context, capped by what the cache holds."""
 
     model: str = "tiny"
     device: str = "cpu"

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from runtime.policies.predictor import RemainingWorkPredictor
 
-EVICTED_QUEUE_WINDOW = 100  # Continuum's T: sliding window of queueing delays after eviction (length our choice)
+EVICTED_QUEUE_WINDOW = (
+    100  # Continuum's T: sliding window of queueing delays after eviction (length our choice)
+)
 SERVICE_QUANTUM_TOKENS = 64.0
 
 

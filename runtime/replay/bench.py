@@ -134,7 +134,6 @@ def solo_jct(settings: ReplaySettings, programs: list[Program], memo: dict | Non
     return statistics.mean(jcts)
 
 
-
 def run_replay(
     settings: ReplaySettings,
     programs: list[Program],
