@@ -41,7 +41,7 @@ test: lint deps
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/tether bench engine
+	$(BIN)/tether bench engine --model smollm2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from runtime.engine.outputs import CompletionOutput, RequestOutput
     from runtime.engine.sampling_params import SamplingParams
     from runtime.engine.sequence import ProgramHints
+    from runtime.engine.structured.params import StructuredOutputs, StructuredOutputsParams
 
 _EXPORTS = {
     "LLM": "runtime.engine.llm",
@@ -21,6 +22,8 @@ _EXPORTS = {
     "AsyncEngine": "runtime.engine.async_engine",
     "ProgramHints": "runtime.engine.sequence",
     "EngineConfig": "runtime.engine.config",
+    "StructuredOutputs": "runtime.engine.structured.params",
+    "StructuredOutputsParams": "runtime.engine.structured.params",
 }
 
 __all__ = [
@@ -31,6 +34,8 @@ __all__ = [
     "ProgramHints",
     "RequestOutput",
     "SamplingParams",
+    "StructuredOutputs",
+    "StructuredOutputsParams",
 ]
 
 

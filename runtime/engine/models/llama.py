@@ -178,8 +178,8 @@ class LlamaForCausalLM(nn.Module):
         """Call once the weights are loaded and on their device; parameters keep their names and values.
 
         One matmul for q/k/v and one for gate/up in every layer. On CPU in float32, every weight is stored
-        column-major (``[in, out]`` contiguous): the CPU BLAS reads it faster for the few rows of a decode step
-        (measured: 1.4x on SmolLM2's layers at batch 1, equal at 8 to 32; bf16 is faster row-major)."""
+        column-major (``[in, out]`` contiguous): the CPU BLAS reads it faster for the one row of a batch-1
+        decode step and about 10% slower at batch 8 to 32 (``bench/cpu_step.py``); bf16 is faster row-major."""
         weight = self.lm_head.weight
         column_major = weight.device.type == "cpu" and weight.dtype == torch.float32
         for layer in self.model.layers:

@@ -72,3 +72,6 @@ def _dumps(schema: object) -> str:
         return json.dumps(schema)
     except (TypeError, ValueError):
         return repr(schema)  # not JSON: compiling it fails with a clear reason; the key only has to exist
+
+
+StructuredOutputsParams = StructuredOutputs  # vLLM's name for the same thing
