@@ -73,7 +73,8 @@ class GGUFHeader:
     eot_token_id: int | None
 
     def hf_config(self) -> Any:
-        """A ``LlamaConfig`` / ``Qwen2Config`` (float32) describing the converted checkpoint."""
+        """A ``LlamaConfig`` / ``Qwen2Config`` describing the converted checkpoint. It names no dtype: the
+        float32 tensors are a dequantization, not a training dtype, so loaders pick the device's default."""
         import transformers
 
         family = {"llama": "LlamaConfig", "qwen2": "Qwen2Config"}[self.arch]
@@ -92,7 +93,6 @@ class GGUFHeader:
             bos_token_id=self.bos_token_id,
             eos_token_id=self.eos_token_id,
             architectures=[ARCHITECTURES[self.arch]],
-            dtype="float32",
         )
         if self.arch == "llama":
             kwargs["head_dim"] = self.head_dim

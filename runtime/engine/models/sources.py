@@ -18,7 +18,7 @@ from pathlib import Path
 
 from runtime.engine.errors import ModelLoadError
 
-CONVERTER_VERSION = 1  # bump when convert_gguf's output changes, so stale caches are not reused
+CONVERTER_VERSION = 2  # bump when convert_gguf's output changes, so stale caches are not reused
 DONE_FILE = "tether_gguf.json"  # written last: a cache dir without it is incomplete
 
 
