@@ -1,7 +1,8 @@
 """Tools for ``examples/research.yaml``: a tiny in-memory corpus to search and read, and a word counter.
 
 Load them with ``tools: [tools_demo.py]`` in a workflow, or serve them to remote runs with
-``tether worker --broker mqtt://127.0.0.1:1883 --tools examples/tools_demo.py``.
+``tether worker --broker mqtt://127.0.0.1:1883 --tools examples/tools_demo.py``. The richer tools of the agent
+examples (document search, calculator, unit conversion, table lookup) are in ``agent_tools.py``.
 """
 
 from __future__ import annotations
