@@ -298,3 +298,32 @@ def test_llm_call_constraint_fields_are_checked() -> None:
     with pytest.raises(ValueError, match="two constraints"):
         LLMCall(id="a", prompt="p", tools=("nap",), tool_choice="required", grammar='root ::= "x"')
     assert json.loads(LLMCall(id="a", prompt="p", grammar='root ::= "x"').model_dump_json())["grammar"]
+
+
+async def test_the_openai_backend_sends_messages_tool_choice_and_grammar_as_is() -> None:
+    from runtime.executor.backends.openai import OpenAIBackend, _parse
+
+    backend = OpenAIBackend("http://localhost:1/v1", "m")
+    messages = (
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "tool", "content": "r", "tool_call_id": "c1"},
+    )
+    spec = {"type": "function", "function": {"name": "nap"}}
+    request = LLMRequest(
+        "p", "n", messages=messages, tools=(spec,), tool_choice="required", grammar='root ::= "x"'
+    )
+    body = backend.request_body(request)
+    assert body["messages"] == list(messages) and body["tool_choice"] == "required"
+    assert body["structured_outputs"] == {"grammar": 'root ::= "x"'} and body["tools"] == [spec]
+    reply = {
+        "choices": [
+            {"message": {"tool_calls": [{"id": "c9", "function": {"name": "nap", "arguments": "{}"}}]}}
+        ]
+    }
+    (call,) = _parse(reply, chat=True).tool_calls
+    assert call.to_openai() == {
+        "id": "c9",
+        "type": "function",
+        "function": {"name": "nap", "arguments": "{}"},
+    }
+    await backend.close()
