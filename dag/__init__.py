@@ -7,18 +7,20 @@ from __future__ import annotations
 
 from dag.compiler import CompiledProgram, CriticalPath, LLMHints, compile_program, extend
 from dag.errors import DagError
-from dag.ir import InputSpec, LLMCall, Message, Program, RetryPolicy, ToolCall
-from dag.refs import Ref, parse_ref
+from dag.ir import FunctionCall, InputSpec, LLMCall, Message, MessageToolCall, Program, RetryPolicy, ToolCall
+from dag.refs import Ref, node_ref, parse_ref
 from dag.yaml_loader import load_workflow, parse_workflow
 
 __all__ = [
     "CompiledProgram",
     "CriticalPath",
     "DagError",
+    "FunctionCall",
     "InputSpec",
     "LLMCall",
     "LLMHints",
     "Message",
+    "MessageToolCall",
     "Program",
     "Ref",
     "RetryPolicy",
@@ -26,6 +28,7 @@ __all__ = [
     "compile_program",
     "extend",
     "load_workflow",
+    "node_ref",
     "parse_ref",
     "parse_workflow",
 ]

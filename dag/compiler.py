@@ -9,7 +9,7 @@ that follow it, the turns that remain, the group of calls sharing its prompt pre
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 from pydantic import TypeAdapter
@@ -208,7 +208,9 @@ def _common(a: str, b: str) -> int:
 def extend(compiled: CompiledProgram, node: LLMCall | ToolCall, hints: LLMHints | None = None) -> None:
     """Add ``node`` to a running program: it may reference only nodes already there (so no cycle can
     form). Validated like the rest; its level and prediction are set (the critical path is not recomputed),
-    and an LLM call gets ``hints``, by default only its turn: what follows it is not known yet."""
+    and an LLM call gets ``hints``, by default only its turn (``remaining_turns`` stays ``None``,
+    ``last_turn`` False: what follows it is not known yet). A tool call added after an LLM call it depends
+    on is added to that call's ``next_tools``, which matters only while the call is not yet dispatched."""
     program = compiled.program
     for ref in (*node.depends, *(r.name for r in _node_refs(node) if r.source == "node")):
         if ref not in program.nodes:
@@ -225,6 +227,23 @@ def extend(compiled: CompiledProgram, node: LLMCall | ToolCall, hints: LLMHints 
         turns = defaultdict(int, {n: h.turn + 1 for n, h in compiled.hints.items()})
         turn = max((turns[a] for a in nx.ancestors(program.graph, node.id)), default=0)
         compiled.hints[node.id] = hints or LLMHints(turn=turn)
+    else:
+        _tool_follows(compiled, node, preds)
+
+
+def _tool_follows(compiled: CompiledProgram, node: ToolCall, preds: list[str]) -> None:
+    """A tool added after an LLM call it depends on becomes that call's ``next_tools`` (longest predicted
+    first, as the compiler orders them). The executor reads hints when it dispatches a call, so this reaches
+    the backend only for a call not yet dispatched (one still waiting for its own inputs)."""
+    program = compiled.program
+    for p in preds:
+        hints = compiled.hints.get(p)
+        if hints is None or not isinstance(program.nodes.get(p), LLMCall) or node.tool in hints.next_tools:
+            continue
+        follow = [s for s in program.graph.successors(p) if isinstance(program.nodes.get(s), ToolCall)]
+        follow.sort(key=lambda s: (-compiled.predicted_s[s], s))
+        tools = tuple(dict.fromkeys(program.nodes[s].tool for s in follow))  # type: ignore[union-attr]
+        compiled.hints[p] = replace(hints, next_tools=tools)
 
 
 def _node_refs(node: LLMCall | ToolCall) -> list[Ref]:

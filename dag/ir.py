@@ -8,6 +8,7 @@ compiler reports references that are still unknown when it runs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +23,74 @@ from dag.refs import NODE_ID, Ref, RefSyntaxError, Template, compile_template
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
+class FunctionCall(BaseModel):
+    """The function half of an assistant tool call: ``arguments`` is a JSON object as text (OpenAI's shape)."""
+
+    model_config = _FROZEN
+    name: str = Field(min_length=1)
+    arguments: str = "{}"
+
+    @field_validator("arguments")
+    @classmethod
+    def _check_arguments(cls, value: str) -> str:
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"arguments are not JSON: {exc.msg}") from None
+        if not isinstance(decoded, dict):
+            raise ValueError(f"arguments must be a JSON object, got {type(decoded).__name__}")
+        return value
+
+
+class MessageToolCall(BaseModel):
+    """One tool call of an assistant message: ``{"id", "type": "function", "function": {"name", "arguments"}}``."""
+
+    model_config = _FROZEN
+    id: str = Field(min_length=1)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class Message(BaseModel):
+    """One chat message. ``content`` is a template (references allowed). An assistant message may carry
+    ``tool_calls`` (OpenAI's shape, static: no references in them); a ``tool`` message is the result of the
+    call ``tool_call_id`` names. ``to_openai(content)`` is the OpenAI-shaped dict a backend receives."""
+
     model_config = _FROZEN
     role: Literal["system", "user", "assistant", "tool"]
-    content: str
+    content: str = ""
+    tool_calls: tuple[MessageToolCall, ...] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _check_tool_fields(self) -> Message:
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError(f"tool_calls: only an assistant message has them, not a {self.role!r} one")
+        if self.tool_calls is not None and not self.tool_calls:
+            raise ValueError("tool_calls: empty (omit the field instead)")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("tool_call_id: a tool message names the call it answers")
+        if self.role != "tool" and self.tool_call_id is not None:
+            raise ValueError(f"tool_call_id: only a tool message has one, not a {self.role!r} one")
+        return self
+
+    def to_openai(self, content: str) -> dict[str, Any]:
+        """The message with its rendered ``content``: ``None`` content for an assistant message made only of
+        tool calls, ``tool_calls`` / ``tool_call_id`` only when set."""
+        out: dict[str, Any] = {"role": self.role, "content": content}
+        if self.tool_calls is not None:
+            out["content"] = content or None
+            out["tool_calls"] = [c.model_dump() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 class RetryPolicy(BaseModel):
-    """Tool retries: up to ``attempts`` tries in all; before try ``k + 1`` wait ``backoff_s * backoff_factor**(k-1)``;
-    retried only for the failures listed in ``on`` (a timeout, or an error raised by the tool). Argument
-    errors and unknown tools are never retried."""
+    """Tool and LLM-call retries: up to ``attempts`` tries in all; before try ``k + 1`` wait
+    ``backoff_s * backoff_factor**(k-1)``; retried only for the failures listed in ``on`` (a timeout, or an
+    error raised by the tool). Argument errors and unknown tools are never retried. For an LLM call "error"
+    is a backend error or a reply that does not parse into its ``output`` schema (``LLMOutputError``)."""
 
     model_config = _FROZEN
     attempts: int = Field(1, ge=1)
@@ -69,7 +128,9 @@ class ToolCall(_NodeBase):
 
 class LLMCall(_NodeBase):
     """One LLM turn: chat ``messages`` or a raw ``prompt`` (templates), sampling, the tools it is offered,
-    and an optional ``output`` JSON schema its text is parsed into."""
+    and an optional ``output`` JSON schema its text is parsed into. ``tool_choice`` (OpenAI's: ``"auto"``,
+    ``"required"``, ``{"type": "function", "function": {"name": X}}``) and ``grammar`` (EBNF, xgrammar's
+    dialect, root rule ``root``) constrain the reply; ``retry`` retries failed attempts."""
 
     kind: Literal["llm"] = "llm"
     messages: tuple[Message, ...] | None = None
@@ -78,6 +139,9 @@ class LLMCall(_NodeBase):
     temperature: float = Field(0.0, ge=0.0)
     tools: tuple[str, ...] = ()
     output: dict[str, Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    grammar: str | None = None
+    retry: RetryPolicy = RetryPolicy()
 
     @model_validator(mode="after")
     def _one_input(self) -> LLMCall:
@@ -85,6 +149,12 @@ class LLMCall(_NodeBase):
             raise ValueError("an llm node needs exactly one of 'messages' or 'prompt'")
         if self.messages is not None and not self.messages:
             raise ValueError("'messages' is empty")
+        if self.tool_choice not in (None, "none", "auto") and not self.tools:
+            raise ValueError(f"tool_choice {self.tool_choice!r} needs 'tools'")
+        if self.grammar is not None and self.tool_choice not in (None, "none", "auto"):
+            raise ValueError("'grammar' and a forcing 'tool_choice' are two constraints; give one")
+        if self.grammar is not None and not self.grammar.strip():
+            raise ValueError("'grammar' is empty")
         return self
 
 

@@ -54,6 +54,20 @@ class Ref:
         return self.text
 
 
+def node_ref(node_id: str, path: Sequence[PathItem] = ()) -> str:
+    """The template string naming a node's value (``node_ref("search", (0, "url"))`` ->
+    ``"${search.output[0].url}"``): a node that holds it in its args, messages or prompt gets a data edge
+    from ``node_id``. Alone as a value it binds the typed value; inside longer text it is spliced in."""
+    if not isinstance(node_id, str) or not NODE_ID.match(node_id) or node_id == "inputs":
+        raise RefSyntaxError(f"node id {node_id!r} must match [A-Za-z_][A-Za-z0-9_-]* and not be 'inputs'")
+    for step in path:
+        if isinstance(step, bool) or not isinstance(step, (str, int)):
+            raise RefSyntaxError(f"{node_id}: path step {step!r} is neither a field name nor an index")
+        if isinstance(step, str) and not re.fullmatch(IDENT, step):
+            raise RefSyntaxError(f"{node_id}: path field {step!r} must match {IDENT}")
+    return Ref("node", node_id, tuple(path)).text
+
+
 def parse_ref(body: str) -> Ref:
     """The reference inside ``${...}`` (``body`` without the braces); ``RefSyntaxError`` if malformed."""
     m = _HEAD.match(body)

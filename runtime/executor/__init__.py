@@ -13,14 +13,25 @@ from runtime.executor.errors import (
     ReferenceResolutionError,
 )
 from runtime.executor.executor import Executor
-from runtime.executor.llm import LLMBackend, LLMRequest, LLMResult, LLMToolCall
+from runtime.executor.llm import (
+    LLMBackend,
+    LLMDelta,
+    LLMRequest,
+    LLMResult,
+    LLMToolCall,
+    StreamingLLMBackend,
+    stream_llm,
+)
 from runtime.executor.run import ProgramResult, ProgramRun
+from runtime.executor.steps import DeltaHook
 
 __all__ = [
+    "DeltaHook",
     "Executor",
     "ExecutorError",
     "LLMBackend",
     "LLMBackendError",
+    "LLMDelta",
     "LLMOutputError",
     "LLMRequest",
     "LLMResult",
@@ -31,4 +42,6 @@ __all__ = [
     "ProgramResult",
     "ProgramRun",
     "ReferenceResolutionError",
+    "StreamingLLMBackend",
+    "stream_llm",
 ]

@@ -19,6 +19,7 @@ from dag.ir import LLMCall
 from runtime.executor.errors import ExecutorError, NoLLMBackendError
 from runtime.executor.llm import LLMBackend
 from runtime.executor.run import NodeHook, ProgramResult, ProgramRun
+from runtime.executor.steps import DeltaHook
 from runtime.tracing import TraceSink
 from tools.runner import ToolRunner
 
@@ -45,8 +46,12 @@ class Executor:
         *,
         program_id: str | None = None,
         on_node_done: NodeHook | None = None,
+        hold: bool = False,
+        on_delta: Mapping[str, DeltaHook] | None = None,
     ) -> ProgramRun:
-        """Start a run (call from the event loop); ``InputError`` / ``NoLLMBackendError`` before anything runs."""
+        """Start a run (call from the event loop); ``InputError`` / ``NoLLMBackendError`` before anything runs.
+        ``hold=True`` keeps the run open until ``run.seal()`` (the program needs ``may_grow=True``; it may
+        start with no nodes); ``on_delta`` maps LLM-call node ids to streaming callbacks."""
         pid = program_id or f"{compiled.program.name}-{uuid.uuid4().hex[:8]}"
         if pid in self.runs:
             raise ExecutorError(f"a program with id {pid!r} is already running")
@@ -54,7 +59,7 @@ class Executor:
             for n, node in compiled.program.nodes.items():
                 if isinstance(node, LLMCall):
                     raise NoLLMBackendError(compiled.program.name, n)
-        run = ProgramRun(self, compiled, inputs or {}, pid, on_node_done)
+        run = ProgramRun(self, compiled, inputs or {}, pid, on_node_done, hold=hold, on_delta=on_delta)
         self.runs[pid] = run
         run.begin()
         return run

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -11,20 +13,23 @@ import pydantic
 from pydantic import TypeAdapter
 
 from dag.compiler import LLMHints
-from runtime.executor.errors import LLMOutputError
+from runtime.executor.errors import LLMBackendError, LLMOutputError
 
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """One LLM call of a program: chat ``messages`` (role/content dicts) or a raw ``prompt``, rendered.
+    """One LLM call of a program: chat ``messages`` (OpenAI-shaped dicts: ``role``, ``content``, and
+    ``tool_calls`` on assistant messages / ``tool_call_id`` on tool results) or a raw ``prompt``, rendered.
 
     ``tools`` are the offered tools as OpenAI function specs; ``output_schema`` the JSON schema the text
-    must parse into; ``hints`` what the compiler knows (next tool, remaining turns, ...).
+    must parse into; ``tool_choice`` OpenAI's (``None``: the backend's default); ``grammar`` an EBNF the
+    reply must follow; ``hints`` what the compiler knows (next tool, remaining turns, ...); ``attempt``
+    the 1-based try of this node (retries).
     """
 
     program_id: str
     node_id: str
-    messages: tuple[dict[str, str], ...] | None = None
+    messages: tuple[dict[str, Any], ...] | None = None
     prompt: str | None = None
     max_tokens: int = 256
     temperature: float = 0.0
@@ -32,6 +37,8 @@ class LLMRequest:
     output_schema: dict[str, Any] | None = None
     hints: LLMHints = field(default_factory=LLMHints)
     attempt: int = 1
+    tool_choice: str | dict[str, Any] | None = None
+    grammar: str | None = None
 
     @property
     def request_id(self) -> str:
@@ -40,10 +47,22 @@ class LLMRequest:
 
 @dataclass(frozen=True)
 class LLMToolCall:
-    """A tool call the model asked for (OpenAI-compatible backends), with its arguments decoded."""
+    """A tool call the model asked for, with its arguments decoded; ``id`` the call's id (the backend's or
+    a fresh one) so the assistant message and the tool result can name it."""
 
     name: str
     arguments: dict[str, Any]
+    id: str | None = None
+
+    def to_openai(self) -> dict[str, Any]:
+        """``{"id", "type": "function", "function": {"name", "arguments": JSON text}}`` for an assistant
+        message (``id`` is ``""`` when the backend gave none)."""
+        arguments = json.dumps(self.arguments, ensure_ascii=False)
+        return {
+            "id": self.id or "",
+            "type": "function",
+            "function": {"name": self.name, "arguments": arguments},
+        }
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,17 @@ class LLMResult:
     cached_tokens: int = 0
     finish_reason: str | None = None
     tool_calls: tuple[LLMToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class LLMDelta:
+    """A piece of a streamed reply: ``text`` the raw text generated since the previous delta (tool-call
+    blocks included); the last delta of an attempt carries ``result`` (whose ``text`` is the reply without
+    its parsed tool calls). ``attempt`` is the request's attempt: a retry streams again from the start."""
+
+    text: str
+    result: LLMResult | None = None
+    attempt: int = 1
 
 
 @runtime_checkable
@@ -73,6 +103,32 @@ class LLMBackend(Protocol):
     async def end_program(self, program_id: str) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingLLMBackend(LLMBackend, Protocol):
+    """A backend that can also stream a call: ``stream(request)`` yields ``LLMDelta``s, the last one with
+    the ``LLMResult``; it raises what ``complete`` raises; closing the iterator early aborts the call."""
+
+    def stream(self, request: LLMRequest) -> AsyncIterator[LLMDelta]: ...
+
+
+async def stream_llm(backend: LLMBackend, request: LLMRequest) -> AsyncIterator[LLMDelta]:
+    """Stream ``request`` on ``backend``: its own ``stream`` when it has one, else one delta made from
+    ``complete`` (the whole text, with the result). Every delta carries ``request.attempt``; the iterator
+    ends after the delta with the result (``LLMBackendError`` if the backend's stream ended without one)."""
+    if not isinstance(backend, StreamingLLMBackend):
+        result = await backend.complete(request)
+        yield LLMDelta(result.text, result, request.attempt)
+        return
+    async with aclosing(backend.stream(request)) as deltas:
+        async for delta in deltas:
+            if delta.attempt != request.attempt:
+                delta = LLMDelta(delta.text, delta.result, request.attempt)
+            yield delta
+            if delta.result is not None:
+                return
+    raise LLMBackendError(request.node_id, f"{backend.name}: the stream ended without a result")
 
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n?```\s*$", re.DOTALL)

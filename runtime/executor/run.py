@@ -4,6 +4,10 @@ completes (a counter per node, decremented by each completing dependency; no pol
     node completes ─► outputs[n] = value ─► for each dependent s: waiting[s] -= 1 ─► 0: start s
     node fails     ─► cancel every running node ─► release the program (KV pins) ─► wait() raises
     all complete   ─► render outputs ─► release the program ─► wait() returns ProgramResult
+                      (a held run waits for ``seal()`` first; it may grow meanwhile)
+
+Front-ends that build programs while they run (decorator agents, planners, ReAct) use ``hold``/``seal``,
+``add_node(node, on_delta=...)`` and ``node_future(node_id)``; ``dag.refs.node_ref`` makes the references.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from dag.refs import Ref, RefResolutionError, walk
 from runtime.executor.errors import (
     ExecutorError,
     NodeFailedError,
+    NoLLMBackendError,
     ProgramCancelledError,
     ReferenceResolutionError,
 )
-from runtime.executor.steps import Steps
+from runtime.executor.steps import DeltaHook, Steps
 
 if TYPE_CHECKING:
     from runtime.executor.executor import Executor
@@ -52,7 +57,13 @@ class ProgramRun:
     """Created by ``Executor.start``. ``wait()`` returns the ``ProgramResult`` or raises ``NodeFailedError``
     (naming the node and cause) / ``ProgramCancelledError``; cancelling ``wait()`` cancels the program.
     ``add_node`` grows the program while it runs; ``on_node_done(run, node_id, value)`` is awaited after
-    each node and before its dependents start, so it may add nodes that depend on it."""
+    each node and before its dependents start, so it may add nodes that depend on it.
+
+    Held runs: a run started with ``hold=True`` (or ``hold()`` while it runs) does not end when its last
+    node completes (it may have none at all): it ends after ``seal()``, once every node is done (at once
+    when they already are). A failure or a cancel ends it whether held or not. After ``seal()``,
+    ``add_node`` raises ``ExecutorError``; nodes already added still run.
+    """
 
     def __init__(
         self,
@@ -61,6 +72,9 @@ class ProgramRun:
         inputs: Mapping[str, Any],
         program_id: str,
         on_node_done: NodeHook | None = None,
+        *,
+        hold: bool = False,
+        on_delta: Mapping[str, DeltaHook] | None = None,
     ) -> None:
         self.id = program_id
         self.compiled = compiled
@@ -80,6 +94,12 @@ class ProgramRun:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._uses_llm = any(isinstance(n, LLMCall) for n in self.program.nodes.values())
         self._closing = False
+        self._held = False
+        self._sealed = False
+        self._node_futures: dict[str, asyncio.Future[Any]] = {}
+        self._on_delta: dict[str, DeltaHook] = dict(on_delta or {})
+        if hold:
+            self.hold()
         self._start = time.perf_counter()
         self._future: asyncio.Future[ProgramResult] = asyncio.get_running_loop().create_future()
 
@@ -94,7 +114,7 @@ class ProgramRun:
         ready = [n for n in self.compiled.order if self._waiting[n] == 0]
         for n in ready:
             self._launch(n)
-        if self._remaining == 0:
+        if self._remaining == 0 and not self._held:
             self._finish_ok()
 
     async def wait(self) -> ProgramResult:
@@ -116,13 +136,80 @@ class ProgramRun:
         self._shutdown(ProgramCancelledError(self.id, reason), "cancelled")
         return True
 
-    def add_node(self, node: LLMCall | ToolCall, hints: LLMHints | None = None) -> None:
+    @property
+    def held(self) -> bool:
+        """Whether the run waits for ``seal()`` before it can end."""
+        return self._held
+
+    @property
+    def sealed(self) -> bool:
+        return self._sealed
+
+    def hold(self) -> None:
+        """Keep the run open after its last node completes, until ``seal()``. The program must be built with
+        ``may_grow=True`` (so no LLM call was told it is the last turn); ``ExecutorError`` otherwise, or when
+        the run has ended or was sealed."""
+        if self._closing or self._sealed:
+            raise ExecutorError(f"program {self.id!r}: cannot hold a run that has ended or was sealed")
+        if not self.program.may_grow:
+            raise ExecutorError(
+                f"program {self.id!r}: a held run grows, so its program needs may_grow=True "
+                f"(Program(..., may_grow=True)); its hints would claim a last turn"
+            )
+        self._held = True
+
+    def seal(self) -> None:
+        """No more nodes: the run ends once every node added is done (now, if they are). Idempotent; a no-op
+        on a run that has ended."""
+        self._sealed = True
+        self._held = False
+        if not self._closing and self._remaining == 0:
+            self._finish_ok()
+
+    def node_future(self, node_id: str) -> asyncio.Future[Any]:
+        """A future of the node's value (the one ``outputs`` gets), for a node added or still to be added.
+        It raises the run's error when the run fails (``NodeFailedError``, naming the node at fault: this one
+        or another) or is cancelled (``ProgramCancelledError``), and ``ExecutorError`` when the run ends
+        without the node having been added. One future per node; cancelling it does not cancel the node."""
+        fut = self._node_futures.get(node_id)
+        if fut is not None:
+            return fut
+        fut = asyncio.get_running_loop().create_future()
+        if node_id in self.outputs:
+            fut.set_result(self.outputs[node_id])
+        elif self._closing:
+            fut.set_exception(self._missing_error(node_id))
+        self._node_futures[node_id] = fut
+        return fut
+
+    def _missing_error(self, node_id: str) -> BaseException:
+        if self.error is not None:
+            return self.error
+        return ExecutorError(f"program {self.id!r} ended without node {node_id!r} completing (never added)")
+
+    def add_node(
+        self,
+        node: LLMCall | ToolCall,
+        hints: LLMHints | None = None,
+        *,
+        on_delta: DeltaHook | None = None,
+    ) -> None:
         """Add a node that depends only on nodes already in the program; it starts once they have completed
-        (at once if they all have). ``DagError`` if it does not validate. The node is added to the compiled
+        (at once if they all have). ``DagError`` if it does not validate; ``ExecutorError`` when the run has
+        ended or was sealed; ``NoLLMBackendError`` for an LLM call on an executor without a backend.
+        ``on_delta`` streams an LLM call (each ``LLMDelta`` as it arrives). The node is added to the compiled
         program itself, so a program that grows must not be shared by concurrent runs."""
         if self._closing:
             raise ExecutorError(f"program {self.id!r} has ended; cannot add node {node.id!r}")
+        if self._sealed:
+            raise ExecutorError(f"program {self.id!r} was sealed; cannot add node {node.id!r}")
+        if isinstance(node, LLMCall) and self._executor.llm is None:
+            raise NoLLMBackendError(self.program.name, node.id)
+        if on_delta is not None and not isinstance(node, LLMCall):
+            raise ExecutorError(f"program {self.id!r}: node {node.id!r}: on_delta is for LLM calls only")
         extend(self.compiled, node, hints)
+        if on_delta is not None:
+            self._on_delta[node.id] = on_delta
         preds = list(self.program.graph.predecessors(node.id))
         for p in preds:
             self._succ[p].append(node.id)
@@ -175,14 +262,14 @@ class ProgramRun:
         lookup = self._lookup(n)
         if isinstance(node, ToolCall):
             return await self._steps.tool(node, templates["args"].render(lookup))
+        on_delta = self._on_delta.get(n)
         if node.prompt is not None:
-            return await self._steps.llm_call(node, None, templates["prompt"].render(lookup))
+            return await self._steps.llm_call(node, None, templates["prompt"].render(lookup), on_delta)
         assert node.messages is not None
         messages = tuple(
-            {"role": m.role, "content": templates[f"messages[{i}]"].render(lookup)}
-            for i, m in enumerate(node.messages)
+            m.to_openai(templates[f"messages[{i}]"].render(lookup)) for i, m in enumerate(node.messages)
         )
-        return await self._steps.llm_call(node, messages, None)
+        return await self._steps.llm_call(node, messages, None, on_delta)
 
     def _lookup(self, n: str | None) -> Callable[[Ref], Any]:
         def lookup(ref: Ref) -> Any:
@@ -200,6 +287,9 @@ class ProgramRun:
         self.outputs[n] = value
         self._tasks.pop(n, None)
         self._remaining -= 1
+        fut = self._node_futures.get(n)
+        if fut is not None and not fut.done():
+            fut.set_result(value)
         if self._closing:
             return
         waiting = self._waiting
@@ -207,7 +297,7 @@ class ProgramRun:
             waiting[s] -= 1
             if waiting[s] == 0:
                 self._launch(s)
-        if self._remaining == 0:
+        if self._remaining == 0 and not self._held:
             self._finish_ok()
 
     # -- the end --------------------------------------------------------------------------------------------
@@ -233,6 +323,9 @@ class ProgramRun:
         for task in running:
             task.cancel()
         self._tasks.clear()
+        for n, fut in self._node_futures.items():
+            if not fut.done():
+                fut.set_exception(self._missing_error(n))
         asyncio.get_running_loop().create_task(self._close(running, error, status, result))
 
     async def _close(

@@ -4,19 +4,26 @@ becomes the node's (typed) value. Each emits its ``tool_call`` / ``llm_turn`` tr
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 from dag.compiler import CompiledProgram, LLMHints
 from dag.ir import LLMCall, ToolCall
-from runtime.executor.errors import LLMTimeoutError, NodeFailedError
-from runtime.executor.llm import LLMBackend, LLMRequest, LLMResult, parse_output
+from runtime.executor.errors import LLMBackendError, LLMOutputError, LLMTimeoutError, NodeFailedError
+from runtime.executor.llm import LLMBackend, LLMDelta, LLMRequest, LLMResult, parse_output, stream_llm
 from runtime.tracing import TraceEvent, TraceSink
 from tools.errors import ToolArgumentError, ToolError, ToolTimeoutError, UnknownToolError
 from tools.runner import ToolRunner
 
 NEVER_RETRIED = (ToolArgumentError, UnknownToolError)
+RETRIED_LLM_ERRORS = (LLMTimeoutError, LLMBackendError, LLMOutputError)
+"""The LLM-call failures a ``RetryPolicy`` may retry; anything else (a bug, a callback's error) fails at once."""
+
+DeltaHook = Callable[[LLMDelta], Awaitable[None] | None]
+"""Called with each ``LLMDelta`` of a streamed LLM call (see ``Steps.llm_call``)."""
 
 
 class Steps:
@@ -82,53 +89,107 @@ class Steps:
 
     # -- LLM calls ------------------------------------------------------------------------------------------
     async def llm_call(
-        self, node: LLMCall, messages: tuple[dict[str, str], ...] | None, prompt: str | None
+        self,
+        node: LLMCall,
+        messages: tuple[dict[str, Any], ...] | None,
+        prompt: str | None,
+        on_delta: DeltaHook | None = None,
     ) -> Any:
+        """Call the LLM and parse the reply into the node's value; retry per ``node.retry`` (a timeout is
+        ``"timeout"``; an ``LLMBackendError`` or an ``LLMOutputError`` is ``"error"``); ``NodeFailedError``
+        (with the attempts made) at the end. With ``on_delta`` the call is streamed and each ``LLMDelta``
+        is passed to it (awaited when it returns an awaitable) as it arrives; an error it raises fails the
+        node without a retry. The hints are read now, at dispatch."""
         assert self.llm is not None
         hints = self.compiled.hints.get(node.id, LLMHints())
-        request = LLMRequest(
-            program_id=self.program_id,
-            node_id=node.id,
-            messages=messages,
-            prompt=prompt,
-            max_tokens=node.max_tokens,
-            temperature=node.temperature,
-            tools=tuple(self.tool_specs(t) for t in node.tools),
-            output_schema=node.output,
-            hints=hints,
-        )
-        start = time.perf_counter()
-        if node.timeout is None:
-            result = await self.llm.complete(request)
-        else:
+        tools = tuple(self.tool_specs(t) for t in node.tools)
+        policy = node.retry
+        for attempt in range(1, policy.attempts + 1):
+            delay = policy.delay_before(attempt)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            request = LLMRequest(
+                program_id=self.program_id,
+                node_id=node.id,
+                messages=messages,
+                prompt=prompt,
+                max_tokens=node.max_tokens,
+                temperature=node.temperature,
+                tools=tools,
+                output_schema=node.output,
+                hints=hints,
+                attempt=attempt,
+                tool_choice=node.tool_choice,
+                grammar=node.grammar,
+            )
+            start = time.perf_counter()
+            result: LLMResult | None = None
             try:
-                result = await asyncio.wait_for(self.llm.complete(request), node.timeout)
-            except asyncio.TimeoutError:
-                raise LLMTimeoutError(node.id, node.timeout) from None
-        self._llm_event(node, request, result, start)
-        return parse_output(node.id, result, self.compiled.output_types.get(node.id))
+                result = await self._timed(node, request, on_delta)
+                value = parse_output(node.id, result, self.compiled.output_types.get(node.id))
+            except RETRIED_LLM_ERRORS as exc:
+                status = "timeout" if isinstance(exc, LLMTimeoutError) else "error"
+                self._llm_event(node, request, result, start, status, exc)
+                if status not in policy.on or attempt == policy.attempts:
+                    raise NodeFailedError(self.program_id, node.id, exc, attempt) from exc
+                continue
+            self._llm_event(node, request, result, start, "ok", None)
+            return value
+        raise AssertionError("unreachable: RetryPolicy.attempts >= 1")
 
-    def _llm_event(self, node: LLMCall, request: LLMRequest, result: LLMResult, start: float) -> None:
+    async def _timed(self, node: LLMCall, request: LLMRequest, on_delta: DeltaHook | None) -> LLMResult:
+        assert self.llm is not None
+        call = self.llm.complete(request) if on_delta is None else self._streamed(request, on_delta)
+        if node.timeout is None:
+            return await call
+        try:
+            return await asyncio.wait_for(call, node.timeout)
+        except asyncio.TimeoutError:
+            raise LLMTimeoutError(node.id, node.timeout) from None
+
+    async def _streamed(self, request: LLMRequest, on_delta: DeltaHook) -> LLMResult:
+        assert self.llm is not None
+        result: LLMResult | None = None
+        async with aclosing(stream_llm(self.llm, request)) as deltas:
+            async for delta in deltas:
+                pending = on_delta(delta)
+                if inspect.isawaitable(pending):
+                    await pending
+                result = delta.result
+        assert result is not None  # stream_llm ends with the result or raises
+        return result
+
+    def _llm_event(
+        self,
+        node: LLMCall,
+        request: LLMRequest,
+        result: LLMResult | None,
+        start: float,
+        status: str,
+        exc: BaseException | None,
+    ) -> None:
         if self.trace is None:
             return
         hints = request.hints
-        self.emit(
-            "llm_turn",
-            node.id,
-            {
-                "backend": self.llm.name if self.llm is not None else None,
-                "request_id": request.request_id,
-                "duration_s": time.perf_counter() - start,
-                "turn": hints.turn,
-                "next_tool": hints.next_tool,
-                "remaining_turns": hints.remaining_turns,
-                "last_turn": hints.last_turn,
-                "prefix_group": hints.prefix_group,
-                "finish_reason": result.finish_reason,
-                "gen_ai.request.max_tokens": request.max_tokens,
-                "gen_ai.request.temperature": request.temperature,
-                "gen_ai.usage.input_tokens": result.prompt_tokens,
-                "gen_ai.usage.output_tokens": result.completion_tokens,
-                "cached_tokens": result.cached_tokens,
-            },
-        )
+        attrs: dict[str, Any] = {
+            "backend": self.llm.name if self.llm is not None else None,
+            "request_id": request.request_id,
+            "attempt": request.attempt,
+            "status": status,
+            "duration_s": time.perf_counter() - start,
+            "turn": hints.turn,
+            "next_tool": hints.next_tool,
+            "remaining_turns": hints.remaining_turns,
+            "last_turn": hints.last_turn,
+            "prefix_group": hints.prefix_group,
+            "gen_ai.request.max_tokens": request.max_tokens,
+            "gen_ai.request.temperature": request.temperature,
+        }
+        if result is not None:
+            attrs["finish_reason"] = result.finish_reason
+            attrs["gen_ai.usage.input_tokens"] = result.prompt_tokens
+            attrs["gen_ai.usage.output_tokens"] = result.completion_tokens
+            attrs["cached_tokens"] = result.cached_tokens
+        if exc is not None:
+            attrs["error"] = f"{type(exc).__name__}: {exc}"
+        self.emit("llm_turn", node.id, attrs)

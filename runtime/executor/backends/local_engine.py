@@ -1,16 +1,30 @@
 """``LocalEngineBackend``: LLM calls on the in-process ``AsyncEngine``, each with the program's
 ``ProgramHints`` (program id, turn, next tool, remaining turns, last turn) so the engine's program-level
-policies can pin the program's KV cache across its tool calls."""
+policies can pin the program's KV cache across its tool calls.
+
+Chat requests go through the tokenizer's chat template with the offered ``tools`` (assistant ``tool_calls``
+and ``tool`` results render as the template has them), so a multi-turn agent is one growing prompt prefix.
+Replies to a request that offers tools are parsed for ``<tool_call>`` blocks (``parse_tool_calls``) into
+``LLMResult.tool_calls``, as the OpenAI backend returns them. A forcing ``tool_choice`` or a ``grammar``
+becomes the request's ``StructuredOutputs``.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
 from runtime.engine.async_engine import AsyncEngine, GenerateRequest
+from runtime.engine.chat import ToolCallParseError, parse_tool_calls, tool_choice_constraint
 from runtime.engine.config import EngineConfig
 from runtime.engine.errors import EngineError
+from runtime.engine.outputs import RequestOutput
 from runtime.engine.sampling_params import SamplingParams
 from runtime.engine.sequence import ProgramHints
-from runtime.executor.errors import LLMBackendError
-from runtime.executor.llm import LLMRequest, LLMResult
+from runtime.engine.structured.params import StructuredOutputs
+from runtime.executor.errors import LLMBackendError, LLMOutputError
+from runtime.executor.llm import LLMDelta, LLMRequest, LLMResult, LLMToolCall
 
 
 def program_hints(request: LLMRequest) -> ProgramHints:
@@ -25,9 +39,9 @@ def program_hints(request: LLMRequest) -> ProgramHints:
 
 
 class LocalEngineBackend:
-    """Implements ``runtime.executor.llm.LLMBackend`` on an ``AsyncEngine``. Chat messages go through the
-    tokenizer's chat template (with the generation prompt); a ``prompt`` is used as it is. ``close`` stops the
-    engine only when this backend created it (``create``)."""
+    """Implements ``runtime.executor.llm.StreamingLLMBackend`` on an ``AsyncEngine``. Chat messages go
+    through the tokenizer's chat template (with the generation prompt and the tools); a ``prompt`` is used as
+    it is. ``close`` stops the engine only when this backend created it (``create``)."""
 
     name = "local"
 
@@ -39,32 +53,75 @@ class LocalEngineBackend:
     async def create(cls, config: EngineConfig) -> LocalEngineBackend:
         return cls(await AsyncEngine.create(config), owns_engine=True)
 
-    async def complete(self, request: LLMRequest) -> LLMResult:
-        if request.messages is not None:
-            tokenizer = self.engine.engine.tokenizer
-            if tokenizer is None:
-                raise LLMBackendError(request.node_id, "the engine has no tokenizer to apply a chat template")
-            try:
-                prompt = tokenizer.apply_chat_template([dict(m) for m in request.messages])
-            except ValueError as exc:
-                raise LLMBackendError(request.node_id, str(exc)) from None
-        else:
-            assert request.prompt is not None
-            prompt = request.prompt
+    def generate_request(self, request: LLMRequest) -> GenerateRequest:
+        """The engine request: the rendered prompt, sampling (with the constraint) and the program hints.
+        ``LLMBackendError`` names the node for a conversation or constraint the engine rejects."""
         try:
-            params = SamplingParams(max_tokens=request.max_tokens, temperature=request.temperature)
-            out = await self.engine.generate(
-                GenerateRequest(prompt, params, request_id=request.request_id, hints=program_hints(request))
+            if request.messages is not None:
+                tokenizer = self.engine.engine.tokenizer
+                if tokenizer is None:
+                    raise LLMBackendError(
+                        request.node_id, "the engine has no tokenizer to apply a chat template"
+                    )
+                prompt = tokenizer.apply_chat_template(
+                    [dict(m) for m in request.messages], tools=list(request.tools) or None
+                )
+            else:
+                assert request.prompt is not None
+                prompt = request.prompt
+            constraint: StructuredOutputs | None = None
+            if request.grammar is not None:
+                constraint = StructuredOutputs(grammar=request.grammar)
+            elif request.tool_choice is not None:
+                constraint = tool_choice_constraint(list(request.tools), request.tool_choice)
+            params = SamplingParams(
+                max_tokens=request.max_tokens, temperature=request.temperature, structured_outputs=constraint
             )
+        except (ValueError, EngineError) as exc:  # InvalidRequestError is an EngineError
+            raise LLMBackendError(request.node_id, str(exc)) from None
+        return GenerateRequest(prompt, params, request_id=request.request_id, hints=program_hints(request))
+
+    async def complete(self, request: LLMRequest) -> LLMResult:
+        generate = self.generate_request(request)
+        try:
+            out = await self.engine.generate(generate)
         except EngineError as exc:
             raise LLMBackendError(request.node_id, str(exc)) from exc
+        return self.result(request, out)
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[LLMDelta]:
+        """The reply as it is generated: one ``LLMDelta`` per engine step with new text; the last carries the
+        result. Closing the iterator early aborts the request in the engine."""
+        generate = self.generate_request(request)
+        try:
+            async for delta in self.engine.stream(generate):
+                if delta.finished:
+                    yield LLMDelta(delta.text, self.result(request, delta.output), request.attempt)
+                elif delta.text:
+                    yield LLMDelta(delta.text, None, request.attempt)
+        except EngineError as exc:
+            raise LLMBackendError(request.node_id, str(exc)) from exc
+
+    def result(self, request: LLMRequest, out: RequestOutput) -> LLMResult:
+        """The ``LLMResult`` of a finished engine request; with tools offered, ``<tool_call>`` blocks become
+        ``tool_calls`` and ``text`` the content around them, stripped (``LLMOutputError`` for a malformed block)."""
         comp = out.outputs[0]
+        text, calls = comp.text, ()
+        if request.tools:
+            try:
+                parsed = parse_tool_calls(comp.text, list(request.tools))
+            except ToolCallParseError as exc:
+                raise LLMOutputError(request.node_id, f"tool call: {exc}", comp.text) from None
+            if parsed.tool_calls:  # without calls the text stays as generated
+                text = parsed.content or ""
+            calls = tuple(LLMToolCall(c.name, _loads(c.arguments), c.id) for c in parsed.tool_calls)
         return LLMResult(
-            text=comp.text,
+            text=text,
             prompt_tokens=len(out.prompt_token_ids),
             completion_tokens=len(comp.token_ids),
             cached_tokens=out.num_cached_tokens,
             finish_reason=comp.finish_reason,
+            tool_calls=calls,
         )
 
     async def end_program(self, program_id: str) -> None:
@@ -73,3 +130,9 @@ class LocalEngineBackend:
     async def close(self) -> None:
         if self._owns:
             await self.engine.close()
+
+
+def _loads(arguments: str) -> dict[str, Any]:
+    value = json.loads(arguments)
+    assert isinstance(value, dict)  # parse_tool_calls checked it is an object
+    return value

@@ -21,7 +21,9 @@ SESSION_HEADER = "X-Session-Id"
 class OpenAIBackend:
     """Implements ``runtime.executor.llm.LLMBackend``. Chat messages go to ``/chat/completions``, a raw
     prompt to ``/completions``. An ``output_schema`` is sent as a JSON-schema ``response_format``; offered
-    tools as ``tools``. HTTP and protocol failures raise ``LLMBackendError`` naming the node."""
+    tools as ``tools`` with ``tool_choice``; a ``grammar`` as vLLM's ``structured_outputs.grammar``. Messages
+    (with ``tool_calls`` / ``tool_call_id``) are sent as they are. No ``stream``: a streamed node gets the
+    whole reply as one delta (``stream_llm``). HTTP and protocol failures raise ``LLMBackendError`` naming the node."""
 
     name = "openai"
 
@@ -57,6 +59,8 @@ class OpenAIBackend:
             body["messages"] = [dict(m) for m in request.messages]
             if request.tools:
                 body["tools"] = list(request.tools)
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
             if request.output_schema is not None:
                 body["response_format"] = {
                     "type": "json_schema",
@@ -64,6 +68,8 @@ class OpenAIBackend:
                 }
         else:
             body["prompt"] = request.prompt
+        if request.grammar is not None:  # vLLM's extension (SGLang reads "ebnf"); OpenAI itself has none
+            body["structured_outputs"] = {"grammar": request.grammar}
         return body
 
     async def complete(self, request: LLMRequest) -> LLMResult:
@@ -100,7 +106,9 @@ def _parse(data: dict[str, Any], chat: bool) -> LLMResult:
         message = choice["message"]
         text = message.get("content") or ""
         calls = tuple(
-            LLMToolCall(c["function"]["name"], json.loads(c["function"].get("arguments") or "{}"))
+            LLMToolCall(
+                c["function"]["name"], json.loads(c["function"].get("arguments") or "{}"), c.get("id")
+            )
             for c in message.get("tool_calls") or ()
         )
     else:
