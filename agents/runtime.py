@@ -1,0 +1,113 @@
+"""``AgentRuntime``: what an agent front-end runs on — one ``Executor`` with a tool runner, an LLM backend
+(the local engine on ``model`` or a given ``backend``) and a trace sink. Shared by decorator agents, the
+planner and ReAct, so every front-end's calls go through the same executor and reach the scheduler with
+their program's hints.
+
+    async with AgentRuntime.create(tools=[search, calculator], model="smollm2") as rt:
+        run = rt.start_program("planner")        # a held, growing program (seal it when done)
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from dag.compiler import compile_program
+from dag.ir import Program
+from runtime.executor import Executor, LLMBackend, ProgramRun
+from runtime.tracing import TraceSink
+from tools.local import LocalToolRunner
+from tools.registry import ToolRegistry
+from tools.tool import Tool
+
+DEFAULT_TRACE_DIR = Path("out/traces")
+
+
+class AgentRuntime:
+    """Owns the executor; ``close()`` closes the backend only if ``create`` made it, and the trace writer only
+    if ``create`` opened it. ``registry`` holds every tool the agents may call."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        backend: LLMBackend | None,
+        *,
+        trace: TraceSink | None = None,
+        trace_path: Path | None = None,
+        owns_backend: bool = False,
+        owns_trace: bool = False,
+    ) -> None:
+        self.registry = registry
+        self.backend = backend
+        self.trace = trace
+        self.trace_path = trace_path
+        self.executor = Executor(LocalToolRunner(registry), backend, trace=trace)
+        self._owns_backend = owns_backend
+        self._owns_trace = owns_trace
+
+    @classmethod
+    async def create(
+        cls,
+        tools: Iterable[Tool] | ToolRegistry = (),
+        *,
+        model: str | None = "smollm2",
+        backend: LLMBackend | None = None,
+        trace: TraceSink | Path | str | None = None,
+        **engine_kwargs: Any,
+    ) -> AgentRuntime:
+        """``backend`` if given, else the local engine on ``model`` (``EngineConfig`` keyword arguments in
+        ``engine_kwargs``; ``model=None``: no LLM). ``trace``: a sink, a JSONL path, or ``None`` for a new
+        file under ``out/traces/``."""
+        registry = tools if isinstance(tools, ToolRegistry) else _registry(tools)
+        owns_backend = False
+        if backend is None and model is not None:
+            from runtime.engine.config import EngineConfig
+            from runtime.executor.backends.local_engine import LocalEngineBackend
+
+            backend = await LocalEngineBackend.create(EngineConfig(model=model, **engine_kwargs))
+            owns_backend = True
+        sink, path, owns_trace = _trace(trace)
+        return cls(
+            registry, backend, trace=sink, trace_path=path, owns_backend=owns_backend, owns_trace=owns_trace
+        )
+
+    def start_program(self, name: str, *, program_id: str | None = None) -> ProgramRun:
+        """An empty, held program run that grows with ``add_node`` until ``seal()``."""
+        compiled = compile_program(Program(name, may_grow=True), self.registry)
+        pid = program_id or f"{name}-{uuid.uuid4().hex[:8]}"
+        run = self.executor.start(compiled, program_id=pid, hold=True)
+        return run
+
+    async def close(self) -> None:
+        if self._owns_backend and self.backend is not None:
+            await self.backend.close()
+        if self._owns_trace and self.trace is not None:
+            self.trace.close()
+
+    async def __aenter__(self) -> AgentRuntime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _registry(tools: Iterable[Tool]) -> ToolRegistry:
+    registry = ToolRegistry()
+    for t in tools:
+        registry.register(t)
+    return registry
+
+
+def _trace(trace: TraceSink | Path | str | None) -> tuple[TraceSink | None, Path | None, bool]:
+    from runtime.tracing import JsonlTraceWriter
+
+    if trace is None:
+        path = DEFAULT_TRACE_DIR / f"agents-{uuid.uuid4().hex[:8]}.jsonl"
+    elif isinstance(trace, (str, Path)):
+        path = Path(trace)
+    else:
+        return trace, None, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JsonlTraceWriter(path), path, True
