@@ -31,6 +31,7 @@ import pydantic
 import pydantic_core
 from pydantic import ConfigDict, Field, TypeAdapter
 
+from tools.context import call_hook
 from tools.docstrings import parse_docstring
 from tools.errors import (
     ToolArgumentError,
@@ -60,7 +61,7 @@ def tool_thread_pool() -> ThreadPoolExecutor:
 
 
 class Tool:
-    """A typed tool; calling it calls the function unchanged.
+    """A typed tool; calling it calls the function unchanged (unless ``tools.context.call_hook`` is set).
 
     Contract: ``validate_args`` raises ``ToolArgumentError`` (naming the argument) or returns the validated
     ``args_model`` instance; ``invoke`` validates, runs the function (sync functions in ``tool_thread_pool``)
@@ -210,6 +211,9 @@ class Tool:
             raise ToolResultError(self.name, _first_error(exc)) from None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        hook = call_hook.get()
+        if hook is not None:  # a front-end (a decorator agent) records the call instead
+            return hook(self, args, kwargs)
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:

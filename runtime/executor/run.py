@@ -24,7 +24,7 @@ import pydantic_core
 from dag.compiler import CompiledProgram, LLMHints, extend
 from dag.inputs import bind_inputs
 from dag.ir import LLMCall, ToolCall
-from dag.refs import Ref, RefResolutionError, walk
+from dag.refs import Ref, RefResolutionError, as_text, walk
 from runtime.executor.errors import (
     ExecutorError,
     NodeFailedError,
@@ -266,8 +266,9 @@ class ProgramRun:
         if node.prompt is not None:
             return await self._steps.llm_call(node, None, templates["prompt"].render(lookup), on_delta)
         assert node.messages is not None
-        messages = tuple(
-            m.to_openai(templates[f"messages[{i}]"].render(lookup)) for i, m in enumerate(node.messages)
+        messages = tuple(  # a content that is one reference to a non-string value is its text form
+            m.to_openai(as_text(templates[f"messages[{i}]"].render(lookup)))
+            for i, m in enumerate(node.messages)
         )
         return await self._steps.llm_call(node, messages, None, on_delta)
 
