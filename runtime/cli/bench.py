@@ -1,4 +1,4 @@
-"""``tether bench engine`` and ``tether bench kernels``."""
+"""``tether bench engine``, ``tether bench kernels`` and ``tether bench agents``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     k.add_argument("--json", default=None, help="also write the result to this file")
     k.set_defaults(func=run_kernels)
+    a = bsub.add_parser(
+        "agents",
+        help="the planner vs the ReAct baseline on the agent question set (latency, tokens, accuracy)",
+    )
+    a.add_argument("--ks", default="2,3,4,5,6", help="lookups per question (2..6), comma-separated")
+    a.add_argument("--questions", type=int, default=5, help="questions per k")
+    a.add_argument("--question-seed", type=int, default=0, help="seed of the questions and tool latencies")
+    a.add_argument(
+        "--latency", default="realistic", choices=["realistic", "none"], help="simulated tool latency"
+    )
+    a.add_argument("--max-steps", type=int, default=8, help="ReAct: LLM calls per question at most")
+    a.add_argument("--max-replans", type=int, default=2, help="planner: replans at most")
+    a.add_argument("--no-warmup", action="store_true", help="skip the uncounted warm-up question per agent")
+    a.add_argument("--trace", default=None, help="JSONL trace file (default: a new file under out/traces/)")
+    a.add_argument("--json", default=None, help="also write every sample and the summary to this file")
+    add_engine_args(a)
+    a.set_defaults(func=run_agents, model="smollm2")
 
 
 def register_calibrate(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +75,45 @@ def register_calibrate(sub: argparse._SubParsersAction) -> None:
     )
     add_engine_args(p)
     p.set_defaults(func=run_calibrate)
+
+
+def run_agents(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from runtime.bench.agents import build_agents, format_table, run_agents_bench
+
+    async def main() -> int:
+        agents, rt, notes = await build_agents(
+            args.model,
+            max_steps=args.max_steps,
+            max_replans=args.max_replans,
+            trace=args.trace,
+            **engine_kwargs(args),
+        )
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        try:
+            result = await run_agents_bench(
+                agents,
+                ks=_ints(args.ks),
+                n=args.questions,
+                seed=args.question_seed,
+                latency=args.latency,
+                warmup=not args.no_warmup,
+                log=lambda line: print(line, file=sys.stderr, flush=True),
+            )
+        finally:
+            for agent in agents.values():
+                await agent.close()
+            await rt.close()
+        result.notes.extend(notes)
+        print(format_table(result))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(result.as_dict(), f, indent=2)
+        return 0
+
+    return asyncio.run(main())
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

@@ -1,0 +1,330 @@
+"""``ReActAgent``: the ReAct baseline (Yao et al., *ReAct: Synergizing Reasoning and Acting in Language
+Models*, 2023): one tool per turn, thought -> action -> observation, on one growing conversation.
+
+    async with ReActAgent(AGENT_TOOLS, model="smollm2") as agent:
+        result = await agent.run("What is the total population of Paris and Oslo?")
+        result.answer, result.observations, result.llm_calls
+
+Each turn is one LLM call on the conversation so far (system prompt with the tools and the format, the
+question, then per turn the model's ``Thought: ...\\nAction: ...`` and a user message ``Observation: ...``),
+so the engine reuses the prefix's KV cache. The action runs as a ``ToolCall`` node on the same held
+program run as the LLM calls (the DAG grows llm1, tool1, llm2, tool2, ...). On the local engine each turn
+is constrained by ``react_grammar``; the last allowed turn (``max_steps``) may only ``Finish``. A tool that
+fails (bad arguments, an unknown tool, an error it raises) is an ``Observation`` with ``error``, shown to
+the model; since a failed node ends its program run, the conversation goes on in a new held run (program
+id ``<trace_id>~N``; the engine's prefix cache still holds the conversation's KV).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from agents.react_grammar import (
+    FINISH,
+    ReActFormatError,
+    ToolSpec,
+    Turn,
+    parse_turn,
+    react_grammar,
+    signature,
+    tool_specs,
+)
+from agents.result import AgentResult, LLMUsage, Observation
+from agents.runtime import AgentRuntime
+from dag import LLMCall, LLMHints, Message, Program, ToolCall, compile_program
+from dag.errors import DagError
+from runtime.executor import Executor, LLMBackend, NodeFailedError, ProgramRun
+from runtime.tracing import TraceEvent, TraceSink
+from tools.tool import Tool
+
+MAX_OBSERVATION_CHARS = 1500
+TURN_MAX_TOKENS = 256
+
+SYSTEM_PROMPT = """You answer the user's question by reasoning step by step and using tools, one tool per turn.
+
+Tools:
+{tools}
+- {finish}(answer): give the final answer and stop.
+
+Each reply has exactly two lines: "Thought:" with your reasoning, then "Action:" with one tool call
+(keyword arguments) or {finish}. After each action you get "Observation:" with the tool's result.
+Look up every fact you need with the tools; never guess. Finish only when the observations answer the question.
+
+Example of the format:
+Thought: I need the first fact.
+Action: {example}
+Observation: ...
+Thought: The observations answer the question.
+Action: {finish}("the final answer, with its number or name")"""
+
+LAST_STEP_NOTE = "\n(This is your last step: answer now with Action: Finish(answer).)"
+
+
+class _UsageTap:
+    """A trace sink in front of the runtime's: passes every event on and keeps the ``llm_turn`` events of
+    the programs it watches (by program id and node)."""
+
+    def __init__(self, inner: TraceSink | None) -> None:
+        self.inner = inner
+        self.watched: set[str] = set()
+        self.turns: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def emit(self, event: TraceEvent) -> None:
+        if self.inner is not None:
+            self.inner.emit(event)
+        if event.kind == "llm_turn" and event.program_id in self.watched and event.node_id is not None:
+            self.turns[(event.program_id, event.node_id)] = event.attrs
+
+    def close(self) -> None:  # the runtime closes the inner sink
+        pass
+
+    def pop(self, program_id: str, node_id: str) -> dict[str, Any]:
+        return self.turns.pop((program_id, node_id), {})
+
+
+def observation_text(value: Any, limit: int = MAX_OBSERVATION_CHARS) -> str:
+    """A tool's value as the model sees it: strings as they are, anything else as JSON (models dumped;
+    whole floats without ``.0``), cut to ``limit`` characters."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        text = str(int(value))
+    elif isinstance(value, str):
+        text = value
+    else:
+        if isinstance(value, list):
+            value = [v.model_dump(mode="json") if hasattr(v, "model_dump") else v for v in value]
+        elif hasattr(value, "model_dump"):
+            value = value.model_dump(mode="json")
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = str(value)
+    return text if len(text) <= limit else text[:limit] + " ...(cut)"
+
+
+def _literal(text: str) -> str:
+    """Message contents are templates: ``${`` is written ``$${``."""
+    return text.replace("${", "$${")
+
+
+def _example(spec: ToolSpec) -> str:
+    placeholders = {"string": '"..."', "integer": "1", "number": "1.5", "boolean": "True"}
+    required = spec.schema.get("required", spec.params)
+    props = spec.schema.get("properties", {})
+    args = [f"{k}={placeholders.get(props[k].get('type'), '...')}" for k in props if k in required]
+    return f"{spec.name}({', '.join(args)})"
+
+
+def system_prompt(specs: list[ToolSpec]) -> str:
+    """The system message: each tool's signature, description and argument notes, and the turn format."""
+    lines = []
+    for spec in specs:
+        lines.append(f"- {signature(spec)}: {spec.description}")
+        for key, sub in spec.schema.get("properties", {}).items():
+            if isinstance(sub, dict) and sub.get("description"):
+                lines.append(f"    {key}: {sub['description']}")
+    example = _example(specs[0]) if specs else f'{FINISH}("...")'
+    return SYSTEM_PROMPT.format(tools="\n".join(lines), finish=FINISH, example=example)
+
+
+class ReActAgent:
+    """A ReAct agent over ``tools`` (``tools.Tool``s). ``runtime``: an ``AgentRuntime`` to share (its
+        registry must hold the tools; it is not closed by ``close``); else one is made on first use from
+        ``backend`` or the local engine on ``model`` (``EngineConfig`` keyword arguments in
+        ``engine_kwargs``) and ``trace``. ``constrained``: decode with ``react_grammar`` (default: on the local
+        engine only); ``min_tool_calls``: constrained turns may ``Finish`` only after this many tool calls (the
+    last turn always may). ``max_steps``: LLM calls per question at most (so at most ``max_steps - 1`` tool calls)."""
+
+    def __init__(
+        self,
+        tools: Iterable[Tool],
+        *,
+        model: str | None = "smollm2",
+        backend: LLMBackend | None = None,
+        runtime: AgentRuntime | None = None,
+        max_steps: int = 8,
+        constrained: bool | None = None,
+        min_tool_calls: int = 1,
+        trace: Any = None,
+        **engine_kwargs: Any,
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        self.tools = list(tools)
+        self.specs = tool_specs(self.tools)
+        if runtime is not None:
+            missing = [s.name for s in self.specs if s.name not in runtime.registry]
+            if missing:
+                raise ValueError(f"the runtime's registry lacks the tools {missing}")
+        self.max_steps = max_steps
+        self.constrained = constrained
+        self.min_tool_calls = min_tool_calls
+        self._runtime = runtime
+        self._owns_runtime = runtime is None
+        self._create = dict(model=model, backend=backend, trace=trace, **engine_kwargs)
+        self._executor: Executor | None = None
+        self._tap: _UsageTap | None = None
+        self.system = system_prompt(self.specs)
+        self._grammar = react_grammar(self.tools)
+        self._finish_grammar = react_grammar((), finish_only=True)
+        self._act_grammar = react_grammar(self.tools, allow_finish=False) if self.specs else self._grammar
+
+    @property
+    def runtime(self) -> AgentRuntime | None:
+        return self._runtime
+
+    async def _ensure(self) -> tuple[AgentRuntime, Executor, _UsageTap]:
+        if self._runtime is None:
+            self._runtime = await AgentRuntime.create(self.tools, **self._create)
+        rt = self._runtime
+        if self._executor is None:
+            # an executor of our own on the runtime's tool runner and backend, so the llm_turn events
+            # (tokens) of our programs can be read; the events still reach the runtime's trace
+            self._tap = _UsageTap(rt.trace)
+            self._executor = Executor(rt.executor.tools, rt.backend, trace=self._tap)
+        assert self._tap is not None
+        return rt, self._executor, self._tap
+
+    def _is_constrained(self, rt: AgentRuntime) -> bool:
+        if self.constrained is not None:
+            return self.constrained
+        return getattr(rt.backend, "name", None) == "local"
+
+    def _start(self, rt: AgentRuntime, executor: Executor, tap: _UsageTap, program_id: str) -> ProgramRun:
+        tap.watched.add(program_id)
+        compiled = compile_program(Program("react", may_grow=True), rt.registry)
+        return executor.start(compiled, program_id=program_id, hold=True)
+
+    async def run(self, question: str) -> AgentResult:
+        """Answer ``question``: turns until ``Finish`` or ``max_steps``. Raises ``NodeFailedError`` when an
+        LLM call fails (tool failures are observations)."""
+        rt, executor, tap = await self._ensure()
+        constrained = self._is_constrained(rt)
+        start = time.perf_counter()
+        trace_id = f"react-{uuid.uuid4().hex[:8]}"
+        messages = [Message(role="system", content=_literal(self.system)),
+                    Message(role="user", content=_literal(question))]  # fmt: skip
+        observations: list[Observation] = []
+        usage: list[LLMUsage] = []
+        runs = [self._start(rt, executor, tap, trace_id)]
+        answer: str | None = None
+        last_thought, last_observation = "", ""
+        try:
+            for turn in range(1, self.max_steps + 1):
+                last = turn == self.max_steps
+                node_id = f"llm{turn}"
+                grammar = None
+                if constrained:
+                    early = len(observations) < self.min_tool_calls
+                    grammar = self._finish_grammar if last else self._act_grammar if early else self._grammar
+                call = LLMCall(
+                    id=node_id, messages=tuple(messages), max_tokens=TURN_MAX_TOKENS, grammar=grammar
+                )
+                run = runs[-1]
+                run.add_node(
+                    call, LLMHints(turn=turn - 1, remaining_turns=0 if last else None, last_turn=last)
+                )
+                text = await run.node_future(node_id)
+                attrs = tap.pop(run.id, node_id)
+                usage.append(
+                    LLMUsage(
+                        role="react",
+                        prompt_tokens=int(attrs.get("gen_ai.usage.input_tokens", 0)),
+                        completion_tokens=int(attrs.get("gen_ai.usage.output_tokens", 0)),
+                        cached_tokens=int(attrs.get("cached_tokens", 0)),
+                        seconds=float(attrs.get("duration_s", 0.0)),
+                    )
+                )
+                reply, parsed, error = _read_turn(str(text), self.specs)
+                messages.append(Message(role="assistant", content=_literal(reply)))
+                if parsed is not None:
+                    last_thought = parsed.thought or last_thought
+                if parsed is not None and parsed.is_finish:
+                    answer = parsed.answer
+                    break
+                if last:
+                    break
+                if parsed is None:
+                    shown = f"Error: {error}"
+                else:
+                    obs, failed = await self._act(run, turn, parsed)
+                    observations.append(obs)
+                    if failed:
+                        runs.append(self._start(rt, executor, tap, f"{trace_id}~{len(runs) + 1}"))
+                    shown = f"Error: {obs.error}" if obs.error is not None else observation_text(obs.value)
+                    if obs.error is None:
+                        last_observation = shown
+                note = LAST_STEP_NOTE if turn + 1 == self.max_steps else ""
+                messages.append(Message(role="user", content=_literal(f"Observation: {shown}{note}")))
+        finally:
+            for run in runs:
+                run.seal()
+                try:
+                    await run.wait()
+                except Exception:  # noqa: BLE001 - a failed tool was already an observation; an LLM one is raised
+                    pass
+                tap.watched.discard(run.id)
+        if answer is None:  # out of steps without Finish: answer with what it has
+            answer = " ".join(t for t in (last_thought, last_observation) if t)
+        return AgentResult(
+            answer=answer,
+            plans=[],
+            observations=observations,
+            llm_calls=usage,
+            trace_id=trace_id,
+            replans=0,
+            seconds=time.perf_counter() - start,
+        )
+
+    async def _act(self, run: ProgramRun, turn: int, parsed: Turn) -> tuple[Observation, bool]:
+        """Run the turn's tool as node ``tool<turn>``: its observation, and whether the node failed (which
+        ended ``run``)."""
+        assert parsed.tool is not None
+        tool_id = f"tool{turn}"
+        t0 = time.perf_counter()
+        try:
+            run.add_node(ToolCall(id=tool_id, tool=parsed.tool, args=parsed.args))
+        except DagError as exc:  # arguments that fail the tool's schema: no node was added
+            return Observation(turn, parsed.tool, parsed.args, error=str(exc)), False
+        try:
+            value = await run.node_future(tool_id)
+        except NodeFailedError as exc:
+            if exc.node != tool_id:
+                raise
+            error = f"{type(exc.cause).__name__}: {exc.cause}"
+            return Observation(
+                turn, parsed.tool, parsed.args, error=error, seconds=time.perf_counter() - t0
+            ), True
+        return Observation(
+            turn, parsed.tool, parsed.args, value=value, seconds=time.perf_counter() - t0
+        ), False
+
+    async def close(self) -> None:
+        if self._owns_runtime and self._runtime is not None:
+            await self._runtime.close()
+            self._runtime = None
+            self._executor = None
+
+    async def __aenter__(self) -> ReActAgent:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _read_turn(text: str, specs: list[ToolSpec]) -> tuple[str, Turn | None, str | None]:
+    """The reply as kept in the conversation (up to the end of its first ``Action:`` line: anything a model
+    writes after it, such as an invented observation, is dropped), the parsed turn, or the format error."""
+    reply = text.strip()
+    lines = reply.split("\n")
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("Action"):
+            reply = "\n".join(lines[: i + 1])
+            break
+    try:
+        return reply, parse_turn(reply, specs), None
+    except ReActFormatError as exc:
+        return reply, None, str(exc)
