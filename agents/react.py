@@ -11,8 +11,8 @@ so the engine reuses the prefix's KV cache. The action runs as a ``ToolCall`` no
 program run as the LLM calls (the DAG grows llm1, tool1, llm2, tool2, ...). On the local engine each turn
 is constrained by ``react_grammar``; the last allowed turn (``max_steps``) may only ``Finish``. A tool that
 fails (bad arguments, an unknown tool, an error it raises) is an ``Observation`` with ``error``, shown to
-the model; since a failed node ends its program run, the conversation goes on in a new held run (program
-id ``<trace_id>~N``; the engine's prefix cache still holds the conversation's KV).
+the model: tool nodes are ``ToolCall(on_error="value")``, so the program goes on. Token counts come from
+the runtime's ``llm_turn`` events (``AgentRuntime.llm_turn``).
 """
 
 from __future__ import annotations
@@ -35,10 +35,9 @@ from agents.react_grammar import (
 )
 from agents.result import AgentResult, LLMUsage, Observation
 from agents.runtime import AgentRuntime
-from dag import LLMCall, LLMHints, Message, Program, ToolCall, compile_program
+from dag import LLMCall, LLMHints, Message, ToolCall, ToolFailure
 from dag.errors import DagError
-from runtime.executor import Executor, LLMBackend, NodeFailedError, ProgramRun
-from runtime.tracing import TraceEvent, TraceSink
+from runtime.executor import LLMBackend, ProgramRun
 from tools.tool import Tool
 
 MAX_OBSERVATION_CHARS = 1500
@@ -62,28 +61,6 @@ Thought: The observations answer the question.
 Action: {finish}("the final answer, with its number or name")"""
 
 LAST_STEP_NOTE = "\n(This is your last step: answer now with Action: Finish(answer).)"
-
-
-class _UsageTap:
-    """A trace sink in front of the runtime's: passes every event on and keeps the ``llm_turn`` events of
-    the programs it watches (by program id and node)."""
-
-    def __init__(self, inner: TraceSink | None) -> None:
-        self.inner = inner
-        self.watched: set[str] = set()
-        self.turns: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def emit(self, event: TraceEvent) -> None:
-        if self.inner is not None:
-            self.inner.emit(event)
-        if event.kind == "llm_turn" and event.program_id in self.watched and event.node_id is not None:
-            self.turns[(event.program_id, event.node_id)] = event.attrs
-
-    def close(self) -> None:  # the runtime closes the inner sink
-        pass
-
-    def pop(self, program_id: str, node_id: str) -> dict[str, Any]:
-        return self.turns.pop((program_id, node_id), {})
 
 
 def observation_text(value: Any, limit: int = MAX_OBSERVATION_CHARS) -> str:
@@ -165,8 +142,6 @@ class ReActAgent:
         self._runtime = runtime
         self._owns_runtime = runtime is None
         self._create = dict(model=model, backend=backend, trace=trace, **engine_kwargs)
-        self._executor: Executor | None = None
-        self._tap: _UsageTap | None = None
         self.system = system_prompt(self.specs)
         self._grammar = react_grammar(self.tools)
         self._finish_grammar = react_grammar((), finish_only=True)
@@ -176,32 +151,20 @@ class ReActAgent:
     def runtime(self) -> AgentRuntime | None:
         return self._runtime
 
-    async def _ensure(self) -> tuple[AgentRuntime, Executor, _UsageTap]:
+    async def _ensure(self) -> AgentRuntime:
         if self._runtime is None:
             self._runtime = await AgentRuntime.create(self.tools, **self._create)
-        rt = self._runtime
-        if self._executor is None:
-            # an executor of our own on the runtime's tool runner and backend, so the llm_turn events
-            # (tokens) of our programs can be read; the events still reach the runtime's trace
-            self._tap = _UsageTap(rt.trace)
-            self._executor = Executor(rt.executor.tools, rt.backend, trace=self._tap)
-        assert self._tap is not None
-        return rt, self._executor, self._tap
+        return self._runtime
 
     def _is_constrained(self, rt: AgentRuntime) -> bool:
         if self.constrained is not None:
             return self.constrained
         return getattr(rt.backend, "name", None) == "local"
 
-    def _start(self, rt: AgentRuntime, executor: Executor, tap: _UsageTap, program_id: str) -> ProgramRun:
-        tap.watched.add(program_id)
-        compiled = compile_program(Program("react", may_grow=True), rt.registry)
-        return executor.start(compiled, program_id=program_id, hold=True)
-
     async def run(self, question: str) -> AgentResult:
         """Answer ``question``: turns until ``Finish`` or ``max_steps``. Raises ``NodeFailedError`` when an
         LLM call fails (tool failures are observations)."""
-        rt, executor, tap = await self._ensure()
+        rt = await self._ensure()
         constrained = self._is_constrained(rt)
         start = time.perf_counter()
         trace_id = f"react-{uuid.uuid4().hex[:8]}"
@@ -209,7 +172,7 @@ class ReActAgent:
                     Message(role="user", content=_literal(question))]  # fmt: skip
         observations: list[Observation] = []
         usage: list[LLMUsage] = []
-        runs = [self._start(rt, executor, tap, trace_id)]
+        run = rt.start_program("react", program_id=trace_id)
         answer: str | None = None
         last_thought, last_observation = "", ""
         try:
@@ -223,20 +186,13 @@ class ReActAgent:
                 call = LLMCall(
                     id=node_id, messages=tuple(messages), max_tokens=TURN_MAX_TOKENS, grammar=grammar
                 )
-                run = runs[-1]
                 run.add_node(
                     call, LLMHints(turn=turn - 1, remaining_turns=0 if last else None, last_turn=last)
                 )
                 text = await run.node_future(node_id)
-                attrs = tap.pop(run.id, node_id)
+                t = rt.llm_turn(run.id, node_id)
                 usage.append(
-                    LLMUsage(
-                        role="react",
-                        prompt_tokens=int(attrs.get("gen_ai.usage.input_tokens", 0)),
-                        completion_tokens=int(attrs.get("gen_ai.usage.output_tokens", 0)),
-                        cached_tokens=int(attrs.get("cached_tokens", 0)),
-                        seconds=float(attrs.get("duration_s", 0.0)),
-                    )
+                    LLMUsage("react", t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.seconds)
                 )
                 reply, parsed, error = _read_turn(str(text), self.specs)
                 messages.append(Message(role="assistant", content=_literal(reply)))
@@ -250,23 +206,19 @@ class ReActAgent:
                 if parsed is None:
                     shown = f"Error: {error}"
                 else:
-                    obs, failed = await self._act(run, turn, parsed)
+                    obs = await self._act(run, turn, parsed)
                     observations.append(obs)
-                    if failed:
-                        runs.append(self._start(rt, executor, tap, f"{trace_id}~{len(runs) + 1}"))
                     shown = f"Error: {obs.error}" if obs.error is not None else observation_text(obs.value)
                     if obs.error is None:
                         last_observation = shown
                 note = LAST_STEP_NOTE if turn + 1 == self.max_steps else ""
                 messages.append(Message(role="user", content=_literal(f"Observation: {shown}{note}")))
         finally:
-            for run in runs:
-                run.seal()
-                try:
-                    await run.wait()
-                except Exception:  # noqa: BLE001 - a failed tool was already an observation; an LLM one is raised
-                    pass
-                tap.watched.discard(run.id)
+            run.seal()
+            try:
+                await run.wait()
+            finally:
+                rt.end_program(run.id)
         if answer is None:  # out of steps without Finish: answer with what it has
             answer = " ".join(t for t in (last_thought, last_observation) if t)
         return AgentResult(
@@ -279,34 +231,27 @@ class ReActAgent:
             seconds=time.perf_counter() - start,
         )
 
-    async def _act(self, run: ProgramRun, turn: int, parsed: Turn) -> tuple[Observation, bool]:
-        """Run the turn's tool as node ``tool<turn>``: its observation, and whether the node failed (which
-        ended ``run``)."""
+    async def _act(self, run: ProgramRun, turn: int, parsed: Turn) -> Observation:
+        """Run the turn's tool as node ``tool<turn>`` (``on_error="value"``: a failing call is the
+        observation's ``error``, and the program goes on)."""
         assert parsed.tool is not None
         tool_id = f"tool{turn}"
         t0 = time.perf_counter()
         try:
-            run.add_node(ToolCall(id=tool_id, tool=parsed.tool, args=parsed.args))
+            run.add_node(ToolCall(id=tool_id, tool=parsed.tool, args=parsed.args, on_error="value"))
         except DagError as exc:  # arguments that fail the tool's schema: no node was added
-            return Observation(turn, parsed.tool, parsed.args, error=str(exc)), False
-        try:
-            value = await run.node_future(tool_id)
-        except NodeFailedError as exc:
-            if exc.node != tool_id:
-                raise
-            error = f"{type(exc.cause).__name__}: {exc.cause}"
-            return Observation(
-                turn, parsed.tool, parsed.args, error=error, seconds=time.perf_counter() - t0
-            ), True
-        return Observation(
-            turn, parsed.tool, parsed.args, value=value, seconds=time.perf_counter() - t0
-        ), False
+            return Observation(turn, parsed.tool, parsed.args, error=str(exc))
+        value = await run.node_future(tool_id)
+        seconds = time.perf_counter() - t0
+        if isinstance(value, ToolFailure):
+            error = f"{value.error_type}: {value.message}"
+            return Observation(turn, parsed.tool, parsed.args, error=error, seconds=seconds)
+        return Observation(turn, parsed.tool, parsed.args, value=value, seconds=seconds)
 
     async def close(self) -> None:
         if self._owns_runtime and self._runtime is not None:
             await self._runtime.close()
             self._runtime = None
-            self._executor = None
 
     async def __aenter__(self) -> ReActAgent:
         return self

@@ -11,18 +11,47 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dag.compiler import compile_program
 from dag.ir import Program
 from runtime.executor import Executor, LLMBackend, ProgramRun
-from runtime.tracing import TraceSink
+from runtime.tracing import TraceEvent, TraceSink
 from tools.local import LocalToolRunner
 from tools.registry import ToolRegistry
 from tools.tool import Tool
 
 DEFAULT_TRACE_DIR = Path("out/traces")
+
+
+@dataclass(frozen=True)
+class LLMTurn:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    seconds: float
+
+
+class UsageTap:
+    """The runtime's trace sink: passes every event on to the real sink (if any) and keeps the ``llm_turn``
+    events (tokens, cached tokens, duration) of the programs started with ``start_program`` until the agent
+    takes them with ``AgentRuntime.llm_turn``."""
+
+    def __init__(self, inner: TraceSink | None) -> None:
+        self.inner = inner
+        self.watched: set[str] = set()
+        self.turns: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def emit(self, event: TraceEvent) -> None:
+        if self.inner is not None:
+            self.inner.emit(event)
+        if event.kind == "llm_turn" and event.program_id in self.watched and event.node_id is not None:
+            self.turns[(event.program_id, event.node_id)] = event.attrs
+
+    def close(self) -> None:  # the runtime closes the inner sink it owns
+        pass
 
 
 class AgentRuntime:
@@ -43,7 +72,8 @@ class AgentRuntime:
         self.backend = backend
         self.trace = trace
         self.trace_path = trace_path
-        self.executor = Executor(LocalToolRunner(registry), backend, trace=trace)
+        self.usage = UsageTap(trace)
+        self.executor = Executor(LocalToolRunner(registry), backend, trace=self.usage)
         self._owns_backend = owns_backend
         self._owns_trace = owns_trace
 
@@ -77,8 +107,26 @@ class AgentRuntime:
         """An empty, held program run that grows with ``add_node`` until ``seal()``."""
         compiled = compile_program(Program(name, may_grow=True), self.registry)
         pid = program_id or f"{name}-{uuid.uuid4().hex[:8]}"
+        self.usage.watched.add(pid)
         run = self.executor.start(compiled, program_id=pid, hold=True)
         return run
+
+    def llm_turn(self, program_id: str, node_id: str) -> LLMTurn:
+        """Tokens and time of a finished LLM node of a program started here (its last attempt); zeros if the
+        node emitted no ``llm_turn`` event. Each node's figures are handed out once."""
+        attrs = self.usage.turns.pop((program_id, node_id), {})
+        return LLMTurn(
+            prompt_tokens=int(attrs.get("gen_ai.usage.input_tokens", 0)),
+            completion_tokens=int(attrs.get("gen_ai.usage.output_tokens", 0)),
+            cached_tokens=int(attrs.get("cached_tokens", 0)),
+            seconds=float(attrs.get("duration_s", 0.0)),
+        )
+
+    def end_program(self, program_id: str) -> None:
+        """Stop keeping the program's ``llm_turn`` events (call once its run has ended)."""
+        self.usage.watched.discard(program_id)
+        for key in [k for k in self.usage.turns if k[0] == program_id]:
+            del self.usage.turns[key]
 
     async def close(self) -> None:
         if self._owns_backend and self.backend is not None:

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from dag.compiler import CompiledProgram, CriticalPath, LLMHints, compile_program, extend
 from dag.errors import DagError
-from dag.ir import FunctionCall, InputSpec, LLMCall, Message, MessageToolCall, Program, RetryPolicy, ToolCall
+from dag.ir import (
+    FunctionCall,
+    InputSpec,
+    LLMCall,
+    Message,
+    MessageToolCall,
+    Program,
+    RetryPolicy,
+    ToolCall,
+    ToolFailure,
+)
 from dag.refs import Ref, node_ref, parse_ref
 from dag.yaml_loader import load_workflow, parse_workflow
 
@@ -25,6 +35,8 @@ __all__ = [
     "Ref",
     "RetryPolicy",
     "ToolCall",
+    "ToolFailure",
+    "ToolFailure",
     "compile_program",
     "extend",
     "load_workflow",

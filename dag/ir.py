@@ -118,12 +118,31 @@ class _NodeBase(BaseModel):
 
 
 class ToolCall(_NodeBase):
-    """Call ``tool`` with ``args`` (values may hold references)."""
+    """Call ``tool`` with ``args`` (values may hold references).
+
+    ``on_error``: ``"fail"`` (default) fails the program when the call fails (after its retries);
+    ``"value"`` makes the failure the node's value instead, a ``ToolFailure`` its dependents and awaiters
+    receive, so an agent can show the error to its model and go on (the program keeps running)."""
 
     kind: Literal["tool"] = "tool"
     tool: str
     args: dict[str, Any] = Field(default_factory=dict)
     retry: RetryPolicy = RetryPolicy()
+    on_error: Literal["fail", "value"] = "fail"
+
+
+class ToolFailure(BaseModel):
+    """The value of a ``ToolCall(on_error="value")`` whose call failed: which tool, the error's type and
+    message (what the tool raised, or the argument / timeout error), and how many attempts were made."""
+
+    model_config = _FROZEN
+    tool: str
+    error_type: str
+    message: str
+    attempts: int = 1
+
+    def __str__(self) -> str:
+        return f"error from {self.tool}: {self.error_type}: {self.message}"
 
 
 class LLMCall(_NodeBase):

@@ -23,7 +23,7 @@ import pydantic_core
 
 from dag.compiler import CompiledProgram, LLMHints, extend
 from dag.inputs import bind_inputs
-from dag.ir import LLMCall, ToolCall
+from dag.ir import LLMCall, ToolCall, ToolFailure
 from dag.refs import Ref, RefResolutionError, as_text, walk
 from runtime.executor.errors import (
     ExecutorError,
@@ -247,6 +247,13 @@ class ProgramRun:
                     "error": str(cause),
                 },
             )
+            if isinstance(node, ToolCall) and node.on_error == "value" and not self._closing:
+                attempts = exc.attempts if isinstance(exc, NodeFailedError) else 1
+                failure = ToolFailure(
+                    tool=node.tool, error_type=type(cause).__name__, message=str(cause), attempts=attempts
+                )
+                self._complete(n, failure)
+                return
             self._tasks.pop(n, None)
             error = exc if isinstance(exc, NodeFailedError) else NodeFailedError(self.id, n, exc)
             self._shutdown(error, "failed")
