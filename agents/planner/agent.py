@@ -188,9 +188,13 @@ class Planner:
                 break
         except BaseException:
             run.cancel("the planner failed")
+            rt.end_program(run.id)
             raise
         run.seal()
-        await run.wait()
+        try:
+            await run.wait()
+        finally:
+            rt.end_program(run.id)
         return AgentResult(
             answer=answer,
             plans=plans,
