@@ -22,7 +22,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from agents.result import AgentResult
-from bench.agent_questions import check_answer, make_questions
+from runtime.bench.checkout import source_checkout
+
+source_checkout()  # the questions and the tools live in the checkout's bench/ and examples/
+from bench.agent_questions import check_answer, make_questions  # noqa: E402
 
 WARMUP_SEED_OFFSET = 10_000
 
