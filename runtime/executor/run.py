@@ -228,7 +228,9 @@ class ProgramRun:
         node = self.program.nodes[n]
         start = time.perf_counter()
         if self._steps.trace is not None:
-            self._steps.emit("node_start", n, {"node_kind": node.kind, "level": self.compiled.levels.get(n)})
+            deps = list(self.program.graph.predecessors(n))  # the DAG as it unfolds, edge by edge
+            attrs = {"node_kind": node.kind, "level": self.compiled.levels.get(n), "deps": deps}
+            self._steps.emit("node_start", n, attrs)
         try:
             value = await self._execute(n, node)
             if self._on_node_done is not None:

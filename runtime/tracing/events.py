@@ -6,9 +6,9 @@ Kinds and their ``attrs``:
 |---|---|---|
 | ``program_start`` | a run begins | ``program``, ``nodes``, ``critical_path_s`` |
 | ``program_end`` | it ends | ``status`` (ok / failed / cancelled), ``duration_s``, ``error`` when failed |
-| ``node_start`` | a node's inputs are ready and it starts | ``node_kind`` (llm / tool), ``level`` |
+| ``node_start`` | its inputs are ready and it starts | ``node_kind`` (llm / tool), ``level``, ``deps`` (node ids) |
 | ``node_end`` | it produced its output | ``duration_s``, ``output`` (JSON, cut to 2,000 chars) |
-| ``node_error`` | it failed (the program fails) | ``duration_s``, ``error_type``, ``error`` |
+| ``node_error`` | it failed (its program fails unless ``on_error=value``) | ``duration_s``, ``error_type``, ``error`` |
 | ``node_cancelled`` | it was running when its program failed or was cancelled | ``duration_s`` |
 | ``llm_turn`` | one LLM call returned | ``backend``, ``duration_s``, the hints, ``gen_ai.*`` usage attributes |
 | ``tool_call`` | one try of a tool call ended | ``tool``, ``call_id``, ``attempt``, ``status``, ``duration_s`` |
