@@ -137,7 +137,9 @@ class _Rules:
         self.rules["schar"] = '[^"\\\\\\x00-\\x1f] | "\\\\" ["\\\\nt]'
         self.rules["int"] = _INT
         self.rules["num"] = _NUM
-        self.rules["str"] = self.string(0, max_string_length)
+        # unbounded: xgrammar's bounded repetition of a rule (``schar{0,N}``) makes every mask fill inside a
+        # string cost hundreds of ms on SmolLM2's vocabulary; the turn's max_tokens bounds it instead
+        self.rules["str"] = '"\\"" schar* "\\""'
         self.rules["scalar"] = 'str | num | "True" | "False" | "None"'
         self.rules["list"] = '"[" (scalar (", " scalar){0,15})? "]"'
 

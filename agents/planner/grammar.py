@@ -4,8 +4,9 @@ the given tools, for constrained decoding of the planner.
 Shape (``K = max_tasks``): an optional ``Thought: ...`` line before each task; task ``k`` is
 ``k. name(key=value, ...)`` numbered 1, 2, ... in order; the plan ends with ``n. join()\\n<END_OF_PLAN>``
 after at most ``K`` tool calls. Arguments are keyword arguments in the schema's property order, required
-ones present, each a Python literal of the property's schema: strings double-quoted (at most
-``max_string_length`` characters, ``$`` written ``\\$``, references as ``${N}``), integers and numbers
+ones present, each a Python literal of the property's schema: strings double-quoted (at most a schema's
+``maxLength``, capped at ``max_string_length``, else unbounded: see ``_Values.string``; ``$`` written
+``\\$``, references as ``${N}``), integers and numbers
 possibly a bare ``$N``, booleans ``True``/``False``, ``None``, enums/consts as their literals, arrays and
 objects of literals (at most ``max_items`` items), ``$ref``s to ``$defs``; schemas it does not model accept
 any scalar, list of scalars or flat dict. References in task ``k`` name only tasks ``1..k-1``, so every plan
@@ -100,6 +101,11 @@ class _Values:
         self._def_rules: dict[str, str] = {}
 
     def string(self, lo: int, hi: int) -> str:
+        """A string of ``lo..hi`` characters; the default bounds (``0..max_string_length``) are written as an
+        unbounded ``schar*``: xgrammar's bounded repetition of a rule makes every mask fill inside a string
+        cost tens to hundreds of ms on a 49K vocabulary, and the call's ``max_tokens`` bounds it anyway."""
+        if (lo, hi) == (0, self.r.max_string):
+            return f'"\\"" {self.schar}* "\\""'
         return f'"\\"" {self.schar}{{{lo},{hi}}} "\\""'
 
     def array(self, item: str, lo: int, hi: int | None = None) -> str:
