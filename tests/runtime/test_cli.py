@@ -43,7 +43,10 @@ def test_chat_forced_tool_call_with_smollm2_prints_parsed_arguments():
     assert doc["finish_reason"] == "stop" and doc["content"] is None
     [call] = doc["tool_calls"]
     assert call["name"] == "get_weather" and call["id"].startswith("call_")
-    assert isinstance(call["arguments"]["city"], str) and call["arguments"]["unit"] in ("celsius", "fahrenheit")
+    assert isinstance(call["arguments"]["city"], str) and call["arguments"]["unit"] in (
+        "celsius",
+        "fahrenheit",
+    )
 
 
 def test_chat_unknown_forced_tool_names_the_field():
