@@ -154,11 +154,22 @@ def compile_template(value: Any) -> Template:
         return _compile_str(value)
     if isinstance(value, (list, tuple)):
         items = [compile_template(v) for v in value]
-        return _List(items) if any(t.refs for t in items) else _Const(list(value))
+        return _List(items) if any(t.refs for t in items) else _Const([_constant(t) for t in items])
     if isinstance(value, Mapping):
         mapped = {str(k): compile_template(v) for k, v in value.items()}
-        return _Dict(mapped) if any(t.refs for t in mapped.values()) else _Const(dict(value))
+        if any(t.refs for t in mapped.values()):
+            return _Dict(mapped)
+        return _Const({k: _constant(t) for k, t in mapped.items()})
     return _Const(value)
+
+
+def _constant(template: Template) -> Any:
+    """The value of a template without references (escapes such as ``$${`` already undone)."""
+    return template.render(_no_refs)
+
+
+def _no_refs(ref: Ref) -> Any:
+    raise AssertionError(f"a constant template looked up {ref.text!r}")
 
 
 def _compile_str(text: str) -> Template:

@@ -112,3 +112,16 @@ def test_walk_errors(path: tuple, message: str) -> None:
         walk(VALUES["doc"], ("nope",))
     with pytest.raises(RefResolutionError, match=r"\[0\]: the value is a int, not a list"):
         walk(3, (0,))
+
+
+def test_escapes_are_undone_inside_constant_lists_and_dicts():
+    from dag.refs import compile_template
+
+    value = {"a": ["cost $${x}", 3], "b": {"c": "$${y} and text"}, "d": ("$${z}",)}
+    template = compile_template(value)
+    assert template.refs == ()
+    assert template.render(lambda ref: None) == {
+        "a": ["cost ${x}", 3],
+        "b": {"c": "${y} and text"},
+        "d": ["${z}"],
+    }
