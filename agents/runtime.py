@@ -108,8 +108,7 @@ class AgentRuntime:
         compiled = compile_program(Program(name, may_grow=True), self.registry)
         pid = program_id or f"{name}-{uuid.uuid4().hex[:8]}"
         self.usage.watched.add(pid)
-        run = self.executor.start(compiled, program_id=pid, hold=True)
-        return run
+        return self.executor.start(compiled, program_id=pid, hold=True)
 
     def llm_turn(self, program_id: str, node_id: str) -> LLMTurn:
         """Tokens and time of a finished LLM node of a program started here (its last attempt); zeros if the

