@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch first, pinned: 2.13.0 resolves to the local CPU build; a range would pull CUDA wheels.
 TORCH  := torch==2.13.0
 
-.PHONY: install demo test lint bench clean deps
+.PHONY: install demo test lint bench clean deps agents-sdk
 
 install: $(STAMP)
 
@@ -37,11 +37,20 @@ deps:
 			|| echo "apt-get could not install mosquitto: its MQTT tests will be skipped"; \
 	else echo "mosquitto not found and not root: apt-get install mosquitto to run its MQTT tests"; fi
 
-test: lint deps
+# The OpenAI Agents SDK in its own environment: its import name, `agents`, is also this repository's package.
+AGENTS_VENV := .venv-agents
+agents-sdk: $(AGENTS_VENV)/.installed
+
+$(AGENTS_VENV)/.installed:
+	test -x $(AGENTS_VENV)/bin/python || $(PYTHON) -m venv $(AGENTS_VENV)
+	$(AGENTS_VENV)/bin/pip install --quiet "openai-agents>=0.2"
+	touch $@
+
+test: lint deps agents-sdk
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/tether bench engine --model smollm2
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(AGENTS_VENV) .pytest_cache .ruff_cache *.egg-info

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runtime.cli import bench, chat, generate, replay, run, worker
+from runtime.cli import bench, chat, generate, replay, run, serve, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.register(sub)
     worker.register(sub)
     run.register(sub)
+    serve.register(sub)
     return parser
 
 

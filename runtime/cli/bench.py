@@ -1,4 +1,4 @@
-"""``tether bench engine``, ``tether bench kernels`` and ``tether bench agents``."""
+"""``tether bench engine``, ``tether bench kernels``, ``tether bench agents`` and ``tether bench serve``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--json", default=None, help="also write every sample and the summary to this file")
     add_engine_args(a)
     a.set_defaults(func=run_agents, model="smollm2")
+    s = bsub.add_parser(
+        "serve",
+        help="a workload replayed through `tether serve` and in process, per policy: JCT ratio and server overhead",
+    )
+    s.add_argument("--workload", required=True, help="a JSONL trace (../shared/workloads/*.jsonl)")
+    s.add_argument("--programs", type=int, default=None, help="the first N programs")
+    s.add_argument("--policies", default="vllm,tether")
+    s.add_argument("--token-scale", type=float, default=1.0, help="multiply token counts (say so in figures)")
+    s.add_argument("--time-scale", type=float, default=1.0, help="multiply tool seconds")
+    load = s.add_mutually_exclusive_group(required=True)
+    load.add_argument("--rate", type=float, default=None, help="Poisson arrivals, programs per second")
+    load.add_argument("--concurrency", type=int, default=None, help="closed loop: N programs at a time")
+    s.add_argument("--json", default=None, help="also write the result to this file")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_engine_args(s)
+    s.set_defaults(func=run_serve)
 
 
 def register_calibrate(sub: argparse._SubParsersAction) -> None:
@@ -114,6 +130,44 @@ def run_agents(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from runtime.bench.serve import ServeBenchSettings, format_serve_bench, run_serve_bench
+    from runtime.engine.config import EngineConfig
+    from runtime.policies import get_policy
+    from runtime.replay.report import progress_printer
+    from runtime.replay.workload import WorkloadError, load_workload
+
+    try:
+        programs = load_workload(args.workload)[: args.programs]
+        policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
+        for policy in policies:
+            get_policy(policy)
+        engine = EngineConfig(model=args.model, **engine_kwargs(args))
+    except (WorkloadError, ValueError) as exc:
+        print(f"tether bench serve: {exc}", file=sys.stderr)
+        return 2
+    programs = [p.scaled(args.token_scale, args.time_scale) for p in programs]
+    settings = ServeBenchSettings(policies, engine, args.rate, args.concurrency, args.seed)
+    doc = run_serve_bench(settings, programs, None if args.quiet else progress_printer(sys.stderr))
+    doc["settings"] = {
+        "workload": args.workload,
+        "programs": len(programs),
+        "token_scale": args.token_scale,
+        "time_scale": args.time_scale,
+        "rate": args.rate,
+        "concurrency": args.concurrency,
+        "model": args.model,
+        "num_kv_blocks": args.num_kv_blocks,
+        "num_cpu_kv_blocks": args.num_cpu_kv_blocks,
+        "seed": args.seed,
+    }
+    print(format_serve_bench(doc))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+    return 0
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

@@ -19,11 +19,29 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--block-size", type=int, default=16)
     g.add_argument("--num-kv-blocks", type=int, default=None)
+    g.add_argument(
+        "--num-cpu-kv-blocks",
+        type=int,
+        default=None,
+        help="host KV blocks for policies with a CPU tier (default: 4x the KV blocks for those policies)",
+    )
     g.add_argument("--max-num-batched-tokens", type=int, default=2048)
     g.add_argument("--max-num-seqs", type=int, default=256)
     g.add_argument("--max-model-len", type=int, default=None)
     g.add_argument("--no-prefix-caching", action="store_true")
     g.add_argument("--seed", type=int, default=0, help="model seed for the tiny preset")
+    g.add_argument(
+        "--policy",
+        default="tether",
+        help="program-level scheduling policy: vllm, lmcache, infercept, autellix, continuum, tether (with "
+        "options such as tether:order=las; see docs/scheduling.md)",
+    )
+    g.add_argument(
+        "--max-num-waiting",
+        type=int,
+        default=None,
+        help="refuse requests while this many wait for admission (the server answers 503); default: no cap",
+    )
 
 
 def engine_kwargs(args: argparse.Namespace) -> dict:
@@ -32,9 +50,12 @@ def engine_kwargs(args: argparse.Namespace) -> dict:
         dtype=args.dtype,
         block_size=args.block_size,
         num_kv_blocks=args.num_kv_blocks,
+        num_cpu_kv_blocks=args.num_cpu_kv_blocks,
         max_num_batched_tokens=args.max_num_batched_tokens,
         max_num_seqs=args.max_num_seqs,
         max_model_len=args.max_model_len,
         enable_prefix_caching=not args.no_prefix_caching,
         seed=args.seed,
+        policy=args.policy,
+        max_num_waiting=args.max_num_waiting,
     )

@@ -1,4 +1,5 @@
-"""``tether replay``: replay an agent workload against scheduling policies (real engine or simulation)."""
+"""``tether replay``: replay an agent workload against scheduling policies (real engine or simulation), or
+over HTTP against any OpenAI-compatible server (``--endpoint``)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     load = p.add_mutually_exclusive_group()
     load.add_argument("--rate", type=float, default=None, help="Poisson arrivals, programs per second")
     load.add_argument("--concurrency", type=int, default=None, help="closed loop: N programs at a time")
-    p.add_argument("--policies", default=DEFAULT_POLICIES)
+    p.add_argument("--policies", default=None, help=f"comma-separated (default {DEFAULT_POLICIES})")
     p.add_argument("--token-scale", type=float, default=1.0, help="multiply token counts (say so in figures)")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply tool seconds")
     p.add_argument("--kv-blocks", type=int, default=None, help="GPU KV blocks (contention is set here)")
@@ -71,6 +72,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", default=None, help="write the results to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    http = p.add_argument_group("over HTTP", "replay against a running OpenAI-compatible server")
+    http.add_argument(
+        "--endpoint",
+        default=None,
+        help="the server's OpenAI base URL, with /v1 (http://127.0.0.1:8000/v1); its own policy is measured",
+    )
+    http.add_argument(
+        "--served-model", default=None, help="the requests' model field (default: the first of GET /models)"
+    )
+    http.add_argument("--api-key", default=None, help="sent as Authorization: Bearer KEY")
+    http.add_argument("--label", default="http", help="the result row's name (default http)")
     p.set_defaults(func=run)
 
 
@@ -81,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from runtime.replay.sweep import CAPACITY_SLOWDOWN, plot_sweep, run_sweep
     from runtime.replay.workload import WorkloadError
 
+    if args.endpoint:
+        return _run_endpoint(args)
     try:
         settings, programs, seeds = _settings(args)
     except (WorkloadError, ValueError) as exc:
@@ -140,7 +154,7 @@ def _settings(args: argparse.Namespace):
             "--draw samples a steady state under Poisson arrivals: use --rate, not --concurrency"
         )
     programs = [p.scaled(args.token_scale, args.time_scale) for p in programs]
-    policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
+    policies = tuple(p.strip() for p in (args.policies or DEFAULT_POLICIES).split(",") if p.strip())
     for policy in policies:
         get_policy(policy)  # a ValueError names an unknown policy or option
     if args.rate is None and args.concurrency is None and not args.sweep:
@@ -163,6 +177,125 @@ def _settings(args: argparse.Namespace):
         policies, engine, args.rate, args.concurrency, seeds[0], args.simulate, cost, args.hints, window
     )
     return settings, programs, seeds
+
+
+def _run_endpoint(args: argparse.Namespace) -> int:
+    """``--endpoint``: one row, the server's own policy, the same programs and seeded arrivals."""
+    import asyncio
+
+    from runtime.replay.http import ReplayHTTPError, replay_endpoint
+    from runtime.replay.report import progress_printer
+    from runtime.replay.workload import WorkloadError
+
+    try:
+        programs, arrivals = _endpoint_programs(args)
+    except (WorkloadError, ValueError) as exc:
+        print(f"tether replay: {exc}", file=sys.stderr)
+        return 2
+    ignored = [flag for flag, name in _HTTP_IGNORED if getattr(args, name) is not None]
+    if args.model != "tiny":
+        ignored.append("--model (the requests' model is --served-model)")
+    if ignored:
+        print(
+            f"tether replay: the server's own settings apply; ignored: {', '.join(ignored)}", file=sys.stderr
+        )
+    show = None if args.quiet else progress_printer(sys.stderr)
+    try:
+        row = asyncio.run(
+            replay_endpoint(
+                args.endpoint,
+                programs,
+                arrivals,
+                model=args.served_model,
+                api_key=args.api_key,
+                label=args.label,
+                seed=args.seed,
+                hints=args.hints,
+                window=args.window or 0.0,
+                on_progress=(lambda done, total: show(args.label, done, total)) if show else None,
+            )
+        )
+    except ReplayHTTPError as exc:
+        print(f"tether replay: {exc}", file=sys.stderr)
+        return 1
+    _print_endpoint(args, row, programs)
+    return 0
+
+
+def _endpoint_programs(args: argparse.Namespace):
+    from runtime.replay.bench import measured_window
+    from runtime.replay.driver import Arrivals
+    from runtime.replay.workload import load_workload
+
+    rejected = [flag for flag, name in _HTTP_REJECTED if getattr(args, name)]
+    if rejected:
+        raise ValueError(f"{', '.join(rejected)} cannot be used with --endpoint")
+    if args.rate is None and args.concurrency is None:
+        raise ValueError("give --rate R or --concurrency C")
+    programs = load_workload(args.workload)[: args.programs]
+    programs = [p.scaled(args.token_scale, args.time_scale) for p in programs]
+    measured_window(len(programs), args.window or 0.0)  # a ValueError names a bad --window
+    if args.concurrency is not None:
+        return programs, Arrivals(concurrency=args.concurrency)
+    return programs, Arrivals.poisson(len(programs), args.rate, args.seed)
+
+
+def _print_endpoint(args: argparse.Namespace, row: dict, programs: list) -> None:
+    from runtime.replay.floor import prefill_floor
+    from runtime.replay.report import format_floor, format_table
+
+    floor = prefill_floor(programs, args.block_size)
+    print(format_table([row]))
+    if row["turns_without_token_ids"]:
+        print(
+            f"{row['turns_without_token_ids']} of {row['turns']} turns came back without token_ids: replay "
+            "appended seeded random tokens, so later prompts are not what the server generated"
+        )
+    if args.window:
+        print(f"averages leave out the first and last {args.window:.0%} of programs by arrival")
+    if args.hints == "oracle":
+        print("hints: oracle -- the server saw each program's true remaining turns: a bound, not a result")
+    print(format_floor(floor))
+    if args.json:
+        doc = {
+            "workload": str(args.workload),
+            "settings": _endpoint_settings_doc(args, len(programs), row["served_model"]),
+            "prefill_floor": floor.as_dict(),
+            "results": [row],
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=2))
+
+
+_HTTP_REJECTED = (
+    ("--simulate", "simulate"),
+    ("--sweep", "sweep"),
+    ("--draw", "draw"),
+    ("--solo", "solo"),
+    ("--seeds", "seeds"),
+)
+_HTTP_IGNORED = (
+    ("--policies", "policies"),
+    ("--kv-blocks", "kv_blocks"),
+    ("--cpu-kv-blocks", "cpu_kv_blocks"),
+    ("--cost-model", "cost_model"),
+)
+
+
+def _endpoint_settings_doc(args: argparse.Namespace, n: int, model: str) -> dict:
+    return {
+        "endpoint": args.endpoint,
+        "served_model": model,
+        "label": args.label,
+        "programs": n,
+        "window": args.window or 0.0,
+        "hints": args.hints,
+        "seed": args.seed,
+        "rate": args.rate,
+        "concurrency": args.concurrency,
+        "token_scale": args.token_scale,
+        "time_scale": args.time_scale,
+        "block_size": args.block_size,  # the prefill floor's only
+    }
 
 
 def _cpu_blocks(value: str | None, gpu_blocks: int | None) -> int | None:

@@ -36,7 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trace-dir", type=Path, default=Path(DEFAULT_TRACE_DIR), help="where the trace goes")
     p.add_argument("--openai-url", default=None, help="an OpenAI-compatible server (base URL, e.g. .../v1)")
     p.add_argument("--openai-api-key", default=None, help="bearer token (default: $OPENAI_API_KEY)")
-    p.add_argument("--policy", default="tether", help="engine scheduling policy (local engine)")
     p.add_argument("--run-id", default=None, help="the run's (and program's) id; default: NAME-TIME-RANDOM")
     add_engine_args(p)
     p.set_defaults(func=execute)
@@ -125,7 +124,7 @@ async def _llm_backend(args: argparse.Namespace) -> Any:
     from runtime.executor.errors import ExecutorError
 
     try:
-        config = EngineConfig(model=args.model, policy=args.policy, **engine_kwargs(args))
+        config = EngineConfig(model=args.model, **engine_kwargs(args))
         return await LocalEngineBackend.create(config)
     except (EngineError, ModelLoadError, ValueError, KeyError) as exc:
         raise ExecutorError(f"cannot start the engine for --model {args.model!r}: {exc}") from exc

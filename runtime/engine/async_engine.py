@@ -28,6 +28,8 @@ from runtime.engine.sequence import ProgramHints
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+PIN_TIMER_MIN_S, PIN_TIMER_MAX_S = 0.005, 0.25  # idle wake-ups for pin timers (a parked pin's prefetch is due
+# before its expiry: the cap keeps the program layer's clock-driven actions within a quarter second)
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,9 @@ class StreamDelta:
 
 
 class _Stream:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, final_only: bool = False) -> None:
         self.loop = loop
+        self.final_only = final_only  # deliver the finished output alone: no wake-up of the loop per step
         self.queue: asyncio.Queue[RequestOutput] = asyncio.Queue()
 
     def push(self, out: RequestOutput) -> None:
@@ -67,36 +70,54 @@ class AsyncEngine:
     ``await engine.generate(GenerateRequest(...))`` or ``async for delta in engine.stream(...)``.
     ``await engine.close()`` stops the thread (requests still in flight are aborted)."""
 
-    def __init__(self, engine: LLMEngine) -> None:
-        self.engine = engine
+    def __init__(
+        self, engine: LLMEngine | None = None, *, _build: Callable[[], LLMEngine] | None = None
+    ) -> None:
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
         self._streams: dict[str, _Stream] = {}
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="tether-engine", daemon=True)
+        self._built = threading.Event()
+        self._build_error: BaseException | None = None
+        if engine is not None:
+            self.engine = engine
+            self._built.set()
+        self._thread = threading.Thread(target=self._run, args=(_build,), name="tether-engine", daemon=True)
         self._thread.start()
 
     @classmethod
     async def create(cls, config: EngineConfig) -> AsyncEngine:
-        """Loads the model off the event loop."""
-        return cls(await asyncio.to_thread(LLMEngine, config))
+        """Loads the model on the engine thread itself, off the event loop. One thread runs every torch call:
+        on CPU, OpenMP work from a second thread (a loader thread, then the step thread) made steps about 2.5x
+        slower on the 2-core machine (measured), as the two threads' OpenMP pools compete for the cores."""
+        engine = cls(_build=lambda: LLMEngine(config))
+        await asyncio.to_thread(engine._built.wait)
+        if engine._build_error is not None:
+            await asyncio.to_thread(engine._thread.join)
+            raise engine._build_error
+        return engine
 
     # -- event-loop side ------------------------------------------------------------------------------------
     async def generate(self, request: GenerateRequest) -> RequestOutput:
         """The finished output. Raises ``InvalidRequestError`` for a bad request, ``EngineError`` when the
         step that ran it failed."""
         last: StreamDelta | None = None
-        async for last in self.stream(request):  # noqa: B007
+        async for last in self.stream(request, final_only=True):  # noqa: B007
             pass
         assert last is not None
         return last.output
 
-    async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamDelta]:
+    async def stream(
+        self, request: GenerateRequest, *, final_only: bool = False
+    ) -> AsyncIterator[StreamDelta]:
+        """One ``StreamDelta`` per step that added tokens; with ``final_only`` just the last one (whose
+        ``token_ids`` / ``text`` are then the whole output): the engine thread wakes the event loop once per
+        request instead of once per step, which matters when both threads share two cores."""
         if self._stopping:
             raise EngineError("engine is closed")
         loop = asyncio.get_running_loop()
         admitted: asyncio.Future[str] = loop.create_future()
-        stream = _Stream(loop)
+        stream = _Stream(loop, final_only)
         self._submit(("add", request, admitted, stream))
         rid = await admitted
         seen_tokens, seen_text, finished = 0, 0, False
@@ -135,6 +156,17 @@ class AsyncEngine:
         self._wake.set()
 
     # -- engine-thread side ---------------------------------------------------------------------------------
+    def _run(self, build: Callable[[], LLMEngine] | None) -> None:
+        if build is not None:
+            try:
+                self.engine = build()
+            except BaseException as exc:  # noqa: BLE001 - handed to create()
+                self._build_error = exc
+                self._built.set()
+                return
+            self._built.set()
+        self._loop()
+
     def _loop(self) -> None:
         while True:
             self._wake.clear()
@@ -142,7 +174,9 @@ class AsyncEngine:
             if self._stopping:
                 break
             if not self.engine.has_unfinished():
-                self._wake.wait()
+                timer = self._next_timer()
+                if not self._wake.wait(timeout=timer) and timer is not None:
+                    self.engine.step()  # no request runs: only the program layer's timers (expiry, prefetch)
                 continue
             try:
                 outputs = self.engine.step()
@@ -155,6 +189,15 @@ class AsyncEngine:
             out = self.engine.abort(rid)
             if out is not None:
                 self._deliver(out)
+
+    def _next_timer(self) -> float | None:
+        """Seconds until the earliest pin expiry while the engine is idle (``None``: no pin, sleep until a
+        command), so pins expire and parked programs are prefetched on time even when no request arrives."""
+        pins = self.engine.kv_manager.pins
+        if not pins:
+            return None
+        due = min(info.expires_at for info in pins.values()) - self.engine.clock()
+        return min(max(due, PIN_TIMER_MIN_S), PIN_TIMER_MAX_S)
 
     def _drain_commands(self) -> None:
         while True:
@@ -204,6 +247,8 @@ class AsyncEngine:
             return
         if out.finished:
             del self._streams[out.request_id]
+        elif stream.final_only:
+            return
         stream.push(out)
 
 

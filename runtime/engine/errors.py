@@ -35,3 +35,16 @@ class StructuredOutputError(EngineError):
 
     def __reduce__(self) -> tuple[type, tuple[str, str]]:
         return (type(self), (self.request_id, self.reason))
+
+
+class QueueFullError(EngineError):
+    """The engine's waiting queue holds ``max_num_waiting`` requests: this one is refused, nothing changes (a
+    server answers 503 with ``Retry-After``)."""
+
+    def __init__(self, request_id: str, num_waiting: int) -> None:
+        super().__init__(f"request {request_id!r}: the waiting queue is full ({num_waiting} requests waiting)")
+        self.request_id = request_id
+        self.num_waiting = num_waiting
+
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:
+        return (type(self), (self.request_id, self.num_waiting))

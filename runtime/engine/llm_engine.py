@@ -16,7 +16,7 @@ import torch
 from kvcache import KVCacheManager
 from runtime.engine.backend import ExecutionBackend, ModelBackend
 from runtime.engine.config import EngineConfig
-from runtime.engine.errors import InvalidRequestError
+from runtime.engine.errors import InvalidRequestError, QueueFullError
 from runtime.engine.outputs import RequestOutput
 from runtime.engine.programs import PolicyPriority, ProgramManager
 from runtime.engine.sampling_params import SamplingParams
@@ -137,8 +137,9 @@ class LLMEngine:
         hints: ProgramHints | None = None,
         arrival_time: float | None = None,
     ) -> Sequence:
-        """Validate and queue a request. Raises ``InvalidRequestError`` naming the request and the field; a
-        rejected request changes nothing, so the engine goes on serving the others."""
+        """Validate and queue a request. Raises ``InvalidRequestError`` naming the request and the field, or
+        ``QueueFullError`` when ``max_num_waiting`` requests already wait; a rejected request changes nothing,
+        so the engine goes on serving the others."""
         index = next(self._counter)
         rid = request_id if request_id is not None else f"req-{index}"
         params = params if params is not None else SamplingParams()
@@ -148,6 +149,9 @@ class LLMEngine:
             raise InvalidRequestError(
                 rid, "sampling_params", f"expected SamplingParams, got {type(params).__name__}"
             )
+        cap = self.config.max_num_waiting
+        if cap is not None and len(self.scheduler.waiting) >= cap:
+            raise QueueFullError(rid, len(self.scheduler.waiting))
         text, ids = self._tokenize(rid, prompt)
         if len(ids) >= self.max_model_len:
             raise InvalidRequestError(

@@ -84,8 +84,6 @@ def summarize(
     """One result row. JCT figures count the programs inside the measurement window; token and pin counts
     cover the whole run."""
     engine.check_integrity()
-    by_arrival = sorted(runs, key=lambda r: r.arrival)
-    jcts = sorted(by_arrival[i].jct for i in measured_window(len(runs), window))
     sched, prog = engine.scheduler.stats, engine.programs.stats
     kv = engine.kv_manager
     leaked = kv.num_used_blocks + (
@@ -93,13 +91,7 @@ def summarize(
     )  # held after every program ended
     return {
         "policy": policy,
-        "programs": len(runs),
-        "programs_measured": len(jcts),
-        "avg_jct_s": statistics.mean(jcts),
-        "p50_jct_s": _quantile(jcts, 0.5),
-        "p90_jct_s": _quantile(jcts, 0.9),
-        "makespan_s": makespan,
-        "throughput_programs_per_min": 60.0 * len(runs) / makespan if makespan > 0 else math.inf,
+        **jct_figures(runs, makespan, window),
         "prompt_tokens": sum(r.prompt_tokens for r in runs),
         "prefill_tokens_computed": sched.prefill_tokens_computed,
         "cache_hit_tokens": sched.cache_hit_tokens,
@@ -115,7 +107,23 @@ def summarize(
     }
 
 
-def _quantile(sorted_values: list[float], q: float) -> float:
+def jct_figures(runs: list[ProgramRun], makespan: float, window: float = 0.0) -> dict:
+    """The completion-time part of a result row (in-process or over HTTP): JCT figures count the programs
+    inside the measurement window, throughput all of them."""
+    by_arrival = sorted(runs, key=lambda r: r.arrival)
+    jcts = sorted(by_arrival[i].jct for i in measured_window(len(runs), window))
+    return {
+        "programs": len(runs),
+        "programs_measured": len(jcts),
+        "avg_jct_s": statistics.mean(jcts),
+        "p50_jct_s": quantile(jcts, 0.5),
+        "p90_jct_s": quantile(jcts, 0.9),
+        "makespan_s": makespan,
+        "throughput_programs_per_min": 60.0 * len(runs) / makespan if makespan > 0 else math.inf,
+    }
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
     """Nearest rank."""
     return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
 

@@ -30,17 +30,28 @@ def format_table(results: list[dict], solo_avg_jct_s: float | None = None) -> st
     lines = [header, "-" * len(header)]
     for r in results:
         ratio = f"{r['avg_jct_s'] / base['avg_jct_s']:.3f}" if base else "-"
-        pins = f"{r['pins_created']}/{r['pins_hit']}/{r['pins_expired']}/{r['pins_dropped']}"
+        pin_keys = ("pins_created", "pins_hit", "pins_expired", "pins_dropped")
+        pins = "/".join(str(r[k]) for k in pin_keys) if all(k in r for k in pin_keys) else "-"
         lines.append(
             f"{r.get('label', r['policy']):{width}s} {r['avg_jct_s']:9.2f} {ratio:>7s} "
             f"{r['p50_jct_s']:8.2f} {r['p90_jct_s']:8.2f} "
             f"{r['makespan_s']:9.1f} {r['throughput_programs_per_min']:8.2f} "
-            f"{r['prefill_tokens_computed'] / max(1, r['prompt_tokens']):14.3f} {pins:>17s} "
-            f"{r['offloaded_blocks']:8d} {r['kv_leaked_blocks']:5d}"
+            f"{_prefill_ratio(r):>14s} {pins:>17s} "
+            f"{r.get('offloaded_blocks', '-'):>8} {r.get('kv_leaked_blocks', '-'):>5}"
         )
     if solo_avg_jct_s is not None:
         lines.append(f"{'solo (bound)':{width}s} {solo_avg_jct_s:9.2f}")
     return "\n".join(lines)
+
+
+def _prefill_ratio(r: dict) -> str:
+    """Prefill / prompt tokens; over HTTP, where the server reports cache hits only, prompt minus hits."""
+    prompt = max(1, r["prompt_tokens"])
+    if "prefill_tokens_computed" in r:
+        return f"{r['prefill_tokens_computed'] / prompt:.3f}"
+    if "cache_hit_tokens" in r:
+        return f"{(r['prompt_tokens'] - r['cache_hit_tokens']) / prompt:.3f}"
+    return "-"
 
 
 def format_summary(summary: list[dict]) -> str:

@@ -3,11 +3,18 @@
 Session affinity: every request of a program carries its id as ``session_id`` and ``prompt_cache_key`` in
 the body and in the ``X-Session-Id`` header (configurable), so a router that hashes on any of them sends all
 turns of a program to the replica that holds its prefix cache.
+
+A Tether server (``tether serve``: its ``/models`` entries are ``owned_by: "tether"``; or ``tether_server=True``)
+also gets the ``tether`` extension object with the compiler's hints (program id, turn, and the next tool,
+remaining turns and last turn where the graph fixes them: the hints rule), and ``end_program`` releases the
+program's pins there (``POST /programs/{id}/end``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import urllib.parse
 from typing import Any
 
 import httpx
@@ -37,8 +44,13 @@ class OpenAIBackend:
         session_header: str = SESSION_HEADER,
         extra_body: dict[str, Any] | None = None,
         client: httpx.AsyncClient | None = None,
+        tether_server: bool | None = None,
     ) -> None:
+        """``tether_server``: send Tether's hints and program ends (``None``: ask ``/models`` once whether the
+        server is Tether)."""
         self.base_url = base_url.rstrip("/")
+        self.tether_server = tether_server
+        self._detect_lock = asyncio.Lock()
         self.model = model
         self.session_header = session_header
         self.extra_body = dict(extra_body or {})
@@ -70,11 +82,34 @@ class OpenAIBackend:
             body["prompt"] = request.prompt
         if request.grammar is not None:  # vLLM's extension (SGLang reads "ebnf"); OpenAI itself has none
             body["structured_outputs"] = {"grammar": request.grammar}
+        if self.tether_server:
+            h = request.hints
+            body["tether"] = {
+                "program_id": request.program_id,
+                "turn": h.turn,
+                "next_tool": h.next_tool,
+                "remaining_turns": h.remaining_turns,
+                "last_turn": h.last_turn,
+            }
         return body
+
+    async def _is_tether(self) -> bool:
+        """Whether the server is ``tether serve`` (asked once; a failed probe counts as not)."""
+        if self.tether_server is None:
+            async with self._detect_lock:
+                if self.tether_server is None:
+                    try:
+                        response = await self.client.get(f"{self.base_url}/models")
+                        owners = {m.get("owned_by") for m in response.json().get("data", [])}
+                        self.tether_server = response.status_code == 200 and "tether" in owners
+                    except (httpx.HTTPError, ValueError, AttributeError):
+                        self.tether_server = False
+        return self.tether_server
 
     async def complete(self, request: LLMRequest) -> LLMResult:
         chat = request.messages is not None
         url = f"{self.base_url}/{'chat/completions' if chat else 'completions'}"
+        await self._is_tether()
         headers = {self.session_header: request.program_id, "X-Request-Id": request.request_id}
         try:
             response = await self.client.post(url, json=self.request_body(request), headers=headers)
@@ -90,7 +125,14 @@ class OpenAIBackend:
             raise LLMBackendError(request.node_id, f"malformed response from {url}: {exc!r}") from None
 
     async def end_program(self, program_id: str) -> None:
-        """Nothing to release: the server's cache follows its own policy."""
+        """On a Tether server, release the program's pins; other servers' caches follow their own policy. A
+        failure is not an error of the program (the server ends idle programs itself)."""
+        if self.tether_server:
+            url = f"{self.base_url}/programs/{urllib.parse.quote(program_id, safe='')}/end"
+            try:
+                await self.client.post(url)
+            except httpx.HTTPError:
+                pass
 
     async def close(self) -> None:
         if self._owns_client:

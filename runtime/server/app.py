@@ -1,0 +1,148 @@
+"""The FastAPI application: routes, API-key check, error mapping and the idle-program reaper.
+
+Every failure is an OpenAI-style error object (``runtime.server.errors``) and the server goes on serving:
+malformed JSON or a bad field 400 (naming the field), a prompt over the context 400 (with the limits), an
+unknown model 404, a wrong API key 401, a full waiting queue 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from runtime.engine.async_engine import AsyncEngine
+from runtime.server.chat import chat_completion
+from runtime.server.completions import completion
+from runtime.server.errors import APIError
+from runtime.server.metrics import CONTENT_TYPE, EngineSnapshot
+from runtime.server.protocol import ChatCompletionRequest, CompletionRequest, parse_body
+from runtime.server.serving import ServerConfig, ServerState
+from runtime.server.streaming import sse_stream
+
+log = logging.getLogger(__name__)
+
+
+def create_app(engine: AsyncEngine, config: ServerConfig) -> FastAPI:
+    """The app serving ``engine``. The engine is the caller's: ``tether serve`` closes it after the app."""
+    state = ServerState(engine, config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reaper = asyncio.create_task(_reap(state))
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+
+    app = FastAPI(title="Tether", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.tether = state
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        state.metrics.requests.labels(request.url.path, str(exc.status)).inc()
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return APIError(400, str(exc.errors()[:1])).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return APIError(exc.status_code, str(exc.detail), type=kind).response()
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next):
+        if config.api_key is not None and request.url.path.startswith("/v1"):
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {config.api_key}".encode()):
+                state.metrics.requests.labels(request.url.path, "401").inc()
+                return APIError(
+                    401, "Incorrect API key provided", type="authentication_error", code="invalid_api_key"
+                ).response()
+        return await call_next(request)
+
+    @app.get("/health")
+    async def health() -> Response:
+        return Response(status_code=200)
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        now = int(time.time())
+        data = [
+            {"id": m, "object": "model", "created": now, "owned_by": "tether"}
+            for m in config.served_model_names
+        ]
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        body = parse_body(await request.body(), ChatCompletionRequest)
+        result = await chat_completion(state, body, dict(request.headers))
+        return _respond(state, "/v1/chat/completions", result)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        body = parse_body(await request.body(), CompletionRequest)
+        result = await completion(state, body, dict(request.headers))
+        return _respond(state, "/v1/completions", result)
+
+    @app.post("/v1/programs/{program_id:path}/end")
+    async def end_program(program_id: str) -> dict:
+        """Release the program's pins and forget it (its client is done). Safe for an unknown program."""
+        known = await state.end_program(program_id, "client")
+        return {"id": program_id, "object": "program", "ended": True, "known": known}
+
+    @app.get("/integrity")
+    async def integrity() -> JSONResponse:
+        """``LLMEngine.check_integrity()`` between two steps: 200 with the KV block counts, or 500 naming the
+        broken invariant (for operators and the tests: leaked blocks, stray grammar matchers)."""
+        try:
+            snapshot = await engine.call(_checked_snapshot)
+        except AssertionError as exc:
+            return APIError(500, f"integrity check failed: {exc}", type="internal_error").response()
+        return JSONResponse({"ok": True, "kv_blocks": snapshot.kv_blocks, "programs": snapshot.programs})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        snapshot = await engine.call(EngineSnapshot.of)
+        return Response(state.metrics.render(snapshot), media_type=CONTENT_TYPE)
+
+    return app
+
+
+def _checked_snapshot(engine) -> EngineSnapshot:
+    engine.check_integrity()
+    return EngineSnapshot.of(engine)
+
+
+def _respond(state: ServerState, endpoint: str, result) -> Response:
+    state.metrics.requests.labels(endpoint, "200").inc()
+    if isinstance(result, dict):
+        return JSONResponse(result)
+    return StreamingResponse(sse_stream(result), media_type="text/event-stream")
+
+
+async def _reap(state: ServerState) -> None:
+    """End programs idle past ``program_idle_s``, so clients that never say goodbye leak no pins."""
+    period = max(0.05, min(5.0, state.config.program_idle_s / 4))
+    while True:
+        await asyncio.sleep(period)
+        try:
+            ended = await state.end_idle_programs()
+        except Exception:  # noqa: BLE001 - the reaper must outlive one failure
+            log.exception("ending idle programs failed")
+            continue
+        if ended:
+            log.info("ended %d idle programs", len(ended))

@@ -1,0 +1,25 @@
+"""Server processes shared by the server tests (module order: each starts once per test run)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.server.serve import API_KEY, serve
+
+
+@pytest.fixture(scope="session")
+def tiny_server() -> Iterator[str]:
+    """``tether serve --model tiny`` with an API key: the protocol, errors and load tests."""
+    with serve(
+        "--model", "tiny", "--api-key", API_KEY, "--num-kv-blocks", "2048", "--max-model-len", "2048"
+    ) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def smollm2_server() -> Iterator[str]:
+    """``tether serve --model smollm2``: chat, tools and the agent framework."""
+    with serve("--model", "smollm2", "--num-kv-blocks", "1024", "--max-num-batched-tokens", "512") as url:
+        yield url
