@@ -28,7 +28,8 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
-# mosquitto (Debian package): the MQTT tests run a real one for shared subscriptions (they skip it if absent).
+# mosquitto and chromium (Debian packages): the MQTT tests run a real broker for shared subscriptions, the UI
+# tests drive a real headless Chromium with playwright (never `playwright install`); each skips if absent.
 deps:
 	@if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -36,6 +37,12 @@ deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto) >/dev/null \
 			|| echo "apt-get could not install mosquitto: its MQTT tests will be skipped"; \
 	else echo "mosquitto not found and not root: apt-get install mosquitto to run its MQTT tests"; fi
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt-get)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+			|| echo "apt-get could not install chromium: the UI browser tests will be skipped"; \
+	else echo "chromium not found and not root: apt-get install chromium to run the UI browser tests"; fi
 
 # The OpenAI Agents SDK in its own environment: its import name, `agents`, is also this repository's package.
 AGENTS_VENV := .venv-agents

@@ -18,12 +18,10 @@ from typing import Any
 from dag.compiler import compile_program
 from dag.ir import Program
 from runtime.executor import Executor, LLMBackend, ProgramRun
-from runtime.tracing import TraceEvent, TraceSink
+from runtime.tracing import RunRecorder, TraceEvent, TraceSink
 from tools.local import LocalToolRunner
 from tools.registry import ToolRegistry
 from tools.tool import Tool
-
-DEFAULT_TRACE_DIR = Path("out/traces")
 
 
 @dataclass(frozen=True)
@@ -67,6 +65,7 @@ class AgentRuntime:
         trace_path: Path | None = None,
         owns_backend: bool = False,
         owns_trace: bool = False,
+        recorder: RunRecorder | None = None,
     ) -> None:
         self.registry = registry
         self.backend = backend
@@ -76,6 +75,7 @@ class AgentRuntime:
         self.executor = Executor(LocalToolRunner(registry), backend, trace=self.usage)
         self._owns_backend = owns_backend
         self._owns_trace = owns_trace
+        self.recorder = recorder  # the run this runtime records (create() without a trace), ended by close()
 
     @classmethod
     async def create(
@@ -85,11 +85,13 @@ class AgentRuntime:
         model: str | None = "smollm2",
         backend: LLMBackend | None = None,
         trace: TraceSink | Path | str | None = None,
+        trace_dir: Path | str | None = None,
         **engine_kwargs: Any,
     ) -> AgentRuntime:
         """``backend`` if given, else the local engine on ``model`` (``EngineConfig`` keyword arguments in
         ``engine_kwargs``; ``model=None``: no LLM). ``trace``: a sink, a JSONL path, or ``None`` for a new
-        file under ``out/traces/``."""
+        recorded run (kind ``agents``) under ``trace_dir`` (default ``trace_root()``: docs/tracing.md). The
+        local engine's own events go to the same trace."""
         registry = tools if isinstance(tools, ToolRegistry) else _registry(tools)
         owns_backend = False
         if backend is None and model is not None:
@@ -98,9 +100,25 @@ class AgentRuntime:
 
             backend = await LocalEngineBackend.create(EngineConfig(model=model, **engine_kwargs))
             owns_backend = True
-        sink, path, owns_trace = _trace(trace)
+        recorder = None
+        if trace is None:
+            recorder = RunRecorder("agents", "agents", trace_dir=trace_dir, meta={"model": model})
+            sink: TraceSink | None = recorder.trace()
+            path: Path | None = recorder.trace().path
+            owns_trace = False
+        else:
+            sink, path, owns_trace = _trace(trace)
+        if owns_backend and sink is not None:
+            engine_sink = sink
+            await backend.engine.call(lambda e: e.trace_to(engine_sink))  # type: ignore[union-attr]
         return cls(
-            registry, backend, trace=sink, trace_path=path, owns_backend=owns_backend, owns_trace=owns_trace
+            registry,
+            backend,
+            trace=sink,
+            trace_path=path,
+            owns_backend=owns_backend,
+            owns_trace=owns_trace,
+            recorder=recorder,
         )
 
     def start_program(self, name: str, *, program_id: str | None = None) -> ProgramRun:
@@ -117,7 +135,7 @@ class AgentRuntime:
         return LLMTurn(
             prompt_tokens=int(attrs.get("gen_ai.usage.input_tokens", 0)),
             completion_tokens=int(attrs.get("gen_ai.usage.output_tokens", 0)),
-            cached_tokens=int(attrs.get("cached_tokens", 0)),
+            cached_tokens=int(attrs.get("gen_ai.usage.cache_read.input_tokens", 0)),
             seconds=float(attrs.get("duration_s", 0.0)),
         )
 
@@ -132,6 +150,8 @@ class AgentRuntime:
             await self.backend.close()
         if self._owns_trace and self.trace is not None:
             self.trace.close()
+        if self.recorder is not None:
+            self.recorder.end("ok")
 
     async def __aenter__(self) -> AgentRuntime:
         return self
@@ -147,12 +167,10 @@ def _registry(tools: Iterable[Tool]) -> ToolRegistry:
     return registry
 
 
-def _trace(trace: TraceSink | Path | str | None) -> tuple[TraceSink | None, Path | None, bool]:
+def _trace(trace: TraceSink | Path | str) -> tuple[TraceSink | None, Path | None, bool]:
     from runtime.tracing import JsonlTraceWriter
 
-    if trace is None:
-        path = DEFAULT_TRACE_DIR / f"agents-{uuid.uuid4().hex[:8]}.jsonl"
-    elif isinstance(trace, (str, Path)):
+    if isinstance(trace, (str, Path)):
         path = Path(trace)
     else:
         return trace, None, False

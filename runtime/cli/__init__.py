@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runtime.cli import bench, chat, generate, replay, run, serve, worker
+from runtime.cli import bench, chat, generate, replay, run, serve, trace, ui, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.register(sub)
     run.register(sub)
     serve.register(sub)
+    trace.register(sub)
+    ui.register(sub)
     return parser
 
 

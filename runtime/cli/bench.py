@@ -61,7 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--max-steps", type=int, default=8, help="ReAct: LLM calls per question at most")
     a.add_argument("--max-replans", type=int, default=2, help="planner: replans at most")
     a.add_argument("--no-warmup", action="store_true", help="skip the uncounted warm-up question per agent")
-    a.add_argument("--trace", default=None, help="JSONL trace file (default: a new file under out/traces/)")
+    a.add_argument(
+        "--trace",
+        default=None,
+        help="JSONL trace file (default: a recorded run under --trace-dir; docs/tracing.md)",
+    )
+    a.add_argument("--trace-dir", default=None, help="where runs are recorded (default: ./.tether/runs)")
     a.add_argument("--json", default=None, help="also write every sample and the summary to this file")
     add_engine_args(a)
     a.set_defaults(func=run_agents, model="smollm2")
@@ -104,6 +109,7 @@ def run_agents(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             max_replans=args.max_replans,
             trace=args.trace,
+            trace_dir=args.trace_dir,
             **engine_kwargs(args),
         )
         for note in notes:

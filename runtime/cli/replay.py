@@ -72,6 +72,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", default=None, help="write the results to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="record the run (one trace per policy: programs, turns, tool pauses, the engine's events) for "
+        "`tether ui` and `tether trace export` (one seed, no sweep)",
+    )
+    p.add_argument("--trace-dir", default=None, help="where --trace records runs (default: ./.tether/runs)")
     http = p.add_argument_group("over HTTP", "replay against a running OpenAI-compatible server")
     http.add_argument(
         "--endpoint",
@@ -100,6 +107,22 @@ def run(args: argparse.Namespace) -> int:
     except (WorkloadError, ValueError) as exc:
         print(f"tether replay: {exc}", file=sys.stderr)
         return 2
+    recorder = None
+    if args.trace:
+        if args.sweep or len(seeds) > 1:
+            print("tether replay: --trace records one run: not with --sweep or --seeds", file=sys.stderr)
+            return 2
+        from dataclasses import replace
+
+        from runtime.tracing import RunRecorder
+
+        recorder = RunRecorder(
+            "replay",
+            Path(args.workload).stem,
+            trace_dir=args.trace_dir,
+            meta={"policies": list(settings.policies)},
+        )
+        settings = replace(settings, trace=recorder.trace)
     progress = None if args.quiet else progress_printer(sys.stderr)
     doc: dict = {
         "workload": str(args.workload),
@@ -137,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_floor(floor))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2))
+    if recorder is not None:
+        recorder.end("ok", results=doc.get("results"), settings=doc["settings"])
+        print(f"trace: {recorder.dir} (tether ui --trace-dir {recorder.dir.parent})")
     return 0
 
 

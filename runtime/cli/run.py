@@ -22,8 +22,6 @@ from typing import Any
 
 from runtime.cli.common import add_engine_args, engine_kwargs
 
-DEFAULT_TRACE_DIR = "out/traces"
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a workflow YAML (a DAG of LLM and tool calls)")
@@ -33,7 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help='print {"run_id", "outputs", "trace"} as JSON')
     p.add_argument("--broker", default=None, help="call tools on MQTT workers at mqtt://host:port")
-    p.add_argument("--trace-dir", type=Path, default=Path(DEFAULT_TRACE_DIR), help="where the trace goes")
+    p.add_argument(
+        "--trace-dir",
+        type=Path,
+        default=None,
+        help="where runs are recorded (default: $TETHER_HOME/runs, else ./.tether/runs; docs/tracing.md)",
+    )
     p.add_argument("--openai-url", default=None, help="an OpenAI-compatible server (base URL, e.g. .../v1)")
     p.add_argument("--openai-api-key", default=None, help="bearer token (default: $OPENAI_API_KEY)")
     p.add_argument("--run-id", default=None, help="the run's (and program's) id; default: NAME-TIME-RANDOM")
@@ -89,27 +92,41 @@ async def _run(
     args: argparse.Namespace, compiled: Any, inputs: dict[str, Any], run_id: str
 ) -> tuple[dict, Path]:
     from dag.ir import LLMCall
+    from runtime.executor.backends.local_engine import LocalEngineBackend
     from runtime.executor.executor import Executor
-    from runtime.tracing import JsonlTraceWriter
+    from runtime.tracing import RunRecorder
     from tools.local import LocalToolRunner
 
-    trace_path = args.trace_dir / f"{run_id}.jsonl"
-    needs_llm = any(isinstance(n, LLMCall) for n in compiled.program.nodes.values())
-    llm = await _llm_backend(args) if needs_llm else None
-    if args.broker:
-        from tools.mqtt import MqttToolRunner
-
-        tools: Any = MqttToolRunner(args.broker, registry=compiled.registry)
-    else:
-        tools = LocalToolRunner(compiled.registry)
+    recorder = RunRecorder(
+        "run",
+        compiled.program.name,
+        trace_dir=args.trace_dir,
+        run_id=run_id,
+        meta={"workflow": str(args.file), "model": args.model, "policy": args.policy},
+    )
+    trace = recorder.trace()
+    status = "failed"
     try:
-        with JsonlTraceWriter(trace_path) as trace:
+        needs_llm = any(isinstance(n, LLMCall) for n in compiled.program.nodes.values())
+        llm = await _llm_backend(args) if needs_llm else None
+        if isinstance(llm, LocalEngineBackend):
+            await llm.engine.call(lambda e: e.trace_to(trace))  # the engine's events join the run's trace
+        if args.broker:
+            from tools.mqtt import MqttToolRunner
+
+            tools: Any = MqttToolRunner(args.broker, registry=compiled.registry)
+        else:
+            tools = LocalToolRunner(compiled.registry)
+        try:
             result = await Executor(tools, llm, trace=trace).run(compiled, inputs, program_id=run_id)
+            status = "ok"
+        finally:
+            await tools.close()
+            if llm is not None:
+                await llm.close()
     finally:
-        await tools.close()
-        if llm is not None:
-            await llm.close()
-    return result.outputs, trace_path
+        recorder.end(status)
+    return result.outputs, trace.path
 
 
 async def _llm_backend(args: argparse.Namespace) -> Any:

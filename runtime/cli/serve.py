@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="seconds without a request after which a program is ended and its pins released",
     )
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    p.add_argument(
+        "--trace-dir",
+        default=None,
+        help="where the run's trace is recorded (default: $TETHER_HOME/runs, else ./.tether/runs)",
+    )
     add_engine_args(p)
     p.set_defaults(func=run)
 
@@ -46,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from runtime.engine.errors import EngineError
     from runtime.server.app import create_app
     from runtime.server.serving import ServerConfig
+    from runtime.tracing import RunRecorder
 
     if args.program_idle_timeout <= 0:
         print("tether serve: --program-idle-timeout must be > 0", file=sys.stderr)
@@ -59,10 +65,21 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         engine = await AsyncEngine.create(config)
+        recorder = RunRecorder(
+            "serve", "serve", trace_dir=args.trace_dir, meta={"model": args.model, "policy": config.policy}
+        )
+        trace = recorder.trace()
+        await engine.call(lambda e: e.trace_to(trace))  # every request's engine events, by program
+
+        async def shutdown() -> None:
+            await engine.close()
+            recorder.end("ok")
+
         try:
             app = create_app(
                 engine,
                 ServerConfig(names, api_key=args.api_key, program_idle_s=args.program_idle_timeout),
+                on_shutdown=shutdown,
             )
             server = uvicorn.Server(
                 uvicorn.Config(
@@ -70,13 +87,15 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             print(
-                f"tether serve: {', '.join(names)} (policy {config.policy}) on http://{args.host}:{args.port}/v1",
+                f"tether serve: {', '.join(names)} (policy {config.policy}) on http://{args.host}:{args.port}/v1; "
+                f"trace: {recorder.dir}",
                 file=sys.stderr,
                 flush=True,
             )
             await server.serve()
         finally:
-            await engine.close()
+            if recorder.meta["status"] == "running":
+                await shutdown()
 
     try:
         asyncio.run(main())

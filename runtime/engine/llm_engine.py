@@ -24,9 +24,11 @@ from runtime.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
 from runtime.engine.sequence import FinishReason, ProgramHints, Sequence, TurnOutcome
 from runtime.engine.stop import StopChecker
 from runtime.engine.structured.manager import StructuredOutputManager
+from runtime.engine.tracing import EngineTracer
 from runtime.policies import PolicyContext, SchedulingPolicy, get_policy
 from runtime.policies.programs import ProgramTable
 from runtime.sim.cost_model import default_cost_model_name, load_cost_model
+from runtime.tracing.writer import TraceSink
 from tools.durations import ToolDurationStats
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,13 @@ class LLMEngine:
         # submitter's hints (a static DAG's plan); replay reveals the trace's tool here, at turn end, and a
         # server would parse the output's tool call.
         self.turn_outcome: Callable[[Sequence], TurnOutcome] = lambda seq: TurnOutcome.from_hints(seq.hints)
+        self.tracer: EngineTracer | None = None
+
+    def trace_to(self, sink: TraceSink | None) -> None:
+        """Emit the engine's trace events (docs/tracing.md) into ``sink`` (``None``: stop). Call it between steps
+        (on the engine's thread when an ``AsyncEngine`` runs it)."""
+        self.tracer = None if sink is None else EngineTracer(sink, self.clock)
+        self.programs.on_kv_event = None if self.tracer is None else self.tracer.kv
 
     def _waiting_prefill_tokens(self) -> int:
         return sum(s.num_tokens - s.num_computed_tokens for s in self.scheduler.waiting)
@@ -180,6 +189,8 @@ class LLMEngine:
         self._seqs[rid] = seq
         self.programs.on_request(seq)
         self.scheduler.add(seq)
+        if self.tracer is not None:
+            self.tracer.queued(seq)
         return seq
 
     def _tokenize(self, rid: str, prompt: str | Seq[int]) -> tuple[str | None, list[int]]:
@@ -211,6 +222,8 @@ class LLMEngine:
         self.stop.forget(request_id)
         self.structured.drop(request_id)
         seq.finish_time = self.clock()
+        if self.tracer is not None:
+            self.tracer.finished(seq, FinishReason.ABORT.value)
         return RequestOutput.of(seq)
 
     def end_program(self, program_id: str) -> None:
@@ -229,6 +242,7 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         """Run one batch. Returns a snapshot of every request that got a token or finished in this step. A
         failing forward pass fails the requests of that batch (``finish_reason == "error"``), not the engine."""
+        started = self.clock()
         self.programs.before_step()
         if getattr(self.policy, "resort_each_step", False):
             self.scheduler.resort()
@@ -244,10 +258,15 @@ class LLMEngine:
             return self._fail_batch([chunk.seq for chunk in plan.chunks], exc)
         self.programs.account(plan)
         now = self.clock()
+        tracer = self.tracer
+        if tracer is not None:
+            tracer.step(plan, started)
         outputs = []
         for seq in self.scheduler.update(plan, sampled):
             if seq.first_token_time is None:
                 seq.first_token_time = now
+                if tracer is not None:
+                    tracer.first_token(seq)
             # the grammar accepts the new token, or the request fails
             rejected = self.structured.advance(seq)
             if rejected is not None:
@@ -260,7 +279,11 @@ class LLMEngine:
                 self.structured.drop(seq.request_id)
                 seq.finish_time = now
                 del self._seqs[seq.request_id]
+                if tracer is not None:
+                    tracer.finished(seq, reason.value)
             outputs.append(RequestOutput.of(seq))
+        if tracer is not None:
+            tracer.counters(self.scheduler, self.kv_manager, plan.num_batched_tokens, started)
         return outputs
 
     def fail_all(self, exc: BaseException) -> list[RequestOutput]:
@@ -282,6 +305,8 @@ class LLMEngine:
         self.structured.drop(seq.request_id)
         seq.finish_time = self.clock()
         self._seqs.pop(seq.request_id, None)
+        if self.tracer is not None:
+            self.tracer.finished(seq, FinishReason.ERROR.value)
         return RequestOutput.of(seq)
 
     def _end_program(self, seq: Sequence) -> None:

@@ -18,7 +18,9 @@ waits, so the budget would not refill and the replay would stall).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kvcache import KVCacheManager, PrefixMatch
 from runtime.engine.scheduler import SchedulerOutput
@@ -65,6 +67,14 @@ class ProgramManager:
         self._pressure_step = -2  # the last step in which memory had to be relieved
         self._step_started = ctx.now
         self._swap_credit = [0, 0]  # blocks that may still be copied in / out (negative: debt)
+        # (program id, action, attrs) for the trace: pin_created / pin_hit / pin_expired / pin_dropped / parked /
+        # prefetched / swap_preempt (see docs/tracing.md); None: nobody listens
+        self.on_kv_event: Callable[[str, str, dict[str, Any]], None] | None = None
+
+    def _kv_event(self, pid: str, action: str, **attrs: Any) -> None:
+        if self.on_kv_event is not None:
+            info = self.kv.pins.get(pid)
+            self.on_kv_event(pid, action, {"blocks": info.num_blocks if info is not None else 0, **attrs})
 
     # -- hooks ----------------------------------------------------------------------------------------------
     def on_request(self, seq: Sequence) -> None:
@@ -94,6 +104,7 @@ class ProgramManager:
         if pid is not None and self.kv.has_pin(pid):
             if prefix.num_tokens > 0 and pid not in self._swap_pins:
                 self.stats.pins_hit += 1
+                self._kv_event(pid, "pin_hit", tokens=prefix.num_tokens, request_id=seq.request_id)
             self._swap_pins.discard(pid)
             self.kv.unpin(pid)
 
@@ -112,6 +123,7 @@ class ProgramManager:
             self._swap_pins.add(pid)
             self._park(pid)
             self.stats.swapped_preemptions += 1
+            self._kv_event(pid, "swap_preempt", request_id=seq.request_id)
         else:
             self.kv.unpin(pid)
 
@@ -128,6 +140,7 @@ class ProgramManager:
             ):
                 self._park(action.pin_id)
             elif isinstance(action, (Drop, ParkPin)):
+                self._kv_event(action.pin_id, "pin_dropped")
                 self.kv.unpin(action.pin_id)
                 self.stats.pins_dropped += 1
             acted = True
@@ -168,6 +181,7 @@ class ProgramManager:
                 self.kv.unpin(pid)
             return
         self.stats.pins_created += 1
+        self._kv_event(pid, "pin_created", ttl_s=ttl, tool=outcome.next_tool, request_id=seq.request_id)
         if isinstance(decision, Park):
             state.predicted_return = now + decision.prefetch_in_s + self.ctx.copy_s(end.blocks)
             if self.kv.can_park(pid) and self._may_swap(pid):
@@ -200,6 +214,7 @@ class ProgramManager:
             if getattr(self.policy, "park_on_expiry", False) and not info.parked and self.kv.can_park(pid):
                 self._park(pid)
             else:
+                self._kv_event(pid, "pin_expired")
                 self.kv.unpin(pid)
                 self.stats.pins_expired += 1
         if self._pressure_step >= self._step - 1:
@@ -214,6 +229,7 @@ class ProgramManager:
                 self._prefetch_failed_at.pop(pid, None)
                 self.kv.prefetch(pid)
                 self.kv.set_pin_expiry(pid, now + PARKED_TTL_S)
+                self._kv_event(pid, "prefetched")
             else:
                 self._prefetch_failed_at[pid] = free
 
@@ -251,3 +267,4 @@ class ProgramManager:
         self.kv.park(pid)
         self.kv.set_pin_expiry(pid, self.ctx.now + PARKED_TTL_S)
         self.stats.parked_pins += 1
+        self._kv_event(pid, "parked")

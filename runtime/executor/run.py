@@ -101,21 +101,39 @@ class ProgramRun:
         if hold:
             self.hold()
         self._start = time.perf_counter()
+        self._started_at = time.time()
         self._future: asyncio.Future[ProgramResult] = asyncio.get_running_loop().create_future()
 
     # -- public ---------------------------------------------------------------------------------------------
     def begin(self) -> None:
         cp = self.compiled.critical_path
+        graph = self.program.graph
         self._steps.emit(
             "program_start",
             None,
-            {"program": self.program.name, "nodes": len(self.program), "critical_path_s": cp.seconds},
+            {
+                "program": self.program.name,
+                "nodes": [self._node_doc(n) for n in self.compiled.order],
+                "edges": [[u, v] for u, v in graph.edges],
+                "critical_path_s": cp.seconds,
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.conversation.id": self.id,
+            },
         )
         ready = [n for n in self.compiled.order if self._waiting[n] == 0]
         for n in ready:
             self._launch(n)
         if self._remaining == 0 and not self._held:
             self._finish_ok()
+
+    def _node_doc(self, n: str) -> dict[str, Any]:
+        node = self.program.nodes[n]
+        return {
+            "id": n,
+            "kind": node.kind,
+            "tool": node.tool if isinstance(node, ToolCall) else None,
+            "deps": list(self.program.graph.predecessors(n)),
+        }
 
     async def wait(self) -> ProgramResult:
         try:
@@ -217,6 +235,7 @@ class ProgramRun:
         self._waiting[node.id] = sum(1 for p in preds if p not in self.outputs)
         self._remaining += 1
         self._uses_llm = self._uses_llm or isinstance(node, LLMCall)
+        self._steps.emit("node_added", node.id, {"node": self._node_doc(node.id)})
         if self._waiting[node.id] == 0:
             self._launch(node.id)
 
@@ -226,17 +245,24 @@ class ProgramRun:
 
     async def _run_node(self, n: str) -> None:
         node = self.program.nodes[n]
-        start = time.perf_counter()
+        start = time.time()
         if self._steps.trace is not None:
             deps = list(self.program.graph.predecessors(n))  # the DAG as it unfolds, edge by edge
-            attrs = {"node_kind": node.kind, "level": self.compiled.levels.get(n), "deps": deps}
+            attrs = {
+                "category": "node",
+                "node_kind": node.kind,
+                "level": self.compiled.levels.get(n),
+                "deps": deps,
+            }
             self._steps.emit("node_start", n, attrs)
         try:
             value = await self._execute(n, node)
             if self._on_node_done is not None:
                 await self._on_node_done(self, n, value)
         except asyncio.CancelledError:
-            self._steps.emit("node_cancelled", n, {"duration_s": time.perf_counter() - start})
+            self._steps.emit(
+                "node_cancelled", n, {"category": "node", "duration_s": time.time() - start}, start
+            )
             raise
         except Exception as exc:  # noqa: BLE001 - any failure fails the program, naming the node
             cause = exc.cause if isinstance(exc, NodeFailedError) else exc
@@ -244,10 +270,12 @@ class ProgramRun:
                 "node_error",
                 n,
                 {
-                    "duration_s": time.perf_counter() - start,
+                    "category": "node",
+                    "duration_s": time.time() - start,
                     "error_type": type(cause).__name__,
                     "error": str(cause),
                 },
+                start,
             )
             if isinstance(node, ToolCall) and node.on_error == "value" and not self._closing:
                 attempts = exc.attempts if isinstance(exc, NodeFailedError) else 1
@@ -262,7 +290,10 @@ class ProgramRun:
             return
         if self._steps.trace is not None:
             self._steps.emit(
-                "node_end", n, {"duration_s": time.perf_counter() - start, "output": _preview(value)}
+                "node_end",
+                n,
+                {"category": "node", "duration_s": time.time() - start, "output": _preview(value)},
+                start,
             )
         self._complete(n, value)
 
@@ -356,7 +387,7 @@ class ProgramRun:
         attrs: dict[str, Any] = {"status": status, "duration_s": time.perf_counter() - self._start}
         if error is not None:
             attrs["error"] = str(error)
-        self._steps.emit("program_end", None, attrs)
+        self._steps.emit("program_end", None, attrs, self._started_at)
         self._executor.forget(self)
         if self._future.done():
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
@@ -45,9 +46,10 @@ class Steps:
         self.trace = trace
         self.tool_specs = tool_specs
 
-    def emit(self, kind: str, node: str | None, attrs: dict[str, Any]) -> None:
+    def emit(self, kind: str, node: str | None, attrs: dict[str, Any], start: float | None = None) -> None:
+        """One trace event now; ``start``: when its span began (``time.time()``), ``None`` for an instant."""
         if self.trace is not None:
-            self.trace.emit(TraceEvent(kind, self.program_id, time.time(), node, attrs))  # type: ignore[arg-type]
+            self.trace.emit(TraceEvent(kind, self.program_id, time.time(), node, attrs, start))  # type: ignore[arg-type]
 
     # -- tools ----------------------------------------------------------------------------------------------
     async def tool(self, node: ToolCall, args: dict[str, Any]) -> Any:
@@ -58,7 +60,7 @@ class Steps:
             if delay > 0:
                 await asyncio.sleep(delay)
             call_id = f"{self.program_id}/{node.id}#{attempt}"
-            start = time.perf_counter()
+            start = time.time()
             try:
                 value = await self.tools.call(node.tool, args, call_id=call_id, timeout=node.timeout)
             except ToolError as exc:
@@ -74,18 +76,25 @@ class Steps:
     def _tool_event(
         self, node: ToolCall, call_id: str, attempt: int, status: str, start: float, exc: BaseException | None
     ) -> None:
+        worker_of = getattr(self.tools, "worker_of", None)  # a remote runner names the worker that ran it
+        worker = worker_of(call_id) if worker_of is not None else "local"
         if self.trace is None:
             return
         attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": node.tool,
+            "gen_ai.tool.call.id": call_id,
+            "gen_ai.conversation.id": self.program_id,
             "tool": node.tool,
             "call_id": call_id,
             "attempt": attempt,
             "status": status,
-            "duration_s": time.perf_counter() - start,
+            "worker": worker,
+            "duration_s": time.time() - start,
         }
         if exc is not None:
             attrs["error"] = f"{type(exc).__name__}: {exc}"
-        self.emit("tool_call", node.id, attrs)
+        self.emit("tool_call", node.id, attrs, start)
 
     # -- LLM calls ------------------------------------------------------------------------------------------
     async def llm_call(
@@ -122,7 +131,7 @@ class Steps:
                 tool_choice=node.tool_choice,
                 grammar=node.grammar,
             )
-            start = time.perf_counter()
+            start = time.time()
             result: LLMResult | None = None
             try:
                 result = await self._timed(node, request, on_delta)
@@ -172,11 +181,13 @@ class Steps:
             return
         hints = request.hints
         attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.conversation.id": self.program_id,
             "backend": self.llm.name if self.llm is not None else None,
             "request_id": request.request_id,
             "attempt": request.attempt,
             "status": status,
-            "duration_s": time.perf_counter() - start,
+            "duration_s": time.time() - start,
             "turn": hints.turn,
             "next_tool": hints.next_tool,
             "remaining_turns": hints.remaining_turns,
@@ -189,7 +200,19 @@ class Steps:
             attrs["finish_reason"] = result.finish_reason
             attrs["gen_ai.usage.input_tokens"] = result.prompt_tokens
             attrs["gen_ai.usage.output_tokens"] = result.completion_tokens
-            attrs["cached_tokens"] = result.cached_tokens
+            attrs["gen_ai.usage.cache_read.input_tokens"] = result.cached_tokens
+            attrs["gen_ai.output.text"] = _cut(result.text)
+            if result.tool_calls:
+                attrs["tool_calls"] = [c.to_openai() for c in result.tool_calls]
+        prompt = request.prompt if request.messages is None else json.dumps(request.messages, default=str)
+        attrs["gen_ai.input.messages"] = _cut(prompt or "")
         if exc is not None:
             attrs["error"] = f"{type(exc).__name__}: {exc}"
-        self.emit("llm_turn", node.id, attrs)
+        self.emit("llm_turn", node.id, attrs, start)
+
+
+TEXT_LIMIT = 4000  # characters of prompt and output text kept in a trace event
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + f"... [{len(text) - TEXT_LIMIT} more]"

@@ -16,6 +16,7 @@ from runtime.replay.workload import Program
 from runtime.sim.backend import SimBackend
 from runtime.sim.clock import RealClock, VirtualClock
 from runtime.sim.cost_model import CostModel
+from runtime.tracing.writer import TraceSink
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class ReplaySettings:
     cost_model: CostModel | None = None  # simulation only
     hints: str = "online"  # "oracle": the true remaining turns, a labelled bound (see ProgramHints)
     window: float = 0.0  # fraction of programs, by arrival, left out of the averages at each end
+    trace: Callable[[str], TraceSink] | None = None  # a policy's label -> the sink of its trace (--trace)
 
     def arrivals(self, n: int) -> Arrivals:
         if self.concurrency is not None:
@@ -67,9 +69,18 @@ def run_policy(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     engine, clock = build_engine(settings, policy)
+    trace = settings.trace(settings.label(policy)) if settings.trace is not None else None
+    engine.trace_to(trace)
     start = clock.now()
     runs = ReplayDriver(
-        engine, programs, arrivals, clock, seed=settings.seed, on_progress=on_progress, hints=settings.hints
+        engine,
+        programs,
+        arrivals,
+        clock,
+        seed=settings.seed,
+        on_progress=on_progress,
+        hints=settings.hints,
+        trace=trace,
     ).run()
     makespan = clock.now() - start
     result = summarize(policy, engine, runs, makespan, settings.window)
@@ -132,7 +143,7 @@ def solo_jct(settings: ReplaySettings, programs: list[Program], memo: dict | Non
     """The lower bound: each program alone on the engine (``vllm``, nothing contends), average JCT over the
     programs inside the measurement window. ``memo`` (turns -> JCT) skips programs drawn more than once."""
     memo = {} if memo is None else memo
-    solo = replace(settings, hints="online", window=0.0)
+    solo = replace(settings, hints="online", window=0.0, trace=None)
     jcts = []
     for i in measured_window(len(programs), settings.window):  # programs arrive in list order
         p = programs[i]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ from runtime.engine.sampling_params import SamplingParams
 from runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
 from runtime.replay.workload import Program
 from runtime.sim.clock import Clock
+from runtime.tracing.events import TraceEvent
+from runtime.tracing.writer import TraceSink
 
 
 @dataclass
@@ -78,7 +81,10 @@ class ReplayDriver:
         vocab: int = 256,
         on_progress: Callable[[int, int], None] | None = None,
         hints: str = "online",
+        trace: TraceSink | None = None,
     ) -> None:
+        """``trace``: where each program's span, its turns (``llm_turn``) and its tool pauses (``tool_call``, the
+        trace's tool) go, next to the engine's own events (``engine.trace_to``)."""
         if hints not in HINT_MODES:
             raise ValueError(f"hints must be one of {HINT_MODES}, got {hints!r}")
         self.engine = engine
@@ -95,6 +101,9 @@ class ReplayDriver:
         self._runs: list[ProgramRun] = []
         self._by_request: dict[str, int] = {}
         self._next_closed = 0
+        self.trace = trace
+        self._offset = time.time() - clock.now()  # the driver's clock -> the trace's wall clock
+        self._turn_started: dict[int, float] = {}
 
     def run(self) -> list[ProgramRun]:
         start = self.clock.now()
@@ -116,7 +125,8 @@ class ReplayDriver:
             if self.engine.has_unfinished():
                 for out in self.engine.step():
                     if out.finished:
-                        done += self._turn_done(out.request_id, list(out.outputs[0].token_ids), out.error)
+                        ids = list(out.outputs[0].token_ids)
+                        done += self._turn_done(out.request_id, ids, out.error, out.num_cached_tokens)
                 if self.engine.last_plan is not None:
                     continue
             # Idle, or every waiting turn is blocked on memory: time must pass (arrivals, tools, pin expiries).
@@ -147,9 +157,34 @@ class ReplayDriver:
             self._push(now, self._next_closed)
             self._next_closed += 1
 
+    def _emit(
+        self, kind: str, run: ProgramRun, node: str | None, attrs: dict, start: float | None = None
+    ) -> None:
+        if self.trace is not None:
+            now = self.clock.now() + self._offset
+            begun = None if start is None else start + self._offset
+            self.trace.emit(TraceEvent(kind, run.program.program_id, now, node, attrs, begun))  # type: ignore[arg-type]
+
     def _submit(self, i: int) -> None:
         run = self._runs[i]
         turn = run.program.turns[run.turn]
+        now = self.clock.now()
+        if run.turn == 0:
+            self._emit(
+                "program_start", run, None, {"program": run.program.program_id, "nodes": [], "edges": []}
+            )
+        else:  # the tool pause that just ended
+            prev = run.program.turns[run.turn - 1]
+            tool = prev.tool or "tool"
+            attrs = {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": tool,
+                "gen_ai.tool.call.id": f"{run.program.program_id}#{run.turn - 1}",
+                "status": "ok",
+                "duration_s": prev.wait_seconds,
+            }
+            self._emit("tool_call", run, f"tool-{run.turn - 1}", attrs, now - prev.wait_seconds)
+        self._turn_started[i] = now
         rng = random.Random(run.seed * 7919 + run.turn)
         new = turn.prompt_tokens if run.turn == 0 else turn.new_input_tokens
         run.context.extend(rng.randrange(self.vocab) for _ in range(new))
@@ -169,7 +204,7 @@ class ReplayDriver:
             return TurnOutcome(None, last_turn=True)
         return TurnOutcome(run.program.turns[run.turn].tool, last_turn=False)
 
-    def _turn_done(self, request_id: str, output: list[int], error: str | None) -> int:
+    def _turn_done(self, request_id: str, output: list[int], error: str | None, cached: int = 0) -> int:
         i = self._by_request.pop(request_id)
         run = self._runs[i]
         if error:
@@ -181,9 +216,23 @@ class ReplayDriver:
             )
         run.context.extend(output)
         now = self.clock.now()
+        if self.trace is not None:
+            attrs = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.conversation.id": run.program.program_id,
+                "request_id": request_id,
+                "turn": run.turn,
+                "status": "ok",
+                "gen_ai.usage.input_tokens": turn.prompt_tokens,
+                "gen_ai.usage.output_tokens": len(output),
+                "gen_ai.usage.cache_read.input_tokens": cached,
+            }
+            self._emit("llm_turn", run, f"turn-{run.turn}", attrs, self._turn_started.pop(i, now))
         run.turn += 1
         if run.turn == run.program.num_turns:
             run.finish = now
+            attrs = {"status": "ok", "duration_s": now - run.arrival}
+            self._emit("program_end", run, None, attrs, run.arrival)
             if self.on_progress:
                 self.on_progress(sum(r.finish is not None for r in self._runs), len(self._runs))
             if self.arrivals.concurrency is not None:

@@ -12,7 +12,7 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,8 +31,11 @@ from runtime.server.streaming import sse_stream
 log = logging.getLogger(__name__)
 
 
-def create_app(engine: AsyncEngine, config: ServerConfig) -> FastAPI:
-    """The app serving ``engine``. The engine is the caller's: ``tether serve`` closes it after the app."""
+def create_app(
+    engine: AsyncEngine, config: ServerConfig, on_shutdown: Callable[[], Awaitable[None]] | None = None
+) -> FastAPI:
+    """The app serving ``engine``. The engine is the caller's; ``on_shutdown`` runs when the server shuts down
+    (uvicorn re-raises SIGTERM / SIGINT after its shutdown, so code after ``serve()`` may never run)."""
     state = ServerState(engine, config)
 
     @contextlib.asynccontextmanager
@@ -44,6 +47,8 @@ def create_app(engine: AsyncEngine, config: ServerConfig) -> FastAPI:
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
+            if on_shutdown is not None:
+                await on_shutdown()
 
     app = FastAPI(title="Tether", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.tether = state

@@ -1,8 +1,32 @@
-"""Trace events of program runs (one per node start/end/error, LLM turn and tool call) and their sinks."""
+"""Trace events of runs (the executor's and the engine's), their sinks, the run store and exporters. See
+docs/tracing.md."""
 
 from __future__ import annotations
 
-from runtime.tracing.events import EVENT_KINDS, TraceEvent
-from runtime.tracing.writer import JsonlTraceWriter, MemoryTraceSink, TraceSink, read_trace
+from runtime.tracing.events import ENGINE_PROGRAM, EVENT_KINDS, TraceEvent
+from runtime.tracing.store import RunNotFoundError, RunRecorder, list_runs, load_run, trace_root
+from runtime.tracing.writer import (
+    FanoutTraceSink,
+    JsonlTraceWriter,
+    MemoryTraceSink,
+    TraceFormatError,
+    TraceSink,
+    read_trace,
+)
 
-__all__ = ["EVENT_KINDS", "JsonlTraceWriter", "MemoryTraceSink", "TraceEvent", "TraceSink", "read_trace"]
+__all__ = [
+    "ENGINE_PROGRAM",
+    "EVENT_KINDS",
+    "FanoutTraceSink",
+    "JsonlTraceWriter",
+    "MemoryTraceSink",
+    "RunNotFoundError",
+    "RunRecorder",
+    "TraceEvent",
+    "TraceFormatError",
+    "TraceSink",
+    "list_runs",
+    "load_run",
+    "read_trace",
+    "trace_root",
+]

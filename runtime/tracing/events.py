@@ -1,23 +1,9 @@
-"""``TraceEvent``: one step of a program run, as the executor emits it and the trace store keeps it.
+"""``TraceEvent``: one thing that happened in a run, as the executor and the engine emit it and the trace store
+keeps it. The kinds, their spans and attributes are specified in docs/tracing.md ("Events").
 
-Kinds and their ``attrs``:
-
-| kind | when | attrs |
-|---|---|---|
-| ``program_start`` | a run begins | ``program``, ``nodes``, ``critical_path_s`` |
-| ``program_end`` | it ends | ``status`` (ok / failed / cancelled), ``duration_s``, ``error`` when failed |
-| ``node_start`` | its inputs are ready and it starts | ``node_kind`` (llm / tool), ``level``, ``deps`` (node ids) |
-| ``node_end`` | it produced its output | ``duration_s``, ``output`` (JSON, cut to 2,000 chars) |
-| ``node_error`` | it failed (its program fails unless ``on_error=value``) | ``duration_s``, ``error_type``, ``error`` |
-| ``node_cancelled`` | it was running when its program failed or was cancelled | ``duration_s`` |
-| ``llm_turn`` | one LLM call returned | ``backend``, ``duration_s``, the hints, ``gen_ai.*`` usage attributes |
-| ``tool_call`` | one try of a tool call ended | ``tool``, ``call_id``, ``attempt``, ``status``, ``duration_s`` |
-
-A ``tool_call``'s ``status`` is ok, timeout or error (then ``error`` holds the message).
-
-``ts`` is wall-clock seconds (``time.time()``) at emission; for ``*_end``, ``node_error``, ``llm_turn`` and
-``tool_call`` the step started ``duration_s`` earlier. LLM turn attributes follow OpenTelemetry's ``gen_ai``
-names (``gen_ai.request.max_tokens``, ``gen_ai.usage.input_tokens``, ``gen_ai.usage.output_tokens``).
+``ts`` is when the event was emitted and ``start`` when its span began (``None`` for an instant); both are wall
+clock seconds (``time.time()``), one clock for every emitter. Attributes follow OpenTelemetry's GenAI names
+where one exists (``gen_ai.operation.name``, ``gen_ai.usage.input_tokens``, ``gen_ai.tool.name``, ...).
 """
 
 from __future__ import annotations
@@ -26,15 +12,26 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EventKind = Literal[
+    # executor
     "program_start",
     "program_end",
+    "node_added",
     "node_start",
     "node_end",
     "node_error",
     "node_cancelled",
     "llm_turn",
     "tool_call",
+    # engine
+    "llm_queued",
+    "llm_admitted",
+    "llm_prefill",
+    "llm_first_token",
+    "llm_finished",
+    "kv",
+    "engine_step",
 ]
+ENGINE_PROGRAM = "_engine"  # the program_id of engine-wide events (engine_step) and of requests without one
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
 
@@ -45,6 +42,7 @@ class TraceEvent:
     ts: float
     node_id: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    start: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,11 +50,23 @@ class TraceEvent:
             "program_id": self.program_id,
             "node_id": self.node_id,
             "ts": self.ts,
+            "start": self.start,
             "attrs": self.attrs,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TraceEvent:
+        """``ValueError`` naming what is wrong for an object that is not an event."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an event object, got {type(data).__name__}")
         if data.get("kind") not in EVENT_KINDS:
             raise ValueError(f"unknown trace event kind {data.get('kind')!r}")
-        return cls(data["kind"], data["program_id"], data["ts"], data.get("node_id"), data.get("attrs") or {})
+        if not isinstance(data.get("program_id"), str):
+            raise ValueError("program_id must be a string")
+        ts, start = data.get("ts"), data.get("start")
+        if not isinstance(ts, (int, float)) or (start is not None and not isinstance(start, (int, float))):
+            raise ValueError("ts and start must be numbers")
+        attrs = data.get("attrs") or {}
+        if not isinstance(attrs, dict):
+            raise ValueError("attrs must be an object")
+        return cls(data["kind"], data["program_id"], float(ts), data.get("node_id"), attrs, start)

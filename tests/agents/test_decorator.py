@@ -314,7 +314,7 @@ async def test_conversation_grows_one_prefix_on_the_tiny_engine() -> None:
         assert messages[2].content == "${llm_1.output}"
         assert ("llm_1", "llm_3", "data") in run.edges and ("find_2", "llm_3", "data") in run.edges
         turns = {e.node_id: e.attrs for e in sink.events if e.kind == "llm_turn"}
-        assert turns["llm_3"]["cached_tokens"] > 0
+        assert turns["llm_3"]["gen_ai.usage.cache_read.input_tokens"] > 0
         assert turns["llm_3"]["gen_ai.usage.input_tokens"] > turns["llm_1"]["gen_ai.usage.input_tokens"]
         await rt.backend.engine.check_integrity()
     finally:

@@ -81,7 +81,7 @@ def test_json_output_and_trace(workdir: Path, capsys: pytest.CaptureFixture[str]
     assert doc == {
         "run_id": "r1",
         "outputs": {"lines": 2, "first": 1},
-        "trace": str(workdir / "traces" / "r1.jsonl"),
+        "trace": str(workdir / "traces" / "r1" / "events.jsonl"),
     }
     assert log.read_text() == "one of 3\ntwo after 1\n"
     kinds = [e.kind for e in read_trace(doc["trace"])]
@@ -112,7 +112,8 @@ def test_a_failing_workflow_exits_non_zero_with_the_error(
         "tether run: program 'f1': node 'boom' failed: ToolExecutionError: tool 'fail' failed: "
         "ValueError: disk full\n"
     )
-    assert [e.kind for e in read_trace(workdir / "f1.jsonl")][-2:] == ["node_error", "program_end"]
+    assert [e.kind for e in read_trace(workdir / "f1" / "events.jsonl")][-2:] == ["node_error", "program_end"]
+    assert json.loads((workdir / "f1" / "run.json").read_text())["status"] == "failed"
 
 
 def test_a_cycle_fails_before_anything_runs(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -131,7 +132,7 @@ def test_a_cycle_fails_before_anything_runs(workdir: Path, capsys: pytest.Captur
     code, out, err = run_cli(capsys, str(wf), "--trace-dir", str(workdir))
     assert (code, out) == (2, "")
     assert err == f"tether run: {wf}:5: dependency cycle: a -> b -> a\n"
-    assert not log.exists() and list(workdir.glob("*.jsonl")) == []
+    assert not log.exists() and list(workdir.glob("*/run.json")) == []
 
 
 @pytest.mark.parametrize(
@@ -164,8 +165,20 @@ def test_the_example_runs_on_the_tiny_model(tmp_path: Path, capsys: pytest.Captu
     assert isinstance(outputs["summary"], str)
     assert outputs["summary_words"] == len(outputs["summary"].split())
     events = read_trace(doc["trace"])
-    assert [e.node_id for e in events if e.kind == "llm_turn"] == ["summarize"]
-    assert {e.program_id for e in events} == {doc["run_id"]}
+    (turn,) = [e for e in events if e.kind == "llm_turn"]
+    assert turn.node_id == "summarize" and turn.attrs["gen_ai.operation.name"] == "chat"
+    assert {e.program_id for e in events} == {doc["run_id"], "_engine"}  # the engine's counters: _engine
+    # the engine's events of the same request, on the same clock, inside the executor's span of the call
+    rid = turn.attrs["request_id"]
+    engine = {e.kind: e for e in events if e.attrs.get("request_id") == rid and e.kind != "llm_turn"}
+    assert {"llm_queued", "llm_admitted", "llm_prefill", "llm_first_token", "llm_finished"} <= set(engine)
+    finished = engine["llm_finished"].attrs
+    assert finished["input_tokens"] == turn.attrs["gen_ai.usage.input_tokens"]
+    assert finished["output_tokens"] == turn.attrs["gen_ai.usage.output_tokens"]
+    assert turn.start <= engine["llm_queued"].ts <= engine["llm_finished"].ts <= turn.ts
+    assert any(e.kind == "engine_step" for e in events)
+    meta = json.loads((Path(doc["trace"]).parent / "run.json").read_text())
+    assert (meta["kind"], meta["status"], meta["traces"]) == ("run", "ok", {"main": "events.jsonl"})
 
 
 class BackgroundWorker:

@@ -90,7 +90,7 @@ async def test_tool_calls_and_results_reach_the_chat_template_as_one_growing_pre
     assert prompt1.startswith(prompt0.removesuffix("<|im_start|>assistant\n"))  # the prefix grows
     turns = {e.node_id: e.attrs for e in trace.of_kind("llm_turn")}
     assert turns["t1"]["gen_ai.usage.input_tokens"] == len(tokenizer.encode(prompt1))
-    assert turns["t1"]["cached_tokens"] > 0
+    assert turns["t1"]["gen_ai.usage.cache_read.input_tokens"] > 0
 
 
 async def test_a_forced_tool_choice_gives_parsed_tool_calls(engine: AsyncEngine) -> None:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from runtime.tracing import read_trace
 from tests.mqtt.conftest import REPO, TOOLS_FILE, wait_until
 from tools.mqtt import MqttToolRunner
 
@@ -43,7 +44,11 @@ async def test_tether_run_with_two_workers_on_mosquitto(
     cmd += ["--broker", mosquitto.url, "--json", "--trace-dir", str(tmp_path)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    outputs = json.loads(done.stdout)["outputs"]
+    doc = json.loads(done.stdout)
+    outputs = doc["outputs"]
     pids = [outputs[f"p{i}"] for i in range(NODES)]
     assert set(pids) == {w.pid for w in workers}  # both workers served calls
     assert outputs["total"] == pids[0]
+    # each tool_call event names the worker that ran it
+    calls = [e for e in read_trace(doc["trace"]) if e.kind == "tool_call"]
+    assert len(calls) == NODES + 1 and {e.attrs["worker"] for e in calls} == {"w-0", "w-1"}

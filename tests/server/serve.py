@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -13,8 +14,10 @@ API_KEY = "test-key"
 
 
 def serve(*args: str, timeout_s: float = 180.0):
-    """``tether serve ARGS`` from the repository root; yields the ``/v1`` base URL."""
-    return serve_process(*args, timeout_s=timeout_s, cwd=ROOT)
+    """``tether serve ARGS`` from the repository root, its run recorded in a fresh temporary folder; yields the
+    ``/v1`` base URL."""
+    trace_dir = tempfile.mkdtemp(prefix="tether-serve-runs-")
+    return serve_process(*args, "--trace-dir", trace_dir, timeout_s=timeout_s, cwd=ROOT)
 
 
 def integrity(base_url: str) -> dict:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -49,6 +50,8 @@ from tools.mqtt.roster import Route, WorkerRoster
 
 if TYPE_CHECKING:
     from tools.registry import ToolRegistry
+
+WORKERS_REMEMBERED = 10_000  # worker_of() answers for this many recent calls
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class MqttToolRunner:
         self._connect_lock = asyncio.Lock()
         self._broken: BaseException | None = None
         self._counts = {name: 0 for name in ClientStats.__dataclass_fields__}
+        self._workers: OrderedDict[str, str | None] = OrderedDict()  # call_id -> the worker of its last attempt
         self.roster.on_offline(self._inflight.worker_lost)
 
     @property
@@ -166,11 +170,13 @@ class MqttToolRunner:
             return await asyncio.shield(joined.outcome)
         loop = asyncio.get_running_loop()
         call = PendingCall(call_id, tool, dict(args), loop.create_future(), loop.create_future())
+        worker: str | None = None  # the worker whose result came back
         self._inflight.add(call)
         self._counts["calls"] += 1
         limit = self.timeout if timeout is None else timeout
         try:
             envelope = await asyncio.wait_for(self._drive(call, time.time() + limit), limit)
+            worker = envelope.worker
             call.outcome.set_result(self._unwrap(call, envelope))
         except asyncio.TimeoutError:
             reason = call.waiting_for if self._broken is None else f"connection lost: {self._broken}"
@@ -185,9 +191,17 @@ class MqttToolRunner:
             call.outcome.set_exception(exc)
         finally:
             self._inflight.remove(call)
+            self._workers[call_id] = worker or call.worker
+            while len(self._workers) > WORKERS_REMEMBERED:
+                self._workers.popitem(last=False)
             if call.result.done() and not call.result.cancelled():
                 call.result.exception()  # retrieved: a connection failure is reported through ``outcome``
         return call.outcome.result()
+
+    def worker_of(self, call_id: str) -> str | None:
+        """The worker that ran ``call_id``'s last attempt (``None``: none took it), for the trace; forgotten
+        once read, and after ``WORKERS_REMEMBERED`` later calls."""
+        return self._workers.pop(call_id, None)
 
     async def _drive(self, call: PendingCall, deadline: float) -> ResultEnvelope:
         while True:

@@ -61,11 +61,11 @@ class StructuredOutputManager:
         ``InvalidRequestError`` naming ``structured_outputs.<kind>`` when it does not compile. The grammar
         must be able to end the output, so ``ignore_eos`` and ``min_tokens > 0`` are rejected with it (a
         grammar that completes early would leave no token to sample)."""
-        from runtime.engine.structured.compiler import GrammarCompileError
-
         spec = params.structured_outputs
         if spec is None:
-            return None
+            return None  # before importing xgrammar: an unconstrained first request does not wait 0.8 s for it
+        from runtime.engine.structured.compiler import GrammarCompileError
+
         for name, conflicts in (("ignore_eos", params.ignore_eos), ("min_tokens", params.min_tokens > 0)):
             if conflicts:
                 raise InvalidRequestError(
