@@ -1,11 +1,11 @@
-"""Front-ends that compile to ``dag`` programs and run on the executor (see docs/agents.md):
+"""Front-ends that compile to ``tether.dag`` programs and run on the executor (see docs/agents.md):
 
 - decorator agents: ``@agent`` async functions whose ``llm()`` and ``@tool`` calls are running handles;
 - the LLMCompiler-style ``Planner`` (streamed, grammar-constrained plans, joiner, replanning);
 - ``ReActAgent``, the one-tool-per-turn baseline;
 - ``AgentRuntime`` (one executor, tools, backend, trace) and ``AgentResult``.
 
-Names resolve lazily, so ``import agents`` loads neither the engine nor the executor.
+Names resolve lazily, so ``import tether.agents`` loads neither the engine nor the executor.
 """
 
 from __future__ import annotations
@@ -14,26 +14,26 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "agent": "agents.decorator",
-    "llm": "agents.decorator",
-    "conversation": "agents.decorator",
-    "Agent": "agents.decorator",
-    "AgentRun": "agents.decorator",
-    "NodeHandle": "agents.decorator",
-    "AgentError": "agents.decorator",
-    "AgentContextError": "agents.decorator",
-    "ValueDependentError": "agents.decorator",
-    "HandleUsageError": "agents.decorator",
-    "Planner": "agents.planner.agent",
-    "ReActAgent": "agents.react",
-    "AgentRuntime": "agents.runtime",
-    "AgentResult": "agents.result",
-    "Observation": "agents.result",
-    "LLMUsage": "agents.result",
-    "parse_plan": "agents.planner",
-    "PlanTask": "agents.planner",
-    "PlanError": "agents.planner",
-    "PlanStreamParser": "agents.planner",
+    "agent": "tether.agents.decorator",
+    "llm": "tether.agents.decorator",
+    "conversation": "tether.agents.decorator",
+    "Agent": "tether.agents.decorator",
+    "AgentRun": "tether.agents.decorator",
+    "NodeHandle": "tether.agents.decorator",
+    "AgentError": "tether.agents.decorator",
+    "AgentContextError": "tether.agents.decorator",
+    "ValueDependentError": "tether.agents.decorator",
+    "HandleUsageError": "tether.agents.decorator",
+    "Planner": "tether.agents.planner.agent",
+    "ReActAgent": "tether.agents.react",
+    "AgentRuntime": "tether.agents.runtime",
+    "AgentResult": "tether.agents.result",
+    "Observation": "tether.agents.result",
+    "LLMUsage": "tether.agents.result",
+    "parse_plan": "tether.agents.planner",
+    "PlanTask": "tether.agents.planner",
+    "PlanError": "tether.agents.planner",
+    "PlanStreamParser": "tether.agents.planner",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from agents.react_grammar import (
+from tether.agents.react_grammar import (
     FINISH,
     ReActFormatError,
     ToolSpec,
@@ -33,12 +33,12 @@ from agents.react_grammar import (
     signature,
     tool_specs,
 )
-from agents.result import AgentResult, LLMUsage, Observation
-from agents.runtime import AgentRuntime
-from dag import LLMCall, LLMHints, Message, ToolCall, ToolFailure
-from dag.errors import DagError
-from runtime.executor import LLMBackend, ProgramRun
-from tools.tool import Tool
+from tether.agents.result import AgentResult, LLMUsage, Observation
+from tether.agents.runtime import AgentRuntime
+from tether.dag import LLMCall, LLMHints, Message, ToolCall, ToolFailure
+from tether.dag.errors import DagError
+from tether.runtime.executor import LLMBackend, ProgramRun
+from tether.tools.tool import Tool
 
 MAX_OBSERVATION_CHARS = 1500
 TURN_MAX_TOKENS = 256
@@ -108,7 +108,7 @@ def system_prompt(specs: list[ToolSpec]) -> str:
 
 
 class ReActAgent:
-    """A ReAct agent over ``tools`` (``tools.Tool``s). ``runtime``: an ``AgentRuntime`` to share (its
+    """A ReAct agent over ``tether.tools`` (``tools.Tool``s). ``tether.runtime``: an ``AgentRuntime`` to share (its
         registry must hold the tools; it is not closed by ``close``); else one is made on first use from
         ``backend`` or the local engine on ``model`` (``EngineConfig`` keyword arguments in
         ``engine_kwargs``) and ``trace``. ``constrained``: decode with ``react_grammar`` (default: on the local

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.planner.plan import PlanTask
+from tether.agents.planner.plan import PlanTask
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dag.compiler import compile_program
-from dag.ir import Program
-from runtime.executor import Executor, LLMBackend, ProgramRun
-from runtime.tracing import RunRecorder, TraceEvent, TraceSink
-from tools.local import LocalToolRunner
-from tools.registry import ToolRegistry
-from tools.tool import Tool
+from tether.dag.compiler import compile_program
+from tether.dag.ir import Program
+from tether.runtime.executor import Executor, LLMBackend, ProgramRun
+from tether.runtime.tracing import RunRecorder, TraceEvent, TraceSink
+from tether.tools.local import LocalToolRunner
+from tether.tools.registry import ToolRegistry
+from tether.tools.tool import Tool
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,13 @@ class AgentRuntime:
     ) -> AgentRuntime:
         """``backend`` if given, else the local engine on ``model`` (``EngineConfig`` keyword arguments in
         ``engine_kwargs``; ``model=None``: no LLM). ``trace``: a sink, a JSONL path, or ``None`` for a new
-        recorded run (kind ``agents``) under ``trace_dir`` (default ``trace_root()``: docs/tracing.md). The
+        recorded run (kind ``tether.agents``) under ``trace_dir`` (default ``trace_root()``: docs/tracing.md). The
         local engine's own events go to the same trace."""
         registry = tools if isinstance(tools, ToolRegistry) else _registry(tools)
         owns_backend = False
         if backend is None and model is not None:
-            from runtime.engine.config import EngineConfig
-            from runtime.executor.backends.local_engine import LocalEngineBackend
+            from tether.runtime.engine.config import EngineConfig
+            from tether.runtime.executor.backends.local_engine import LocalEngineBackend
 
             backend = await LocalEngineBackend.create(EngineConfig(model=model, **engine_kwargs))
             owns_backend = True
@@ -168,7 +168,7 @@ def _registry(tools: Iterable[Tool]) -> ToolRegistry:
 
 
 def _trace(trace: TraceSink | Path | str) -> tuple[TraceSink | None, Path | None, bool]:
-    from runtime.tracing import JsonlTraceWriter
+    from tether.runtime.tracing import JsonlTraceWriter
 
     if isinstance(trace, (str, Path)):
         path = Path(trace)

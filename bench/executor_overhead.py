@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dag import Program, ToolCall, compile_program  # noqa: E402
-from runtime.executor import Executor  # noqa: E402
-from runtime.tracing import JsonlTraceWriter  # noqa: E402
-from tools import LocalToolRunner, ToolRegistry, tool  # noqa: E402
+from tether.dag import Program, ToolCall, compile_program  # noqa: E402
+from tether.runtime.executor import Executor  # noqa: E402
+from tether.runtime.tracing import JsonlTraceWriter  # noqa: E402
+from tether.tools import LocalToolRunner, ToolRegistry, tool  # noqa: E402
 
 
 @tool

@@ -30,14 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import aiomqtt  # noqa: E402
-
-from tools.mqtt import MqttToolRunner  # noqa: E402
-from tools.mqtt.broker import EmbeddedBroker  # noqa: E402
-from tools.mqtt.connection import NODELAY, BrokerAddress  # noqa: E402
-from tools.mqtt.mosquitto import MosquittoBroker, find_mosquitto  # noqa: E402
+from tether.tools.mqtt import MqttToolRunner  # noqa: E402
+from tether.tools.mqtt.broker import EmbeddedBroker  # noqa: E402
+from tether.tools.mqtt.connection import NODELAY, BrokerAddress  # noqa: E402
+from tether.tools.mqtt.mosquitto import MosquittoBroker, find_mosquitto  # noqa: E402
 
 NOOP_TOOLS = '''
-from tools.tool import tool
+from tether.tools.tool import tool
 
 
 @tool
@@ -53,7 +52,7 @@ def summary(samples_s: list[float]) -> dict[str, float]:
 
 
 async def time_tool_calls(url: str, tools_file: Path, calls: int, warmup: int) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "runtime.cli", "worker", "--broker", url, "--tools", str(tools_file)]
+    cmd = [sys.executable, "-m", "tether.runtime.cli", "worker", "--broker", url, "--tools", str(tools_file)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
     try:
         async with MqttToolRunner(url, timeout=30) as runner:

@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.engine.sampling_params import SamplingParams  # noqa: E402
-from runtime.engine.sequence import Sequence  # noqa: E402
-from runtime.engine.structured import StructuredOutputs  # noqa: E402
-from runtime.engine.structured.manager import StructuredOutputManager  # noqa: E402
-from runtime.engine.tokenizer import HFTokenizer  # noqa: E402
+from tether.runtime.engine.sampling_params import SamplingParams  # noqa: E402
+from tether.runtime.engine.sequence import Sequence  # noqa: E402
+from tether.runtime.engine.structured import StructuredOutputs  # noqa: E402
+from tether.runtime.engine.structured.manager import StructuredOutputManager  # noqa: E402
+from tether.runtime.engine.tokenizer import HFTokenizer  # noqa: E402
 
 SCHEMA = {
     "type": "object",
@@ -45,10 +45,9 @@ SCHEMA = {
 
 def load_tokenizer():
     """SmolLM2's tokenizer (the named model's converted checkpoint), or a synthetic 49152-token one."""
+    from tether.runtime.engine.errors import ModelLoadError
+    from tether.runtime.engine.models.sources import checkpoint_dir
     from transformers import AutoTokenizer
-
-    from runtime.engine.errors import ModelLoadError
-    from runtime.engine.models.sources import checkpoint_dir
 
     try:
         return AutoTokenizer.from_pretrained(str(checkpoint_dir("smollm2"))), "SmolLM2-135M-Instruct"
@@ -137,8 +136,7 @@ def advance(manager: StructuredOutputManager, seq: Sequence, doc: list[int], pos
 
 def apply_only(manager: StructuredOutputManager, batch: int, vocab: int) -> dict:
     import xgrammar as xgr
-
-    from runtime.engine.structured.bitmask import apply_bitmask
+    from tether.runtime.engine.structured.bitmask import apply_bitmask
 
     bitmask = manager._rows(batch)  # the filled bitmask of the last step
     logits = torch.randn(batch, vocab)

@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from dag.compiler import CompiledProgram, CriticalPath, LLMHints, compile_program, extend
-from dag.errors import DagError
-from dag.ir import (
+from tether.dag.compiler import CompiledProgram, CriticalPath, LLMHints, compile_program, extend
+from tether.dag.errors import DagError
+from tether.dag.ir import (
     FunctionCall,
     InputSpec,
     LLMCall,
@@ -18,8 +18,8 @@ from dag.ir import (
     ToolCall,
     ToolFailure,
 )
-from dag.refs import Ref, node_ref, parse_ref
-from dag.yaml_loader import load_workflow, parse_workflow
+from tether.dag.refs import Ref, node_ref, parse_ref
+from tether.dag.yaml_loader import load_workflow, parse_workflow
 
 __all__ = [
     "CompiledProgram",

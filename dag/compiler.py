@@ -1,4 +1,4 @@
-"""The compiler: validation (``dag.validate``), then the annotations the executor and the scheduler use:
+"""The compiler: validation (``tether.dag.validate``), then the annotations the executor and the scheduler use:
 topological levels, predicted durations and the critical path, and for every LLM call its hints (the tools
 that follow it, the turns that remain, the group of calls sharing its prompt prefix).
 
@@ -13,13 +13,12 @@ from dataclasses import dataclass, field, replace
 
 import networkx as nx
 from pydantic import TypeAdapter
-
-from dag.errors import UnknownReferenceError
-from dag.ir import LLMCall, Program, ToolCall
-from dag.refs import Ref, find_refs, static_prefix
-from dag.validate import check_node, validate
-from tools.durations import ToolDurationStats
-from tools.registry import ToolRegistry
+from tether.dag.errors import UnknownReferenceError
+from tether.dag.ir import LLMCall, Program, ToolCall
+from tether.dag.refs import Ref, find_refs, static_prefix
+from tether.dag.validate import check_node, validate
+from tether.tools.durations import ToolDurationStats
+from tether.tools.registry import ToolRegistry
 
 LLM_SECONDS_PER_TOKEN = 0.02  # a rough decode rate for predictions: 50 tokens/s
 MIN_SHARED_PREFIX_CHARS = 32

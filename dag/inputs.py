@@ -7,8 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from dag.errors import InputError
-from dag.ir import InputSpec, InputType, Program
+from tether.dag.errors import InputError
+from tether.dag.ir import InputSpec, InputType, Program
 
 _CHECKS: dict[str, tuple[type, ...]] = {
     "string": (str,),

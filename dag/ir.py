@@ -16,9 +16,8 @@ from typing import Annotated, Any, Literal
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from dag.errors import DuplicateNodeError, ReferenceSyntaxError
-from dag.refs import NODE_ID, Ref, RefSyntaxError, Template, compile_template
+from tether.dag.errors import DuplicateNodeError, ReferenceSyntaxError
+from tether.dag.refs import NODE_ID, Ref, RefSyntaxError, Template, compile_template
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 

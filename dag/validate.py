@@ -7,19 +7,18 @@ from typing import Any
 
 import networkx as nx
 from pydantic import TypeAdapter
-
-from dag.errors import (
+from tether.dag.errors import (
     CycleError,
     OutputSchemaError,
     ToolArgumentsError,
     ToolNotFoundError,
     UnknownReferenceError,
 )
-from dag.ir import LLMCall, Program, ToolCall
-from dag.refs import Ref, Template, find_refs
-from dag.schema import SchemaConversionError, check_path, output_type
-from tools.errors import ToolArgumentError
-from tools.registry import ToolRegistry
+from tether.dag.ir import LLMCall, Program, ToolCall
+from tether.dag.refs import Ref, Template, find_refs
+from tether.dag.schema import SchemaConversionError, check_path, output_type
+from tether.tools.errors import ToolArgumentError
+from tether.tools.registry import ToolRegistry
 
 TEXT_SCHEMA: dict[str, Any] = {"type": "string"}
 

@@ -12,10 +12,9 @@ from typing import Any
 
 import pydantic
 import yaml
-
-from dag.errors import WorkflowSyntaxError
-from dag.ir import InputSpec, LLMCall, Program, SourceMap, ToolCall
-from dag.refs import NODE_ID
+from tether.dag.errors import WorkflowSyntaxError
+from tether.dag.ir import InputSpec, LLMCall, Program, SourceMap, ToolCall
+from tether.dag.refs import NODE_ID
 
 Loc = tuple[str | int, ...]
 TOP_KEYS = {"name", "description", "inputs", "tools", "nodes", "outputs"}

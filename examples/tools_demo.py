@@ -11,8 +11,7 @@ import asyncio
 import re
 
 from pydantic import BaseModel
-
-from tools import tool
+from tether.tools import tool
 
 CORPUS = {
     "pagedattention": (

@@ -1,4 +1,4 @@
-"""Attention kernels over the paged KV cache (Triton), with torch reference versions in ``kernels.reference``.
+"""Attention kernels over the paged KV cache (Triton), with torch reference versions in ``tether.kernels.reference``.
 
 The contract (exact; the reference implements the same)::
 
@@ -20,7 +20,7 @@ The contract (exact; the reference implements the same)::
 
 These top-level functions always run the Triton kernels: on CUDA tensors, or on CPU tensors when
 ``TRITON_INTERPRET=1`` was set before the first call (fp16/fp32 only there). Triton is imported at the first
-call, so ``import kernels`` works where triton is absent; choosing the torch path on a CPU-only machine is the
+call, so ``import tether.kernels`` works where triton is absent; choosing the torch path on a CPU-only machine is the
 engine backend's job. Design notes: docs/kernels.md.
 """
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from kernels.contract import CascadeLevel, KernelInputError, KernelUnavailableError
+from tether.kernels.contract import CascadeLevel, KernelInputError, KernelUnavailableError
 
 if TYPE_CHECKING:
     import torch
@@ -58,7 +58,7 @@ def paged_attention(
     sm_scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Prefill, extend and decode over the paged cache (split-KV decode when the batch is small)."""
-    from kernels.paged import paged_attention as impl
+    from tether.kernels.paged import paged_attention as impl
 
     return impl(q, k_cache, v_cache, block_table, cu_seqlens_q, kv_lens, causal=causal, sm_scale=sm_scale)
 
@@ -69,9 +69,9 @@ def merge_attention_states(
     """Exact combination of two partial attentions (``o: [T, H, D]``, ``lse: [T, H]`` fp32) over disjoint
     key sets; ``-inf`` on either side contributes nothing, on both gives ``o = 0, lse = -inf``. ``o`` keeps
     ``o_a``'s dtype."""
-    from kernels.contract import check_merge_args
-    from kernels.merge_kernels import merge_two
-    from kernels.runtime import ensure_runnable
+    from tether.kernels.contract import check_merge_args
+    from tether.kernels.merge_kernels import merge_two
+    from tether.kernels.runtime import ensure_runnable
 
     check_merge_args(o_a, lse_a, o_b, lse_b)
     ensure_runnable(o_a.dtype, o_a, lse_a, o_b, lse_b)
@@ -93,7 +93,7 @@ def shared_prefix_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every sequence's KV starts with the same ``prefix_len`` tokens in ``prefix_blocks``; ``block_table`` and
     ``kv_lens`` describe each one's own KV after it."""
-    from kernels.cascade import shared_prefix_attention as impl
+    from tether.kernels.cascade import shared_prefix_attention as impl
 
     return impl(
         q, k_cache, v_cache, prefix_blocks, prefix_len, block_table, cu_seqlens_q, kv_lens,
@@ -114,7 +114,7 @@ def cascade_attention(
     sm_scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A tree of shared prefixes (see ``CascadeLevel``), each level read once per group, merged root first."""
-    from kernels.cascade import cascade_attention as impl
+    from tether.kernels.cascade import cascade_attention as impl
 
     return impl(
         q, k_cache, v_cache, levels, block_table, cu_seqlens_q, kv_lens, causal=causal, sm_scale=sm_scale
@@ -125,6 +125,6 @@ def store_kv(
     k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slot_mapping: torch.Tensor
 ) -> None:
     """Write ``k, v: [T, Hkv, D]`` at ``slot_mapping: [T]`` (block * block_size + offset; negative skips)."""
-    from kernels.store import store_kv as impl
+    from tether.kernels.store import store_kv as impl
 
     impl(k, v, k_cache, v_cache, slot_mapping)

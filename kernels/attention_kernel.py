@@ -1,6 +1,6 @@
 """The paged attention kernel: one program per (query tile, kv head, sequence x key split).
 
-Each program loads a ``[BLOCK_M, D]`` tile of queries (the GQA group packed into M, see ``kernels.tiles``) and
+Each program loads a ``[BLOCK_M, D]`` tile of queries (the GQA group packed into M, see ``tether.kernels.tiles``) and
 walks the keys ``lo .. hi-1`` of its split in steps of BLOCK_N, gathering each key through the block table
 (key ``n`` lives at page ``block_table[seq, n // PAGE_SIZE]``, offset ``n % PAGE_SIZE``). Online softmax in
 base 2 with fp32 ``m`` / ``l`` / accumulator::

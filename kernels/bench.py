@@ -111,7 +111,7 @@ class PagedInputs:
 
 def paged_call(args: tuple[torch.Tensor, ...], max_q_len: int, causal: bool = True) -> Callable[[], object]:
     """``paged_attention`` as its entry point dispatches it, with the plan made once."""
-    from kernels.paged import attend, plan_launch
+    from tether.kernels.paged import attend, plan_launch
 
     q, k_cache = args[0], args[1]
     max_kv = args[3].shape[1] * k_cache.shape[1]
@@ -145,7 +145,7 @@ def bench_prefill(cfg: KernelBenchConfig, batch: int, cached: int, new: int) -> 
 
 
 def bench_decode(cfg: KernelBenchConfig, kv_len: int, hbm_gb_s: float) -> dict:
-    from kernels.paged import plan_launch
+    from tether.kernels.paged import plan_launch
 
     b = cfg.decode_batch
     inputs = PagedInputs(cfg, [kv_len] * b, [1] * b)
@@ -161,7 +161,7 @@ def bench_decode(cfg: KernelBenchConfig, kv_len: int, hbm_gb_s: float) -> dict:
 
 
 def bench_shared_prefix(cfg: KernelBenchConfig, batch: int, prefix_len: int) -> dict:
-    from kernels.cascade import cascade_attention, prefix_level
+    from tether.kernels.cascade import cascade_attention, prefix_level
 
     suffix = cfg.shared_suffix
     inputs = PagedInputs(cfg, [suffix + 1] * batch, [1] * batch, prefix_len=prefix_len)

@@ -18,11 +18,10 @@ import math
 from collections.abc import Sequence
 
 import torch
-
-from kernels.contract import CascadeLevel, KernelInputError, check_attention_args, check_index_args
-from kernels.merge_kernels import merge_two
-from kernels.paged import attend, plan_launch
-from kernels.runtime import ensure_runnable
+from tether.kernels.contract import CascadeLevel, KernelInputError, check_attention_args, check_index_args
+from tether.kernels.merge_kernels import merge_two
+from tether.kernels.paged import attend, plan_launch
+from tether.kernels.runtime import ensure_runnable
 
 
 def cascade_attention(

@@ -12,8 +12,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-
-from kernels.tiles import block_d, next_power_of_2
+from tether.kernels.tiles import block_d, next_power_of_2
 
 
 @triton.jit

@@ -12,12 +12,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from kernels.attention_kernel import LOG2E, paged_attention_kernel
-from kernels.contract import check_attention_args
-from kernels.merge_kernels import reduce_splits
-from kernels.runtime import ensure_runnable, interpreted, num_sms
-from kernels.tiles import (
+from tether.kernels.attention_kernel import LOG2E, paged_attention_kernel
+from tether.kernels.contract import check_attention_args
+from tether.kernels.merge_kernels import reduce_splits
+from tether.kernels.runtime import ensure_runnable, interpreted, num_sms
+from tether.kernels.tiles import (
     GPU_MIN_KEYS_PER_SPLIT,
     TileConfig,
     attention_tiles,
@@ -119,7 +118,7 @@ def paged_attention(
     sm_scale: float | None = None,
     max_q_len: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The contract of ``kernels.paged_attention``; ``max_q_len`` (the longest query run) saves a device
+    """The contract of ``tether.kernels.paged_attention``; ``max_q_len`` (the longest query run) saves a device
     sync when the caller knows it."""
     check_attention_args(q, k_cache, v_cache, block_table, cu_seqlens_q, kv_lens)
     ensure_runnable(q.dtype, q, k_cache, v_cache, block_table, cu_seqlens_q, kv_lens)

@@ -15,8 +15,7 @@ import math
 from collections.abc import Sequence
 
 import torch
-
-from kernels.contract import CascadeLevel
+from tether.kernels.contract import CascadeLevel
 
 
 def store_kv(

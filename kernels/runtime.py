@@ -9,15 +9,14 @@ from __future__ import annotations
 import functools
 
 import torch
-
-from kernels.contract import KernelInputError, KernelUnavailableError
-from kernels.tiles import INTERPRETER_SMS
+from tether.kernels.contract import KernelInputError, KernelUnavailableError
+from tether.kernels.tiles import INTERPRETER_SMS
 
 
 @functools.cache
 def interpreted() -> bool:
     """Whether this process's kernels run in the Triton interpreter (numpy on the CPU)."""
-    from kernels.attention_kernel import paged_attention_kernel
+    from tether.kernels.attention_kernel import paged_attention_kernel
 
     return type(paged_attention_kernel).__name__ == "InterpretedFunction"
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-
-from kernels.contract import KernelInputError
-from kernels.runtime import ensure_runnable, interpreted
-from kernels.tiles import block_d
+from tether.kernels.contract import KernelInputError
+from tether.kernels.runtime import ensure_runnable, interpreted
+from tether.kernels.tiles import block_d
 
 
 @triton.jit

@@ -6,10 +6,10 @@ frozen: ``PrefixMatch``, ``PinInfo``, ``PendingCopies`` (of ``BlockCopy``) and `
 
 from __future__ import annotations
 
-from kvcache.block import Block, BlockKey
-from kvcache.block_pool import BlockPool
-from kvcache.cpu_tier import CpuTier
-from kvcache.errors import (
+from tether.kvcache.block import Block, BlockKey
+from tether.kvcache.block_pool import BlockPool
+from tether.kvcache.cpu_tier import CpuTier
+from tether.kvcache.errors import (
     BlockStateError,
     InvalidRequestError,
     KVCacheError,
@@ -21,13 +21,13 @@ from kvcache.errors import (
     UnknownPinError,
     UnknownSequenceError,
 )
-from kvcache.eviction import EvictionPolicy, LRUEviction, get_eviction_policy, register_eviction_policy
-from kvcache.manager import KVCacheManager
-from kvcache.owners import OwnerRefs
-from kvcache.pins import PinInfo, PinTable
-from kvcache.prefix_index import PrefixIndex, PrefixMatch, hash_block
-from kvcache.stats import KVCounters, KVStats
-from kvcache.transfers import BlockCopy, CopyQueue, PendingCopies
+from tether.kvcache.eviction import EvictionPolicy, LRUEviction, get_eviction_policy, register_eviction_policy
+from tether.kvcache.manager import KVCacheManager
+from tether.kvcache.owners import OwnerRefs
+from tether.kvcache.pins import PinInfo, PinTable
+from tether.kvcache.prefix_index import PrefixIndex, PrefixMatch, hash_block
+from tether.kvcache.stats import KVCounters, KVStats
+from tether.kvcache.transfers import BlockCopy, CopyQueue, PendingCopies
 
 __all__ = [
     "Block",

@@ -13,10 +13,10 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
-from kvcache.block import Block
-from kvcache.errors import BlockStateError, InvalidRequestError, OutOfBlocksError
-from kvcache.eviction import EvictionPolicy
-from kvcache.prefix_index import PrefixIndex
+from tether.kvcache.block import Block
+from tether.kvcache.errors import BlockStateError, InvalidRequestError, OutOfBlocksError
+from tether.kvcache.eviction import EvictionPolicy
+from tether.kvcache.prefix_index import PrefixIndex
 
 DROP_LOG_SIZE = 1 << 16
 """Recent dropped hashes kept for ``dropped_since``; an older prefix match is redone from scratch."""

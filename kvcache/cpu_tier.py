@@ -1,7 +1,7 @@
 """The CPU tier: host blocks with their own prefix index, references and eviction order (bookkeeping only).
 
 A second ``BlockPool`` of ``num_cpu_blocks`` blocks. CPU blocks are written only by to_cpu copies and read
-only by to_gpu copies; the tier queues both (see ``kvcache.transfers`` for the order the engine runs them).
+only by to_gpu copies; the tier queues both (see ``tether.kvcache.transfers`` for the order the engine runs them).
 
     CPU block state   ref 0, no hash: free queue   ref 0, hashed: evictable (LRU)   ref > 0: held
     references        one per parked pin holding the block + one per pending to_gpu copy reading it
@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from kvcache.block import Block, BlockKey
-from kvcache.block_pool import BlockPool
-from kvcache.errors import InvalidRequestError, KVCacheIntegrityError
-from kvcache.eviction import EvictionPolicy
-from kvcache.integrity import check_pool_integrity
-from kvcache.stats import KVCounters
-from kvcache.transfers import CopyQueue, PendingCopies
+from tether.kvcache.block import Block, BlockKey
+from tether.kvcache.block_pool import BlockPool
+from tether.kvcache.errors import InvalidRequestError, KVCacheIntegrityError
+from tether.kvcache.eviction import EvictionPolicy
+from tether.kvcache.integrity import check_pool_integrity
+from tether.kvcache.stats import KVCounters
+from tether.kvcache.transfers import CopyQueue, PendingCopies
 
 
 class CpuTier:

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from kvcache.errors import BlockStateError, UnknownEvictionPolicyError
+from tether.kvcache.errors import BlockStateError, UnknownEvictionPolicyError
 
 
 @runtime_checkable

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from kvcache.block import Block
-from kvcache.block_pool import BlockPool
-from kvcache.errors import KVCacheIntegrityError
+from tether.kvcache.block import Block
+from tether.kvcache.block_pool import BlockPool
+from tether.kvcache.errors import KVCacheIntegrityError
 
 
 def check_pool_integrity(pool: BlockPool, ref_counts: Mapping[int, int], block_size: int) -> None:

@@ -11,7 +11,7 @@ The scheduler's view, in call order for one request::
     kv.free(seq)                                      # tail first, so prefixes outlive tails
 
 Once per step, after scheduling and before the forward pass, ``kv.take_pending_copies()`` hands the engine
-the block copies between the GPU pool and the CPU tier (see ``kvcache.transfers`` for their order). When a
+the block copies between the GPU pool and the CPU tier (see ``tether.kvcache.transfers`` for their order). When a
 turn ends in a tool call, ``kv.pin(program, seq, expires_at)`` before ``kv.free(seq)`` keeps the program's
 cached blocks; ``park``/``prefetch`` move the pin to the CPU tier and back; ``unpin`` ends it (after the
 next turn adopted the blocks through ``match``/``allocate``, or when ``expired_pins`` names it).
@@ -24,22 +24,22 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
-from kvcache.block_pool import BlockPool
-from kvcache.cpu_tier import CpuTier
-from kvcache.errors import (
+from tether.kvcache.block_pool import BlockPool
+from tether.kvcache.cpu_tier import CpuTier
+from tether.kvcache.errors import (
     InvalidRequestError,
     KVCacheIntegrityError,
     OutOfBlocksError,
     StalePrefixError,
     UnknownSequenceError,
 )
-from kvcache.eviction import EvictionPolicy, get_eviction_policy
-from kvcache.integrity import check_pool_integrity
-from kvcache.owners import OwnerRefs
-from kvcache.pins import PinInfo, PinTable
-from kvcache.prefix_index import PrefixMatch, hash_block
-from kvcache.stats import KVCounters, KVStats
-from kvcache.transfers import PendingCopies
+from tether.kvcache.eviction import EvictionPolicy, get_eviction_policy
+from tether.kvcache.integrity import check_pool_integrity
+from tether.kvcache.owners import OwnerRefs
+from tether.kvcache.pins import PinInfo, PinTable
+from tether.kvcache.prefix_index import PrefixMatch, hash_block
+from tether.kvcache.stats import KVCounters, KVStats
+from tether.kvcache.transfers import PendingCopies
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator
 
-from kvcache.errors import InvalidRequestError
+from tether.kvcache.errors import InvalidRequestError
 
 
 class OwnerRefs:

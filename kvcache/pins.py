@@ -16,10 +16,10 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 
-from kvcache.block import BlockKey
-from kvcache.block_pool import BlockPool
-from kvcache.cpu_tier import CpuTier
-from kvcache.errors import BlockStateError, KVCacheIntegrityError, OutOfCpuBlocksError, UnknownPinError
+from tether.kvcache.block import BlockKey
+from tether.kvcache.block_pool import BlockPool
+from tether.kvcache.cpu_tier import CpuTier
+from tether.kvcache.errors import BlockStateError, KVCacheIntegrityError, OutOfCpuBlocksError, UnknownPinError
 
 
 @dataclass(frozen=True)

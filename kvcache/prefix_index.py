@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from kvcache.block import Block
-from kvcache.errors import BlockStateError
+from tether.kvcache.block import Block
+from tether.kvcache.errors import BlockStateError
 
 _ROOT_HASH = 0x9E3779B97F4A7C15
 """The parent of a sequence's first block (``hash(None)`` varies by process before Python 3.12)."""

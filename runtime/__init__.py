@@ -1,29 +1,30 @@
-"""Tether runtime: the engine and its offline API (``from runtime import LLM, SamplingParams``), later the
-executor, policies and server. Heavy imports are lazy so ``import runtime`` works everywhere."""
+"""``tether.runtime``: the engine and its offline API (``from tether.runtime import LLM, SamplingParams``), the
+executor, policies, replay and simulation, tracing, the server and the UI. Heavy imports are lazy so
+``import tether.runtime`` works everywhere (without torch)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runtime.engine.async_engine import AsyncEngine
-    from runtime.engine.config import EngineConfig
-    from runtime.engine.llm import LLM
-    from runtime.engine.outputs import CompletionOutput, RequestOutput
-    from runtime.engine.sampling_params import SamplingParams
-    from runtime.engine.sequence import ProgramHints
-    from runtime.engine.structured.params import StructuredOutputs, StructuredOutputsParams
+    from tether.runtime.engine.async_engine import AsyncEngine
+    from tether.runtime.engine.config import EngineConfig
+    from tether.runtime.engine.llm import LLM
+    from tether.runtime.engine.outputs import CompletionOutput, RequestOutput
+    from tether.runtime.engine.sampling_params import SamplingParams
+    from tether.runtime.engine.sequence import ProgramHints
+    from tether.runtime.engine.structured.params import StructuredOutputs, StructuredOutputsParams
 
 _EXPORTS = {
-    "LLM": "runtime.engine.llm",
-    "SamplingParams": "runtime.engine.sampling_params",
-    "RequestOutput": "runtime.engine.outputs",
-    "CompletionOutput": "runtime.engine.outputs",
-    "AsyncEngine": "runtime.engine.async_engine",
-    "ProgramHints": "runtime.engine.sequence",
-    "EngineConfig": "runtime.engine.config",
-    "StructuredOutputs": "runtime.engine.structured.params",
-    "StructuredOutputsParams": "runtime.engine.structured.params",
+    "LLM": "tether.runtime.engine.llm",
+    "SamplingParams": "tether.runtime.engine.sampling_params",
+    "RequestOutput": "tether.runtime.engine.outputs",
+    "CompletionOutput": "tether.runtime.engine.outputs",
+    "AsyncEngine": "tether.runtime.engine.async_engine",
+    "ProgramHints": "tether.runtime.engine.sequence",
+    "EngineConfig": "tether.runtime.engine.config",
+    "StructuredOutputs": "tether.runtime.engine.structured.params",
+    "StructuredOutputsParams": "tether.runtime.engine.structured.params",
 }
 
 __all__ = [

@@ -11,7 +11,7 @@ import pytest
 def smollm2() -> Any:
     """``LLM("smollm2")`` (float32, CPU), loaded once per run. Tests leave its engine empty: every request
     finished or aborted, ``check_integrity()`` passing."""
-    from runtime import LLM
+    from tether.runtime import LLM
 
     return LLM("smollm2", num_kv_blocks=512, max_num_batched_tokens=512)
 

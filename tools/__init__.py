@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tools.distributions import DurationModel, EmpiricalDistribution, ExponentialPrior
-from tools.durations import DurationSource, ToolDurationStats
-from tools.errors import (
+from tether.tools.distributions import DurationModel, EmpiricalDistribution, ExponentialPrior
+from tether.tools.durations import DurationSource, ToolDurationStats
+from tether.tools.errors import (
     ToolArgumentError,
     ToolError,
     ToolExecutionError,
@@ -12,11 +12,11 @@ from tools.errors import (
     ToolTimeoutError,
     UnknownToolError,
 )
-from tools.local import LocalToolRunner
-from tools.registry import ToolRegistry, default_registry
-from tools.runner import ToolRunner
-from tools.tool import Tool, tool
-from tools.traces import NegativePolicy, ToolCallRecord, iter_tool_calls, read_tool_calls
+from tether.tools.local import LocalToolRunner
+from tether.tools.registry import ToolRegistry, default_registry
+from tether.tools.runner import ToolRunner
+from tether.tools.tool import Tool, tool
+from tether.tools.traces import NegativePolicy, ToolCallRecord, iter_tool_calls, read_tool_calls
 
 __all__ = [
     "DurationModel",

@@ -16,15 +16,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from tools.distributions import (
+from tether.tools.distributions import (
     PRIOR_SUPPORT_QUANTILES,
     DurationModel,
     EmpiricalDistribution,
     ExponentialPrior,
     check_duration,
 )
-from tools.errors import ToolError, ToolStatsError
-from tools.traces import NegativePolicy, ToolCallRecord, iter_tool_calls, read_tool_calls
+from tether.tools.errors import ToolError, ToolStatsError
+from tether.tools.traces import NegativePolicy, ToolCallRecord, iter_tool_calls, read_tool_calls
 
 __all__ = [
     "PRIOR_SUPPORT_QUANTILES",
@@ -109,7 +109,7 @@ class ToolDurationStats:
     def observe_workload(self, path: str | Path, *, on_negative: NegativePolicy = "error") -> int:
         """Record every tool call of a workload trace; a malformed line records nothing. Returns the count.
 
-        ``on_negative`` ("error", "clamp" to 0, "skip") handles negative measured durations, see ``tools.traces``.
+        ``on_negative`` ("error", "clamp" to 0, "skip") handles negative measured durations, see ``tether.tools.traces``.
         """
         calls = read_tool_calls(path, on_negative=on_negative)
         return self.observe_many((call.tool, call.seconds) for call in calls)

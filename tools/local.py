@@ -8,14 +8,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tools.durations import ToolDurationStats
-from tools.errors import ToolTimeoutError
-from tools.registry import ToolRegistry, default_registry
-from tools.tool import Tool
+from tether.tools.durations import ToolDurationStats
+from tether.tools.errors import ToolTimeoutError
+from tether.tools.registry import ToolRegistry, default_registry
+from tether.tools.tool import Tool
 
 
 class LocalToolRunner:
-    """Implements ``tools.runner.ToolRunner`` over a registry.
+    """Implements ``tether.tools.runner.ToolRunner`` over a registry.
 
     Rules: a tool with ``max_concurrency = n`` runs at most ``n`` calls at once in this runner (the rest wait
     in arrival order; waiting does not count against ``timeout``, which bounds the run itself); the duration

@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
-from tools.errors import ToolDefinitionError, ToolLoadError, UnknownToolError
-from tools.tool import Tool
+from tether.tools.errors import ToolDefinitionError, ToolLoadError, UnknownToolError
+from tether.tools.tool import Tool
 
 _load_lock = threading.Lock()
 

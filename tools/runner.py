@@ -1,5 +1,5 @@
-"""``ToolRunner``: how the executor calls tools, in process (``tools.local``) or on remote workers
-(``tools.mqtt``). The executor knows only this protocol."""
+"""``ToolRunner``: how the executor calls tools, in process (``tether.tools.local``) or on remote workers
+(``tether.tools.mqtt``). The executor knows only this protocol."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ class ToolRunner(Protocol):
 
     ``call`` returns the tool's typed result (what ``Tool.invoke`` returns; a remote runner turns the JSON
     reply back with ``Tool.load_result`` where it knows the tool, else returns the JSON value) or raises a
-    ``tools.errors.ToolError`` subclass: ``UnknownToolError``, ``ToolArgumentError``, ``ToolTimeoutError``
+    ``tether.tools.errors.ToolError`` subclass: ``UnknownToolError``, ``ToolArgumentError``, ``ToolTimeoutError``
     (after ``timeout`` seconds; ``None`` is the runner's default), ``ToolExecutionError``, ``ToolResultError``.
     ``call_id`` identifies the call: a runner may deliver a result only once per ``call_id``, and a retry by
     the executor uses a new one. Cancelling ``call`` abandons the call. ``close`` releases the runner's

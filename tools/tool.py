@@ -30,10 +30,9 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 import pydantic_core
 from pydantic import ConfigDict, Field, TypeAdapter
-
-from tools.context import call_hook
-from tools.docstrings import parse_docstring
-from tools.errors import (
+from tether.tools.context import call_hook
+from tether.tools.docstrings import parse_docstring
+from tether.tools.errors import (
     ToolArgumentError,
     ToolDefinitionError,
     ToolError,
@@ -42,7 +41,7 @@ from tools.errors import (
 )
 
 if TYPE_CHECKING:
-    from tools.registry import ToolRegistry
+    from tether.tools.registry import ToolRegistry
 
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")  # no '/', '+', '#': tool names become MQTT topics
 SYNC_TOOL_THREADS = 64
@@ -61,7 +60,7 @@ def tool_thread_pool() -> ThreadPoolExecutor:
 
 
 class Tool:
-    """A typed tool; calling it calls the function unchanged (unless ``tools.context.call_hook`` is set).
+    """A typed tool; calling it calls the function unchanged (unless ``tether.tools.context.call_hook`` is set).
 
     Contract: ``validate_args`` raises ``ToolArgumentError`` (naming the argument) or returns the validated
     ``args_model`` instance; ``invoke`` validates, runs the function (sync functions in ``tool_thread_pool``)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tools.distributions import check_duration
-from tools.errors import ToolStatsError
+from tether.tools.distributions import check_duration
+from tether.tools.errors import ToolStatsError
 
 NegativePolicy = Literal["error", "clamp", "skip"]
 

@@ -2,10 +2,10 @@
 of one growing program (run at once, in parallel where independent), or compile to a static one.
 See docs/agents.md, "Decorator agents"."""
 
-from agents.decorator.agent import Agent, AgentRun, agent
-from agents.decorator.context import AgentContext, llm
-from agents.decorator.conversation import Conversation, conversation
-from agents.decorator.errors import (
+from tether.agents.decorator.agent import Agent, AgentRun, agent
+from tether.agents.decorator.context import AgentContext, llm
+from tether.agents.decorator.conversation import Conversation, conversation
+from tether.agents.decorator.errors import (
     AgentArgumentError,
     AgentContextError,
     AgentDefinitionError,
@@ -14,7 +14,7 @@ from agents.decorator.errors import (
     HandleUsageError,
     ValueDependentError,
 )
-from agents.decorator.handles import NodeHandle, Reference, Symbolic
+from tether.agents.decorator.handles import NodeHandle, Reference, Symbolic
 
 __all__ = [
     "Agent",

@@ -23,17 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.decorator.context import AgentContext, current
-from agents.decorator.errors import AgentContextError, AgentDefinitionError
-from agents.decorator.frames import AGENT_CODES
-from agents.decorator.handles import Symbolic
-from agents.runtime import AgentRuntime
-from dag.compiler import CompiledProgram
-from dag.ir import InputSpec, Program
-from dag.refs import Ref
-from runtime.executor import ProgramResult
-from tools.registry import ToolRegistry
-from tools.tool import Tool
+from tether.agents.decorator.context import AgentContext, current
+from tether.agents.decorator.errors import AgentContextError, AgentDefinitionError
+from tether.agents.decorator.frames import AGENT_CODES
+from tether.agents.decorator.handles import Symbolic
+from tether.agents.runtime import AgentRuntime
+from tether.dag.compiler import CompiledProgram
+from tether.dag.ir import InputSpec, Program
+from tether.dag.refs import Ref
+from tether.runtime.executor import ProgramResult
+from tether.tools.registry import ToolRegistry
+from tether.tools.tool import Tool
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -97,7 +97,7 @@ class Agent:
         program_id: str | None = None,
         **kwargs: Any,
     ) -> AgentRun:
-        """Run the agent on ``runtime`` (else a new ``AgentRuntime`` on ``model`` or the agent's model,
+        """Run the agent on ``tether.runtime`` (else a new ``AgentRuntime`` on ``model`` or the agent's model,
         closed afterwards): a held program run is bound while the function runs, sealed when it returns
         and awaited. If the function raises, the run is cancelled and the error re-raised; a failing node
         raises ``NodeFailedError`` where its handle is awaited (or here, if none was)."""

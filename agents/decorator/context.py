@@ -1,7 +1,7 @@
 """The agent context: which run (or compile trace) ``llm()`` and tool calls add nodes to.
 
 ``current`` is a ``ContextVar`` bound by ``Agent.run`` / ``Agent.compile`` while the agent function runs;
-``tools.context.call_hook`` is bound with it so calling a ``Tool`` records a ``ToolCall`` node. Nodes are
+``tether.tools.context.call_hook`` is bound with it so calling a ``Tool`` records a ``ToolCall`` node. Nodes are
 added to the held ``ProgramRun`` at once (they start as soon as their inputs are done); arguments that hold
 references (``NodeHandle`` / ``Symbolic``, also nested in lists and dicts, or their text in strings) become
 data edges.
@@ -18,25 +18,24 @@ from typing import Any
 import pydantic
 import pydantic_core
 from pydantic import TypeAdapter
-
-from agents.decorator.errors import (
+from tether.agents.decorator.errors import (
     AgentArgumentError,
     AgentContextError,
     ForeignHandleError,
     HandleUsageError,
     ValueDependentError,
 )
-from agents.decorator.frames import agent_location
-from agents.decorator.handles import NodeHandle, Reference, Symbolic
-from dag.compiler import CompiledProgram, compile_program
-from dag.errors import ToolArgumentsError
-from dag.ir import InputSpec, LLMCall, Message, Program, RetryPolicy, ToolCall
-from dag.refs import Ref, walk
-from runtime.executor import ProgramRun
-from tools.context import call_hook
-from tools.errors import ToolArgumentError
-from tools.registry import ToolRegistry
-from tools.tool import Tool
+from tether.agents.decorator.frames import agent_location
+from tether.agents.decorator.handles import NodeHandle, Reference, Symbolic
+from tether.dag.compiler import CompiledProgram, compile_program
+from tether.dag.errors import ToolArgumentsError
+from tether.dag.ir import InputSpec, LLMCall, Message, Program, RetryPolicy, ToolCall
+from tether.dag.refs import Ref, walk
+from tether.runtime.executor import ProgramRun
+from tether.tools.context import call_hook
+from tether.tools.errors import ToolArgumentError
+from tether.tools.registry import ToolRegistry
+from tether.tools.tool import Tool
 
 current: ContextVar[AgentContext | None] = ContextVar("tether_agent_context", default=None)
 
@@ -178,7 +177,7 @@ class AgentContext:
                 )
             return known
         if name_or_tool not in self.registry:
-            from dag.errors import ToolNotFoundError
+            from tether.dag.errors import ToolNotFoundError
 
             file, line = agent_location()
             raise ToolNotFoundError("<agent>", name_or_tool, self.registry.names(), path=file, line=line)

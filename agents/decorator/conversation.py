@@ -12,10 +12,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from agents.decorator.context import AgentContext, require_context
-from agents.decorator.handles import NodeHandle, Reference
-from dag.ir import FunctionCall, Message, MessageToolCall
-from tools.tool import Tool
+from tether.agents.decorator.context import AgentContext, require_context
+from tether.agents.decorator.handles import NodeHandle, Reference
+from tether.dag.ir import FunctionCall, Message, MessageToolCall
+from tether.tools.tool import Tool
 
 
 class Conversation:

@@ -3,7 +3,7 @@ one, and ``path`` / ``line`` the line of the agent function where it happened wh
 
 from __future__ import annotations
 
-from dag.errors import DagError
+from tether.dag.errors import DagError
 
 
 class AgentError(DagError):

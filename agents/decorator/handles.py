@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from dag.refs import Ref, RefSyntaxError, node_ref
+from tether.dag.refs import Ref, RefSyntaxError, node_ref
 
 if TYPE_CHECKING:
-    from agents.decorator.context import AgentContext
+    from tether.agents.decorator.context import AgentContext
 
 
 class Reference:

@@ -1,11 +1,11 @@
 """The planner's plan language (LLMCompiler-style): parsing, streaming, formatting and a constraining
 grammar. See docs/agents.md, "Plan language"."""
 
-from agents.planner.format import format_plan
-from agents.planner.grammar import PlanGrammarError, plan_grammar
-from agents.planner.parse import parse_plan
-from agents.planner.plan import PlanError, PlanTask, RefString, TaskRef, resolve_args
-from agents.planner.stream import PlanStreamParser
+from tether.agents.planner.format import format_plan
+from tether.agents.planner.grammar import PlanGrammarError, plan_grammar
+from tether.agents.planner.parse import parse_plan
+from tether.agents.planner.plan import PlanError, PlanTask, RefString, TaskRef, resolve_args
+from tether.agents.planner.stream import PlanStreamParser
 
 __all__ = [
     "PlanError",

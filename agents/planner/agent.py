@@ -22,10 +22,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.planner.grammar import plan_grammar
-from agents.planner.joiner import JoinerDecision, parse_joiner
-from agents.planner.plan import PlanError, PlanTask, resolve_args
-from agents.planner.prompts import (
+from tether.agents.planner.grammar import plan_grammar
+from tether.agents.planner.joiner import JoinerDecision, parse_joiner
+from tether.agents.planner.plan import PlanError, PlanTask, resolve_args
+from tether.agents.planner.prompts import (
     JOINER_EXAMPLE_ASSISTANT,
     JOINER_EXAMPLE_USER,
     JOINER_SYSTEM,
@@ -37,13 +37,13 @@ from agents.planner.prompts import (
     render_round,
     render_value,
 )
-from agents.planner.stream import PlanStreamParser
-from agents.result import AgentResult, LLMUsage, Observation
-from agents.runtime import AgentRuntime
-from dag import InputSpec, LLMCall, Message, Program, ToolCall, compile_program
-from dag.errors import DagError
-from runtime.executor import LLMDelta, NodeFailedError, ProgramRun
-from tools.tool import Tool
+from tether.agents.planner.stream import PlanStreamParser
+from tether.agents.result import AgentResult, LLMUsage, Observation
+from tether.agents.runtime import AgentRuntime
+from tether.dag import InputSpec, LLMCall, Message, Program, ToolCall, compile_program
+from tether.dag.errors import DagError
+from tether.runtime.executor import LLMDelta, NodeFailedError, ProgramRun
+from tether.tools.tool import Tool
 
 _INPUT_TYPES: tuple[tuple[type, str], ...] = (
     (bool, "boolean"),
@@ -63,7 +63,7 @@ def _escape(text: str) -> str:
 
 def is_local_engine(backend: Any) -> bool:
     """Whether ``backend`` is the local engine (checked without importing the engine when it is not)."""
-    mod = sys.modules.get("runtime.executor.backends.local_engine")
+    mod = sys.modules.get("tether.runtime.executor.backends.local_engine")
     return mod is not None and isinstance(backend, mod.LocalEngineBackend)
 
 
@@ -83,9 +83,9 @@ class _Round:
 
 
 class Planner:
-    """``await Planner(tools).run(question)`` -> ``AgentResult``. ``tools``: Tether ``Tool``s. The LLM is the
+    """``await Planner(tools).run(question)`` -> ``AgentResult``. ``tether.tools``: Tether ``Tool``s. The LLM is the
     local engine on ``model`` (``engine_kwargs``: ``EngineConfig`` fields), or ``backend``, or the given
-    ``runtime`` (an ``AgentRuntime``; the tools are registered in it if missing). ``constrained`` (``None``:
+    ``tether.runtime`` (an ``AgentRuntime``; the tools are registered in it if missing). ``constrained`` (``None``:
     on the local engine only) puts ``plan_grammar`` (strings of at most ``max_string_length`` characters, at
     most ``max_tasks`` tool calls) on the planner call and a grammar on the joiner's.
     ``examples``: few-shot ``(question, plan)`` pairs (default: the built-in ones whose tools are offered)."""

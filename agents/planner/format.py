@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from agents.planner.plan import END_OF_PLAN, PlanTask, RefString, TaskRef
+from tether.agents.planner.plan import END_OF_PLAN, PlanTask, RefString, TaskRef
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "$": "\\$"}
 

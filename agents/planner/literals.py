@@ -12,7 +12,7 @@ import ast
 import re
 from typing import Any
 
-from agents.planner.plan import RefString, TaskRef
+from tether.agents.planner.plan import RefString, TaskRef
 
 _PLACEHOLDER = "__tether_ref_{}__"
 _PLACEHOLDER_RE = re.compile(r"__tether_ref_(\d+)__")

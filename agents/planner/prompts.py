@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agents.planner.format import format_plan
-from agents.planner.plan import PlanTask, observation_text
+from tether.agents.planner.format import format_plan
+from tether.agents.planner.plan import PlanTask, observation_text
 
 MAX_OBSERVATION_CHARS = 400
 MAX_ANSWER_CHARS = 200

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.planner.parse import PlanBuilder
-from agents.planner.plan import PlanError, PlanTask
+from tether.agents.planner.parse import PlanBuilder
+from tether.agents.planner.plan import PlanError, PlanTask
 
 
 class PlanStreamParser:

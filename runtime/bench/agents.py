@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from agents.result import AgentResult
-from runtime.bench.checkout import source_checkout
+from tether.agents.result import AgentResult
+from tether.runtime.bench.checkout import source_checkout
 
 source_checkout()  # the questions and the tools live in the checkout's bench/ and examples/
 from bench.agent_questions import check_answer, make_questions  # noqa: E402
@@ -209,16 +209,17 @@ async def build_agents(
     model: str, *, max_steps: int = 8, max_replans: int = 2, trace: Any = None, **engine_kwargs: Any
 ) -> tuple[dict[str, Any], Any, list[str]]:
     """One ``AgentRuntime`` on ``model`` with ``AGENT_TOOLS``, and the agents on it: the planner (if
-    ``agents.planner.agent`` imports) and ReAct. Returns (agents, runtime, notes)."""
-    from agents.react import ReActAgent
-    from agents.runtime import AgentRuntime
+    ``tether.agents.planner.agent`` imports) and ReAct. Returns (agents, runtime, notes)."""
+    from tether.agents.react import ReActAgent
+    from tether.agents.runtime import AgentRuntime
+
     from examples.agent_tools import AGENT_TOOLS
 
     rt = await AgentRuntime.create(AGENT_TOOLS, model=model, trace=trace, **engine_kwargs)
     agents: dict[str, Any] = {}
     notes: list[str] = []
     try:
-        from agents.planner.agent import Planner
+        from tether.agents.planner.agent import Planner
     except ImportError as exc:
         notes.append(f"planner not available ({exc}): ReAct only")
     else:

@@ -8,9 +8,9 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
-from runtime.engine.config import EngineConfig
-from runtime.engine.llm_engine import LLMEngine
-from runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.sampling_params import SamplingParams
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runtime.engine.config import EngineConfig
-from runtime.replay.bench import ReplaySettings, run_policy
-from runtime.replay.http import replay_endpoint
-from runtime.replay.workload import Program
-from runtime.server.process import serve_process
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.replay.bench import ReplaySettings, run_policy
+from tether.runtime.replay.http import replay_endpoint
+from tether.runtime.replay.workload import Program
+from tether.runtime.server.process import serve_process
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-
-from runtime.engine.llm_engine import LLMEngine
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.structured import StructuredOutputs
+from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.structured import StructuredOutputs
 
 PROMPT_TEXT = (
     "Agents call tools; while a tool runs, Tether keeps the program's KV cache warm so that the next turn "
@@ -134,9 +133,8 @@ def hf_decode_b1(hf: Any, prompt: list[int], n: int) -> float:
 def load_transformers(engine: LLMEngine) -> Any:
     """transformers' own model class over the checkpoint Tether loaded (for a GGUF file or named model, the
     converted directory: the same dequantized weights), in Tether's dtype."""
+    from tether.runtime.engine.models.sources import checkpoint_dir
     from transformers import AutoModelForCausalLM
-
-    from runtime.engine.models.sources import checkpoint_dir
 
     path = checkpoint_dir(engine.config.model)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=engine.dtype, attn_implementation="sdpa")

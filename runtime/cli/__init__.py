@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runtime.cli import bench, chat, generate, replay, run, serve, trace, ui, worker
+from tether.runtime.cli import bench, chat, generate, replay, run, serve, trace, ui, worker
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from runtime.cli.common import add_engine_args, engine_kwargs
+from tether.runtime.cli.common import add_engine_args, engine_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -101,7 +101,7 @@ def register_calibrate(sub: argparse._SubParsersAction) -> None:
 def run_agents(args: argparse.Namespace) -> int:
     import asyncio
 
-    from runtime.bench.agents import build_agents, format_table, run_agents_bench
+    from tether.runtime.bench.agents import build_agents, format_table, run_agents_bench
 
     async def main() -> int:
         agents, rt, notes = await build_agents(
@@ -139,11 +139,11 @@ def run_agents(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from runtime.bench.serve import ServeBenchSettings, format_serve_bench, run_serve_bench
-    from runtime.engine.config import EngineConfig
-    from runtime.policies import get_policy
-    from runtime.replay.report import progress_printer
-    from runtime.replay.workload import WorkloadError, load_workload
+    from tether.runtime.bench.serve import ServeBenchSettings, format_serve_bench, run_serve_bench
+    from tether.runtime.engine.config import EngineConfig
+    from tether.runtime.policies import get_policy
+    from tether.runtime.replay.report import progress_printer
+    from tether.runtime.replay.workload import WorkloadError, load_workload
 
     try:
         programs = load_workload(args.workload)[: args.programs]
@@ -177,8 +177,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from runtime.engine.config import EngineConfig
-    from runtime.sim.calibrate import calibrate
+    from tether.runtime.engine.config import EngineConfig
+    from tether.runtime.sim.calibrate import calibrate
 
     model, median_error = calibrate(
         EngineConfig(model=args.model, **engine_kwargs(args)), args.name, args.seed
@@ -189,10 +189,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_engine(args: argparse.Namespace) -> int:
-    from runtime.bench.engine import format_result, run_engine_bench
-    from runtime.engine.config import EngineConfig
-    from runtime.engine.llm_engine import LLMEngine
-    from runtime.engine.models.presets import PRESETS
+    from tether.runtime.bench.engine import format_result, run_engine_bench
+    from tether.runtime.engine.config import EngineConfig
+    from tether.runtime.engine.llm_engine import LLMEngine
+    from tether.runtime.engine.models.presets import PRESETS
 
     engine = LLMEngine(EngineConfig(model=args.model, **engine_kwargs(args)))
     result = run_engine_bench(
@@ -208,7 +208,7 @@ def run_engine(args: argparse.Namespace) -> int:
     print(format_result(result))
     out = result.as_dict()
     if args.model not in PRESETS and not args.no_transformers:
-        from runtime.bench.versus import format_versus, run_versus
+        from tether.runtime.bench.versus import format_versus, run_versus
 
         versus = run_versus(engine, repeats=args.repeats)
         print(format_versus(versus))
@@ -232,7 +232,7 @@ def run_kernels(args: argparse.Namespace) -> int:
     except ImportError:
         print("tether bench kernels needs triton (pip install triton)", file=sys.stderr)
         return 2
-    from kernels.bench import KernelBenchConfig, format_result, run_kernel_bench
+    from tether.kernels.bench import KernelBenchConfig, format_result, run_kernel_bench
 
     hq, hkv = (int(x) for x in args.heads.split(","))
     prefill = []

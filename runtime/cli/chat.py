@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from runtime.cli.common import add_engine_args, engine_kwargs
+from tether.runtime.cli.common import add_engine_args, engine_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.engine.chat import ToolCallParseError, parse_tool_calls
-    from runtime.engine.errors import EngineError
-    from runtime.engine.llm import LLM
-    from runtime.engine.sampling_params import SamplingParams
+    from tether.runtime.engine.chat import ToolCallParseError, parse_tool_calls
+    from tether.runtime.engine.errors import EngineError
+    from tether.runtime.engine.llm import LLM
+    from tether.runtime.engine.sampling_params import SamplingParams
 
     messages = [{"role": "system", "content": args.system}] if args.system else []
     messages.append({"role": "user", "content": args.message})

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from runtime.cli.common import add_engine_args, engine_kwargs
+from tether.runtime.cli.common import add_engine_args, engine_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,9 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.engine.errors import EngineError, ModelLoadError
-    from runtime.engine.llm import LLM
-    from runtime.engine.sampling_params import SamplingParams
+    from tether.runtime.engine.errors import EngineError, ModelLoadError
+    from tether.runtime.engine.llm import LLM
+    from tether.runtime.engine.sampling_params import SamplingParams
 
     try:
         params = SamplingParams(

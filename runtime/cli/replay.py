@@ -94,11 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.replay.floor import prefill_floor
-    from runtime.replay.report import format_floor, format_summary, format_table, progress_printer
-    from runtime.replay.steady import draw_programs, run_seeds
-    from runtime.replay.sweep import CAPACITY_SLOWDOWN, plot_sweep, run_sweep
-    from runtime.replay.workload import WorkloadError
+    from tether.runtime.replay.floor import prefill_floor
+    from tether.runtime.replay.report import format_floor, format_summary, format_table, progress_printer
+    from tether.runtime.replay.steady import draw_programs, run_seeds
+    from tether.runtime.replay.sweep import CAPACITY_SLOWDOWN, plot_sweep, run_sweep
+    from tether.runtime.replay.workload import WorkloadError
 
     if args.endpoint:
         return _run_endpoint(args)
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         from dataclasses import replace
 
-        from runtime.tracing import RunRecorder
+        from tether.runtime.tracing import RunRecorder
 
         recorder = RunRecorder(
             "replay",
@@ -167,11 +167,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace):
-    from runtime.engine.config import EngineConfig
-    from runtime.policies import get_policy
-    from runtime.replay.bench import ReplaySettings
-    from runtime.replay.workload import load_workload
-    from runtime.sim.cost_model import load_cost_model
+    from tether.runtime.engine.config import EngineConfig
+    from tether.runtime.policies import get_policy
+    from tether.runtime.replay.bench import ReplaySettings
+    from tether.runtime.replay.workload import load_workload
+    from tether.runtime.sim.cost_model import load_cost_model
 
     programs = load_workload(args.workload)[: args.programs]
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
@@ -209,9 +209,9 @@ def _run_endpoint(args: argparse.Namespace) -> int:
     """``--endpoint``: one row, the server's own policy, the same programs and seeded arrivals."""
     import asyncio
 
-    from runtime.replay.http import ReplayHTTPError, replay_endpoint
-    from runtime.replay.report import progress_printer
-    from runtime.replay.workload import WorkloadError
+    from tether.runtime.replay.http import ReplayHTTPError, replay_endpoint
+    from tether.runtime.replay.report import progress_printer
+    from tether.runtime.replay.workload import WorkloadError
 
     try:
         programs, arrivals = _endpoint_programs(args)
@@ -249,9 +249,9 @@ def _run_endpoint(args: argparse.Namespace) -> int:
 
 
 def _endpoint_programs(args: argparse.Namespace):
-    from runtime.replay.bench import measured_window
-    from runtime.replay.driver import Arrivals
-    from runtime.replay.workload import load_workload
+    from tether.runtime.replay.bench import measured_window
+    from tether.runtime.replay.driver import Arrivals
+    from tether.runtime.replay.workload import load_workload
 
     rejected = [flag for flag, name in _HTTP_REJECTED if getattr(args, name)]
     if rejected:
@@ -267,8 +267,8 @@ def _endpoint_programs(args: argparse.Namespace):
 
 
 def _print_endpoint(args: argparse.Namespace, row: dict, programs: list) -> None:
-    from runtime.replay.floor import prefill_floor
-    from runtime.replay.report import format_floor, format_table
+    from tether.runtime.replay.floor import prefill_floor
+    from tether.runtime.replay.report import format_floor, format_table
 
     floor = prefill_floor(programs, args.block_size)
     print(format_table([row]))

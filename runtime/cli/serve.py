@@ -1,4 +1,4 @@
-"""``tether serve``: the OpenAI-compatible server (``runtime.server``) on uvicorn, bound to loopback unless
+"""``tether serve``: the OpenAI-compatible server (``tether.runtime.server``) on uvicorn, bound to loopback unless
 ``--host`` says otherwise."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from runtime.cli.common import add_engine_args, engine_kwargs
+from tether.runtime.cli.common import add_engine_args, engine_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,13 +45,12 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     import uvicorn
-
-    from runtime.engine.async_engine import AsyncEngine
-    from runtime.engine.config import EngineConfig
-    from runtime.engine.errors import EngineError
-    from runtime.server.app import create_app
-    from runtime.server.serving import ServerConfig
-    from runtime.tracing import RunRecorder
+    from tether.runtime.engine.async_engine import AsyncEngine
+    from tether.runtime.engine.config import EngineConfig
+    from tether.runtime.engine.errors import EngineError
+    from tether.runtime.server.app import create_app
+    from tether.runtime.server.serving import ServerConfig
+    from tether.runtime.tracing import RunRecorder
 
     if args.program_idle_timeout <= 0:
         print("tether serve: --program-idle-timeout must be > 0", file=sys.stderr)

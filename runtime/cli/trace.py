@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from runtime.tracing.export import FORMATS
+    from tether.runtime.tracing.export import FORMATS
 
     p = sub.add_parser("trace", help="export recorded runs (Perfetto, OpenTelemetry, JSON lines)")
     commands = p.add_subparsers(dest="trace_command", required=True)
@@ -38,9 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.tracing.export import ExportError, export_run
-    from runtime.tracing.store import RunNotFoundError, load_run, trace_root
-    from runtime.tracing.writer import TraceFormatError
+    from tether.runtime.tracing.export import ExportError, export_run
+    from tether.runtime.tracing.store import RunNotFoundError, load_run, trace_root
+    from tether.runtime.tracing.writer import TraceFormatError
 
     try:
         loaded = load_run(trace_root(args.trace_dir), args.run_id)

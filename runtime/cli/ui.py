@@ -1,4 +1,4 @@
-"""``tether ui``: the trace inspection UI (``runtime.ui``) on uvicorn, bound to loopback unless ``--host``
+"""``tether ui``: the trace inspection UI (``tether.runtime.ui``) on uvicorn, bound to loopback unless ``--host``
 says otherwise; ``--snapshot RUN_ID -o FILE.html`` writes one run as a self-contained HTML file instead."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.tracing import trace_root
+    from tether.runtime.tracing import trace_root
 
     root = trace_root(args.trace_dir)
     if args.snapshot is not None:
@@ -40,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print("tether ui: -o/--output needs --snapshot RUN_ID", file=sys.stderr)
         return 2
     import uvicorn
-
-    from runtime.ui import create_ui_app
+    from tether.runtime.ui import create_ui_app
 
     app = create_ui_app(root)
     config = uvicorn.Config(
@@ -53,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _snapshot(root: Path, run_id: str, output: Path | None) -> int:
-    from runtime.tracing import RunNotFoundError, TraceFormatError
-    from runtime.ui import write_snapshot
+    from tether.runtime.tracing import RunNotFoundError, TraceFormatError
+    from tether.runtime.ui import write_snapshot
 
     if output is None:
         print("tether ui: --snapshot needs -o FILE.html", file=sys.stderr)

@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.errors import ToolError
-    from tools.registry import ToolRegistry
+    from tether.tools.errors import ToolError
+    from tether.tools.registry import ToolRegistry
 
     registry = ToolRegistry()
     try:
@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, registry: object) -> int:
-    from tools.mqtt.broker import EmbeddedBroker
-    from tools.mqtt.connection import BrokerAddress
-    from tools.mqtt.worker import ToolWorker
+    from tether.tools.mqtt.broker import EmbeddedBroker
+    from tether.tools.mqtt.connection import BrokerAddress
+    from tether.tools.mqtt.worker import ToolWorker
 
     async with contextlib.AsyncExitStack() as stack:
         url = args.broker

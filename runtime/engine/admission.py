@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from runtime.engine.sequence import Sequence
+from tether.runtime.engine.sequence import Sequence
 
 
 class AdmissionPolicy(Protocol):

@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from runtime.engine.config import EngineConfig
-from runtime.engine.errors import EngineError
-from runtime.engine.llm_engine import LLMEngine
-from runtime.engine.outputs import RequestOutput
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import ProgramHints
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.errors import EngineError
+from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.outputs import RequestOutput
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import ProgramHints
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

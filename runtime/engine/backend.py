@@ -7,12 +7,11 @@ from collections.abc import Callable
 from typing import Protocol
 
 import torch
-
-from kvcache import PendingCopies
-from runtime.engine.models.config import ModelConfig
-from runtime.engine.scheduler import SchedulerOutput
-from runtime.engine.structured.manager import StructuredOutputManager
-from runtime.engine.tokenizer import Tokenizer
+from tether.kvcache import PendingCopies
+from tether.runtime.engine.models.config import ModelConfig
+from tether.runtime.engine.scheduler import SchedulerOutput
+from tether.runtime.engine.structured.manager import StructuredOutputManager
+from tether.runtime.engine.tokenizer import Tokenizer
 
 
 class Runner(Protocol):
@@ -59,9 +58,9 @@ class ModelBackend:
         gpu_memory_utilization: float,
         cpu_kv_cache_gib: float,
     ) -> None:
-        from runtime.engine.attention import resolve_backend_name
-        from runtime.engine.models.loader import load_model
-        from runtime.engine.torch_utils import resolve_dtype
+        from tether.runtime.engine.attention import resolve_backend_name
+        from tether.runtime.engine.models.loader import load_model
+        from tether.runtime.engine.torch_utils import resolve_dtype
 
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -75,7 +74,7 @@ class ModelBackend:
         self.kv_tensors = None
 
     def bytes_per_block(self, block_size: int) -> int:
-        from runtime.engine.model_runner import KVCacheTensors
+        from tether.runtime.engine.model_runner import KVCacheTensors
 
         return KVCacheTensors.bytes_per_block(self.model_config, block_size, self.dtype)
 
@@ -96,8 +95,8 @@ class ModelBackend:
         num_cpu_blocks: int = 0,
         structured: StructuredOutputManager | None = None,
     ) -> Runner:
-        from runtime.engine.attention import get_backend
-        from runtime.engine.model_runner import KVCacheTensors, ModelRunner
+        from tether.runtime.engine.attention import get_backend
+        from tether.runtime.engine.model_runner import KVCacheTensors, ModelRunner
 
         self.kv_tensors = KVCacheTensors(
             self.model_config, num_blocks, block_size, self.device, self.dtype, num_cpu_blocks

@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from typing import Any
 
-from runtime.engine.chat.tools import Tool, normalize_tools, tool_choice_constraint
-from runtime.engine.config import EngineConfig
-from runtime.engine.errors import EngineError, InvalidRequestError
-from runtime.engine.llm_engine import LLMEngine
-from runtime.engine.outputs import RequestOutput
-from runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.chat.tools import Tool, normalize_tools, tool_choice_constraint
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.errors import EngineError, InvalidRequestError
+from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.outputs import RequestOutput
+from tether.runtime.engine.sampling_params import SamplingParams
 
 Prompt = str | Seq[int]
 _request_ids = itertools.count()
@@ -77,13 +77,13 @@ class LLM:
         tool_choice: str | Mapping[str, Any] | None = None,
     ) -> list[RequestOutput]:
         """Renders each conversation (one, or a list of them) with the model's chat template, the generation
-        prompt and ``tools`` (OpenAI tool dicts), then generates; one ``RequestOutput`` per conversation.
+        prompt and ``tether.tools`` (OpenAI tool dicts), then generates; one ``RequestOutput`` per conversation.
 
         ``tool_choice``: ``None`` / ``"auto"`` / ``"none"`` leave the output free; ``"required"`` or
         ``{"type": "function", "function": {"name": X}}`` force one call (any tool, or X) by setting
         ``structured_outputs`` on a copy of the sampling params (``tool_choice_constraint``); sampling params
         that already set ``structured_outputs`` are then an ``InvalidRequestError`` naming ``tool_choice``.
-        Read calls out of the text with ``runtime.engine.chat.parse_tool_calls``.
+        Read calls out of the text with ``tether.runtime.engine.chat.parse_tool_calls``.
         """
         conversations = messages if messages and isinstance(messages[0], list) else [messages]
         specs = normalize_tools(tools)

@@ -12,24 +12,23 @@ from collections.abc import Callable
 from collections.abc import Sequence as Seq
 
 import torch
-
-from kvcache import KVCacheManager
-from runtime.engine.backend import ExecutionBackend, ModelBackend
-from runtime.engine.config import EngineConfig
-from runtime.engine.errors import InvalidRequestError, QueueFullError
-from runtime.engine.outputs import RequestOutput
-from runtime.engine.programs import PolicyPriority, ProgramManager
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
-from runtime.engine.sequence import FinishReason, ProgramHints, Sequence, TurnOutcome
-from runtime.engine.stop import StopChecker
-from runtime.engine.structured.manager import StructuredOutputManager
-from runtime.engine.tracing import EngineTracer
-from runtime.policies import PolicyContext, SchedulingPolicy, get_policy
-from runtime.policies.programs import ProgramTable
-from runtime.sim.cost_model import default_cost_model_name, load_cost_model
-from runtime.tracing.writer import TraceSink
-from tools.durations import ToolDurationStats
+from tether.kvcache import KVCacheManager
+from tether.runtime.engine.backend import ExecutionBackend, ModelBackend
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.errors import InvalidRequestError, QueueFullError
+from tether.runtime.engine.outputs import RequestOutput
+from tether.runtime.engine.programs import PolicyPriority, ProgramManager
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
+from tether.runtime.engine.sequence import FinishReason, ProgramHints, Sequence, TurnOutcome
+from tether.runtime.engine.stop import StopChecker
+from tether.runtime.engine.structured.manager import StructuredOutputManager
+from tether.runtime.engine.tracing import EngineTracer
+from tether.runtime.policies import PolicyContext, SchedulingPolicy, get_policy
+from tether.runtime.policies.programs import ProgramTable
+from tether.runtime.sim.cost_model import default_cost_model_name, load_cost_model
+from tether.runtime.tracing.writer import TraceSink
+from tether.tools.durations import ToolDurationStats
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-
-from kvcache import PendingCopies
-from runtime.engine.attention import AttentionBackend, AttentionMetadata
-from runtime.engine.models.config import ModelConfig
-from runtime.engine.sampler import Sampler
-from runtime.engine.scheduler import SchedulerOutput
-from runtime.engine.sequence import Sequence
-from runtime.engine.structured.manager import StructuredOutputManager
+from tether.kvcache import PendingCopies
+from tether.runtime.engine.attention import AttentionBackend, AttentionMetadata
+from tether.runtime.engine.models.config import ModelConfig
+from tether.runtime.engine.sampler import Sampler
+from tether.runtime.engine.scheduler import SchedulerOutput
+from tether.runtime.engine.sequence import Sequence
+from tether.runtime.engine.structured.manager import StructuredOutputManager
 
 
 @dataclass(frozen=True)

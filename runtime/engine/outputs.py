@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtime.engine.sequence import Sequence
+from tether.runtime.engine.sequence import Sequence
 
 
 @dataclass(frozen=True)

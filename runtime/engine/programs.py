@@ -22,11 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kvcache import KVCacheManager, PrefixMatch
-from runtime.engine.scheduler import SchedulerOutput
-from runtime.engine.sequence import Sequence, TurnOutcome
-from runtime.policies.base import Drop, Free, Park, ParkPin, Pin, PolicyContext, SchedulingPolicy, TurnEnd
-from runtime.policies.programs import ProgramTable
+from tether.kvcache import KVCacheManager, PrefixMatch
+from tether.runtime.engine.scheduler import SchedulerOutput
+from tether.runtime.engine.sequence import Sequence, TurnOutcome
+from tether.runtime.policies.base import (
+    Drop,
+    Free,
+    Park,
+    ParkPin,
+    Pin,
+    PolicyContext,
+    SchedulingPolicy,
+    TurnEnd,
+)
+from tether.runtime.policies.programs import ProgramTable
 
 PARKED_TTL_S = 600.0  # a parked program whose next turn never comes gives its host memory back after this
 

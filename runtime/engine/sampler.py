@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-
-from runtime.engine.sequence import Sequence
+from tether.runtime.engine.sequence import Sequence
 
 if TYPE_CHECKING:
-    from runtime.engine.structured.manager import StructuredOutputManager
+    from tether.runtime.engine.structured.manager import StructuredOutputManager
 
 
 class Sampler:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtime.engine.errors import InvalidRequestError
-from runtime.engine.structured.params import StructuredOutputs
+from tether.runtime.engine.errors import InvalidRequestError
+from tether.runtime.engine.structured.params import StructuredOutputs
 
 
 @dataclass(frozen=True)

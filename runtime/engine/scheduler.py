@@ -11,9 +11,9 @@ import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kvcache import KVCacheManager, PrefixMatch
-from runtime.engine.admission import AdmissionPolicy, RequestFCFS
-from runtime.engine.sequence import FinishReason, Sequence, SequenceStatus
+from tether.kvcache import KVCacheManager, PrefixMatch
+from tether.runtime.engine.admission import AdmissionPolicy, RequestFCFS
+from tether.runtime.engine.sequence import FinishReason, Sequence, SequenceStatus
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,8 @@ import time
 from dataclasses import dataclass
 
 import torch
-
-from kvcache import PrefixMatch
-from runtime.engine.sampling_params import SamplingParams
+from tether.kvcache import PrefixMatch
+from tether.runtime.engine.sampling_params import SamplingParams
 
 
 class SequenceStatus(enum.Enum):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from runtime.engine.sequence import FinishReason, Sequence
-from runtime.engine.tokenizer import IncrementalDetokenizer, Tokenizer
+from tether.runtime.engine.sequence import FinishReason, Sequence
+from tether.runtime.engine.tokenizer import IncrementalDetokenizer, Tokenizer
 
 
 class StopChecker:

@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from runtime.tracing.events import ENGINE_PROGRAM, TraceEvent
-from runtime.tracing.writer import TraceSink
+from tether.runtime.tracing.events import ENGINE_PROGRAM, TraceEvent
+from tether.runtime.tracing.writer import TraceSink
 
 if TYPE_CHECKING:
-    from kvcache import KVCacheManager
-    from runtime.engine.scheduler import Scheduler, SchedulerOutput
-    from runtime.engine.sequence import Sequence
+    from tether.kvcache import KVCacheManager
+    from tether.runtime.engine.scheduler import Scheduler, SchedulerOutput
+    from tether.runtime.engine.sequence import Sequence
 
 
 def _pid(seq: Sequence) -> str:

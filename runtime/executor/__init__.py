@@ -3,7 +3,7 @@ through an ``LLMBackend`` (the local engine or an OpenAI-compatible server). Bac
 
 from __future__ import annotations
 
-from runtime.executor.errors import (
+from tether.runtime.executor.errors import (
     ExecutorError,
     LLMBackendError,
     LLMOutputError,
@@ -12,8 +12,8 @@ from runtime.executor.errors import (
     ProgramCancelledError,
     ReferenceResolutionError,
 )
-from runtime.executor.executor import Executor
-from runtime.executor.llm import (
+from tether.runtime.executor.executor import Executor
+from tether.runtime.executor.llm import (
     LLMBackend,
     LLMDelta,
     LLMRequest,
@@ -22,8 +22,8 @@ from runtime.executor.llm import (
     StreamingLLMBackend,
     stream_llm,
 )
-from runtime.executor.run import ProgramResult, ProgramRun
-from runtime.executor.steps import DeltaHook
+from tether.runtime.executor.run import ProgramResult, ProgramRun
+from tether.runtime.executor.steps import DeltaHook
 
 __all__ = [
     "DeltaHook",

@@ -3,7 +3,7 @@
     executor = Executor(LocalToolRunner(registry), LocalEngineBackend(engine), trace=JsonlTraceWriter(path))
     result = await executor.run(compiled, {"topic": "KV caches"})        # or .start(...) -> ProgramRun
 
-Every node starts the moment its inputs are ready (see ``runtime.executor.run``); tools go through a
+Every node starts the moment its inputs are ready (see ``tether.runtime.executor.run``); tools go through a
 ``ToolRunner`` (in process or remote workers), LLM calls through an ``LLMBackend`` with the compiler's hints.
 """
 
@@ -14,14 +14,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dag.compiler import CompiledProgram
-from dag.ir import LLMCall
-from runtime.executor.errors import ExecutorError, NoLLMBackendError
-from runtime.executor.llm import LLMBackend
-from runtime.executor.run import NodeHook, ProgramResult, ProgramRun
-from runtime.executor.steps import DeltaHook
-from runtime.tracing import TraceSink
-from tools.runner import ToolRunner
+from tether.dag.compiler import CompiledProgram
+from tether.dag.ir import LLMCall
+from tether.runtime.executor.errors import ExecutorError, NoLLMBackendError
+from tether.runtime.executor.llm import LLMBackend
+from tether.runtime.executor.run import NodeHook, ProgramResult, ProgramRun
+from tether.runtime.executor.steps import DeltaHook
+from tether.runtime.tracing import TraceSink
+from tether.tools.runner import ToolRunner
 
 
 class Executor:

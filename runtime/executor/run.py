@@ -7,7 +7,7 @@ completes (a counter per node, decremented by each completing dependency; no pol
                       (a held run waits for ``seal()`` first; it may grow meanwhile)
 
 Front-ends that build programs while they run (decorator agents, planners, ReAct) use ``hold``/``seal``,
-``add_node(node, on_delta=...)`` and ``node_future(node_id)``; ``dag.refs.node_ref`` makes the references.
+``add_node(node, on_delta=...)`` and ``node_future(node_id)``; ``tether.dag.refs.node_ref`` makes the references.
 """
 
 from __future__ import annotations
@@ -20,22 +20,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pydantic_core
-
-from dag.compiler import CompiledProgram, LLMHints, extend
-from dag.inputs import bind_inputs
-from dag.ir import LLMCall, ToolCall, ToolFailure
-from dag.refs import Ref, RefResolutionError, as_text, walk
-from runtime.executor.errors import (
+from tether.dag.compiler import CompiledProgram, LLMHints, extend
+from tether.dag.inputs import bind_inputs
+from tether.dag.ir import LLMCall, ToolCall, ToolFailure
+from tether.dag.refs import Ref, RefResolutionError, as_text, walk
+from tether.runtime.executor.errors import (
     ExecutorError,
     NodeFailedError,
     NoLLMBackendError,
     ProgramCancelledError,
     ReferenceResolutionError,
 )
-from runtime.executor.steps import DeltaHook, Steps
+from tether.runtime.executor.steps import DeltaHook, Steps
 
 if TYPE_CHECKING:
-    from runtime.executor.executor import Executor
+    from tether.runtime.executor.executor import Executor
 
 log = logging.getLogger(__name__)
 OUTPUT_PREVIEW_CHARS = 2000

@@ -11,13 +11,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
-from dag.compiler import CompiledProgram, LLMHints
-from dag.ir import LLMCall, ToolCall
-from runtime.executor.errors import LLMBackendError, LLMOutputError, LLMTimeoutError, NodeFailedError
-from runtime.executor.llm import LLMBackend, LLMDelta, LLMRequest, LLMResult, parse_output, stream_llm
-from runtime.tracing import TraceEvent, TraceSink
-from tools.errors import ToolArgumentError, ToolError, ToolTimeoutError, UnknownToolError
-from tools.runner import ToolRunner
+from tether.dag.compiler import CompiledProgram, LLMHints
+from tether.dag.ir import LLMCall, ToolCall
+from tether.runtime.executor.errors import LLMBackendError, LLMOutputError, LLMTimeoutError, NodeFailedError
+from tether.runtime.executor.llm import LLMBackend, LLMDelta, LLMRequest, LLMResult, parse_output, stream_llm
+from tether.runtime.tracing import TraceEvent, TraceSink
+from tether.tools.errors import ToolArgumentError, ToolError, ToolTimeoutError, UnknownToolError
+from tether.tools.runner import ToolRunner
 
 NEVER_RETRIED = (ToolArgumentError, UnknownToolError)
 RETRIED_LLM_ERRORS = (LLMTimeoutError, LLMBackendError, LLMOutputError)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from runtime.policies.autellix import AutellixPolicy
-from runtime.policies.base import PolicyContext, SchedulingPolicy
-from runtime.policies.continuum import ContinuumFixedPolicy, ContinuumPolicy
-from runtime.policies.infercept import InferCeptPolicy
-from runtime.policies.tether import TetherOptions, TetherPolicy
-from runtime.policies.vllm import LMCachePolicy, VLLMPolicy
+from tether.runtime.policies.autellix import AutellixPolicy
+from tether.runtime.policies.base import PolicyContext, SchedulingPolicy
+from tether.runtime.policies.continuum import ContinuumFixedPolicy, ContinuumPolicy
+from tether.runtime.policies.infercept import InferCeptPolicy
+from tether.runtime.policies.tether import TetherOptions, TetherPolicy
+from tether.runtime.policies.vllm import LMCachePolicy, VLLMPolicy
 
 POLICIES: dict[str, type] = {
     p.name: p

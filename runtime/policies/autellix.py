@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import bisect
 
-from runtime.policies.base import PolicyContext
-from runtime.policies.vllm import VLLMPolicy
+from tether.runtime.policies.base import PolicyContext
+from tether.runtime.policies.vllm import VLLMPolicy
 
 QUEUE_THRESHOLDS = (1024, 2048, 4096, 8192, 16384, 32768, 65536)  # tokens: 8 queues (our choice)
 STARVATION_RATIO = 8.0  # beta: wait / service that promotes (our choice)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from kvcache import KVCacheManager
-    from runtime.engine.sequence import Sequence
-    from runtime.policies.programs import ProgramTable
-    from runtime.sim.cost_model import CostModel
-    from tools.durations import ToolDurationStats
+    from tether.kvcache import KVCacheManager
+    from tether.runtime.engine.sequence import Sequence
+    from tether.runtime.policies.programs import ProgramTable
+    from tether.runtime.sim.cost_model import CostModel
+    from tether.tools.durations import ToolDurationStats
 
 
 @dataclass(frozen=True)

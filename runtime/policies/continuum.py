@@ -15,9 +15,9 @@ Sources and choices: docs/scheduling.md."""
 
 from __future__ import annotations
 
-from runtime.policies.base import Decision, Drop, Free, Pin, PolicyContext, PressureAction, TurnEnd
-from runtime.policies.ttl import best_ttl
-from runtime.policies.vllm import VLLMPolicy
+from tether.runtime.policies.base import Decision, Drop, Free, Pin, PolicyContext, PressureAction, TurnEnd
+from tether.runtime.policies.ttl import best_ttl
+from tether.runtime.policies.vllm import VLLMPolicy
 
 FIXED_THRESHOLD_S = 2.0  # FIXED_THRESHOLD_CONTINUUM in the released vllm/v1/core/estimate_with_func.py
 

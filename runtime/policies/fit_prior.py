@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from runtime.policies.predictor import PRIOR_PATH
-from runtime.replay.workload import load_workload
+from tether.runtime.policies.predictor import PRIOR_PATH
+from tether.runtime.replay.workload import load_workload
 
 DEFAULT_TRACES = (
     "../shared/workloads/terminal_bench_agents.jsonl",

@@ -19,7 +19,7 @@ is short, swap-in when it is free. The engine's program layer carries the budget
 
 from __future__ import annotations
 
-from runtime.policies.base import (
+from tether.runtime.policies.base import (
     Decision,
     Drop,
     Free,
@@ -30,7 +30,7 @@ from runtime.policies.base import (
     PressureAction,
     TurnEnd,
 )
-from runtime.policies.vllm import VLLMPolicy
+from tether.runtime.policies.vllm import VLLMPolicy
 
 SWAP_A = -0.3297119141  # t_sin slope, scheduler_v2.py _set_max_ragged_batch
 SWAP_B = 93.994140625  # t_offset

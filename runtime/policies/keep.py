@@ -19,7 +19,7 @@ duration statistics, the pin's size):
 
 from __future__ import annotations
 
-from runtime.policies.base import Drop, ParkPin, PolicyContext, PressureAction
+from tether.runtime.policies.base import Drop, ParkPin, PolicyContext, PressureAction
 
 VICTIMS = ("lru", "furthest", "residual", "value")
 

@@ -6,7 +6,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from runtime.policies.predictor import RemainingWorkPredictor
+from tether.runtime.policies.predictor import RemainingWorkPredictor
 
 EVICTED_QUEUE_WINDOW = (
     100  # Continuum's T: sliding window of queueing delays after eviction (length our choice)

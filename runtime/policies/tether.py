@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from runtime.policies.base import Decision, Drop, Free, Pin, PolicyContext, PressureAction, TurnEnd
-from runtime.policies.keep import VICTIMS, give_up
-from runtime.policies.vllm import VLLMPolicy
+from tether.runtime.policies.base import Decision, Drop, Free, Pin, PolicyContext, PressureAction, TurnEnd
+from tether.runtime.policies.keep import VICTIMS, give_up
+from tether.runtime.policies.vllm import VLLMPolicy
 
 TTL_QUANTILE = 0.95
 MIN_TTL_S = 1.0

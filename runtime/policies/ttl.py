@@ -12,7 +12,7 @@ Ties go to the smallest ``tau``.
 
 from __future__ import annotations
 
-from tools.durations import DurationModel
+from tether.tools.durations import DurationModel
 
 
 def best_ttl(model: DurationModel, benefit_s: float) -> float:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from runtime.policies.base import Decision, Free, PolicyContext, PressureAction, TurnEnd
+from tether.runtime.policies.base import Decision, Free, PolicyContext, PressureAction, TurnEnd
 
 
 class VLLMPolicy:

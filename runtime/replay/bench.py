@@ -9,14 +9,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from runtime.engine.config import EngineConfig
-from runtime.engine.llm_engine import LLMEngine
-from runtime.replay.driver import Arrivals, ProgramRun, ReplayDriver
-from runtime.replay.workload import Program
-from runtime.sim.backend import SimBackend
-from runtime.sim.clock import RealClock, VirtualClock
-from runtime.sim.cost_model import CostModel
-from runtime.tracing.writer import TraceSink
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.replay.driver import Arrivals, ProgramRun, ReplayDriver
+from tether.runtime.replay.workload import Program
+from tether.runtime.sim.backend import SimBackend
+from tether.runtime.sim.clock import RealClock, VirtualClock
+from tether.runtime.sim.cost_model import CostModel
+from tether.runtime.tracing.writer import TraceSink
 
 
 @dataclass(frozen=True)

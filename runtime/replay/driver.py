@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from runtime.engine.llm_engine import LLMEngine
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
-from runtime.replay.workload import Program
-from runtime.sim.clock import Clock
-from runtime.tracing.events import TraceEvent
-from runtime.tracing.writer import TraceSink
+from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
+from tether.runtime.replay.workload import Program
+from tether.runtime.sim.clock import Clock
+from tether.runtime.tracing.events import TraceEvent
+from tether.runtime.tracing.writer import TraceSink
 
 
 @dataclass

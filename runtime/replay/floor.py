@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from runtime.replay.workload import Program
+from tether.runtime.replay.workload import Program
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
-
-from runtime.replay.bench import jct_figures
-from runtime.replay.driver import HINT_MODES, Arrivals, ProgramRun
-from runtime.replay.workload import Program, Turn
+from tether.runtime.replay.bench import jct_figures
+from tether.runtime.replay.driver import HINT_MODES, Arrivals, ProgramRun
+from tether.runtime.replay.workload import Program, Turn
 
 
 class ReplayHTTPError(RuntimeError):

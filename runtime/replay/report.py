@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TextIO
 
-from runtime.replay.floor import PrefillFloor
+from tether.runtime.replay.floor import PrefillFloor
 
 
 def progress_printer(stream: TextIO) -> Callable[[str, int, int], None]:

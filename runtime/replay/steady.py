@@ -13,8 +13,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import replace
 
-from runtime.replay.bench import ReplaySettings, run_replay, solo_jct
-from runtime.replay.workload import Program
+from tether.runtime.replay.bench import ReplaySettings, run_replay, solo_jct
+from tether.runtime.replay.workload import Program
 
 
 def draw_programs(programs: list[Program], n: int, seed: int) -> list[Program]:

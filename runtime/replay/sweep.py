@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from runtime.replay.bench import ReplaySettings
-from runtime.replay.steady import run_seeds
-from runtime.replay.workload import Program
+from tether.runtime.replay.bench import ReplaySettings
+from tether.runtime.replay.steady import run_seeds
+from tether.runtime.replay.workload import Program
 
 CAPACITY_SLOWDOWN = 2.0
 

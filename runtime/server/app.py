@@ -1,6 +1,6 @@
 """The FastAPI application: routes, API-key check, error mapping and the idle-program reaper.
 
-Every failure is an OpenAI-style error object (``runtime.server.errors``) and the server goes on serving:
+Every failure is an OpenAI-style error object (``tether.runtime.server.errors``) and the server goes on serving:
 malformed JSON or a bad field 400 (naming the field), a prompt over the context 400 (with the limits), an
 unknown model 404, a wrong API key 401, a full waiting queue 503 with ``Retry-After``.
 """
@@ -18,15 +18,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from runtime.engine.async_engine import AsyncEngine
-from runtime.server.chat import chat_completion
-from runtime.server.completions import completion
-from runtime.server.errors import APIError
-from runtime.server.metrics import CONTENT_TYPE, EngineSnapshot
-from runtime.server.protocol import ChatCompletionRequest, CompletionRequest, parse_body
-from runtime.server.serving import ServerConfig, ServerState
-from runtime.server.streaming import sse_stream
+from tether.runtime.engine.async_engine import AsyncEngine
+from tether.runtime.server.chat import chat_completion
+from tether.runtime.server.completions import completion
+from tether.runtime.server.errors import APIError
+from tether.runtime.server.metrics import CONTENT_TYPE, EngineSnapshot
+from tether.runtime.server.protocol import ChatCompletionRequest, CompletionRequest, parse_body
+from tether.runtime.server.serving import ServerConfig, ServerState
+from tether.runtime.server.streaming import sse_stream
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``POST /v1/chat/completions``.
 
 The conversation (assistant ``tool_calls``, ``role: "tool"`` results, ``developer`` read as ``system``) and
-the ``tools`` are rendered by the shared chat format (``runtime.engine.chat`` through the tokenizer's template).
+the ``tether.tools`` are rendered by the shared chat format (``tether.runtime.engine.chat`` through the tokenizer's template).
 Unless ``tool_choice`` is ``"none"``, the reply's ``<tool_call>`` blocks become ``message.tool_calls`` with
 ``finish_reason: "tool_calls"``; ``"none"`` still renders the tools (the prompt prefix stays the program's, as
 vLLM does) but reads no call from the reply. ``"required"`` or a named function, ``response_format`` and vLLM's
@@ -15,8 +15,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from runtime.engine.async_engine import StreamDelta
-from runtime.engine.chat import (
+from tether.runtime.engine.async_engine import StreamDelta
+from tether.runtime.engine.chat import (
     TOOL_CALL_CLOSE,
     ParsedChat,
     Tool,
@@ -24,13 +24,13 @@ from runtime.engine.chat import (
     normalize_tools,
     parse_tool_calls,
 )
-from runtime.engine.errors import InvalidRequestError
-from runtime.server.errors import bad_request
-from runtime.server.programs import SESSION_HEADER
-from runtime.server.protocol import ChatCompletionRequest
-from runtime.server.sampling import chat_constraint, check_supported, max_tokens_for, sampling_params
-from runtime.server.serving import ServerState, usage_dict
-from runtime.server.streaming import ContentSplitter
+from tether.runtime.engine.errors import InvalidRequestError
+from tether.runtime.server.errors import bad_request
+from tether.runtime.server.programs import SESSION_HEADER
+from tether.runtime.server.protocol import ChatCompletionRequest
+from tether.runtime.server.sampling import chat_constraint, check_supported, max_tokens_for, sampling_params
+from tether.runtime.server.serving import ServerState, usage_dict
+from tether.runtime.server.streaming import ContentSplitter
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 

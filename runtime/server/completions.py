@@ -11,13 +11,18 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from runtime.engine.async_engine import StreamDelta
-from runtime.engine.structured.params import StructuredOutputs
-from runtime.server.errors import bad_request
-from runtime.server.programs import SESSION_HEADER
-from runtime.server.protocol import CompletionRequest
-from runtime.server.sampling import check_supported, max_tokens_for, sampling_params, structured_extension
-from runtime.server.serving import ServerState, usage_dict
+from tether.runtime.engine.async_engine import StreamDelta
+from tether.runtime.engine.structured.params import StructuredOutputs
+from tether.runtime.server.errors import bad_request
+from tether.runtime.server.programs import SESSION_HEADER
+from tether.runtime.server.protocol import CompletionRequest
+from tether.runtime.server.sampling import (
+    check_supported,
+    max_tokens_for,
+    sampling_params,
+    structured_extension,
+)
+from tether.runtime.server.serving import ServerState, usage_dict
 
 
 def _prompts(state: ServerState, prompt: Any) -> list[list[int]]:

@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from runtime.engine.llm_engine import LLMEngine
+    from tether.runtime.engine.llm_engine import LLMEngine
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence as Seq
 
-from runtime.engine.chat import Tool, ToolCallParseError, parse_tool_calls
-from runtime.engine.sequence import Sequence, TurnOutcome
+from tether.runtime.engine.chat import Tool, ToolCallParseError, parse_tool_calls
+from tether.runtime.engine.sequence import Sequence, TurnOutcome
 
 
 class TurnOutcomes:
@@ -20,7 +20,7 @@ class TurnOutcomes:
         self._tools: dict[str, tuple[Tool, ...]] = {}
 
     def expect_tool_calls(self, request_id: str, tools: Seq[Tool]) -> None:
-        """``request_id`` offered ``tools``: parse its output when it ends."""
+        """``request_id`` offered ``tether.tools``: parse its output when it ends."""
         self._tools[request_id] = tuple(tools)
 
     def drop(self, request_id: str) -> None:

@@ -58,7 +58,7 @@ def child_process(
 def serve_process(*args: str, timeout_s: float = 180.0, cwd: Path | None = None) -> Iterator[str]:
     """Run ``tether serve ARGS`` (this interpreter) and yield its ``/v1`` base URL once it is up."""
     port = free_port()
-    cmd = [sys.executable, "-m", "runtime.cli", "serve", "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "tether.runtime.cli", "serve", "--port", str(port), *args]
     base = f"http://127.0.0.1:{port}"
     with child_process(cmd, base, what="tether serve", timeout_s=timeout_s, cwd=cwd):
         yield f"{base}/v1"

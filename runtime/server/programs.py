@@ -6,7 +6,7 @@ A request names its program by, in this order: ``tether.program_id``, ``session_
 its own (no pin outlives it). The turn is ``tether.turn`` when given, else how many requests of the program the
 server has seen before. ``next_tool``, ``remaining_turns`` and ``last_turn`` come only from the ``tether``
 object (the hints rule: see ``ProgramHints``); the tool a turn really calls is parsed from its output when it
-ends (``runtime.server.outcome``).
+ends (``tether.runtime.server.outcome``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runtime.engine.sequence import ProgramHints
-from runtime.server.protocol import _Common
+from tether.runtime.engine.sequence import ProgramHints
+from tether.runtime.server.protocol import _Common
 
 SESSION_HEADER = "x-session-id"
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.engine.chat import Tool, tool_choice_constraint
-from runtime.engine.errors import InvalidRequestError
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.structured.params import StructuredOutputs
-from runtime.server.errors import APIError, bad_request
-from runtime.server.protocol import ChatCompletionRequest, CompletionRequest, _Common
+from tether.runtime.engine.chat import Tool, tool_choice_constraint
+from tether.runtime.engine.errors import InvalidRequestError
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.structured.params import StructuredOutputs
+from tether.runtime.server.errors import APIError, bad_request
+from tether.runtime.server.protocol import ChatCompletionRequest, CompletionRequest, _Common
 
 MAX_STOP_STRINGS = 16
 

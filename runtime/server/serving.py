@@ -7,14 +7,14 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from runtime.engine.async_engine import AsyncEngine, GenerateRequest, StreamDelta
-from runtime.engine.errors import EngineError, InvalidRequestError, QueueFullError
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import ProgramHints
-from runtime.server.errors import APIError, bad_request
-from runtime.server.metrics import ServerMetrics
-from runtime.server.outcome import TurnOutcomes
-from runtime.server.programs import ProgramTracker
+from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest, StreamDelta
+from tether.runtime.engine.errors import EngineError, InvalidRequestError, QueueFullError
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import ProgramHints
+from tether.runtime.server.errors import APIError, bad_request
+from tether.runtime.server.metrics import ServerMetrics
+from tether.runtime.server.outcome import TurnOutcomes
+from tether.runtime.server.programs import ProgramTracker
 
 
 @dataclass(frozen=True)

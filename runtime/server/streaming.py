@@ -6,8 +6,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from runtime.engine.chat import TOOL_CALL_OPEN
-from runtime.server.errors import APIError
+from tether.runtime.engine.chat import TOOL_CALL_OPEN
+from tether.runtime.server.errors import APIError
 
 DONE = b"data: [DONE]\n\n"
 

@@ -7,13 +7,12 @@ import zlib
 from collections.abc import Callable
 
 import torch
-
-from kvcache import PendingCopies
-from runtime.engine.models.config import ModelConfig
-from runtime.engine.models.presets import LLAMA3_8B_SHAPE_CONFIG
-from runtime.engine.scheduler import SchedulerOutput
-from runtime.sim.clock import VirtualClock
-from runtime.sim.cost_model import CostModel
+from tether.kvcache import PendingCopies
+from tether.runtime.engine.models.config import ModelConfig
+from tether.runtime.engine.models.presets import LLAMA3_8B_SHAPE_CONFIG
+from tether.runtime.engine.scheduler import SchedulerOutput
+from tether.runtime.sim.clock import VirtualClock
+from tether.runtime.sim.cost_model import CostModel
 
 
 class SimRunner:

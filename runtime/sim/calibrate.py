@@ -11,11 +11,10 @@ import random
 import time
 
 import numpy as np
-
-from runtime.engine.config import EngineConfig
-from runtime.engine.llm_engine import LLMEngine
-from runtime.engine.sampling_params import SamplingParams
-from runtime.sim.cost_model import LinearCostModel, step_features
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.sim.cost_model import LinearCostModel, step_features
 
 TERMS = ("overhead_s", "per_seq_s", "per_token_s", "per_pair_s", "per_kv_token_s")
 

@@ -3,9 +3,9 @@ docs/tracing.md."""
 
 from __future__ import annotations
 
-from runtime.tracing.events import ENGINE_PROGRAM, EVENT_KINDS, TraceEvent
-from runtime.tracing.store import RunNotFoundError, RunRecorder, list_runs, load_run, trace_root
-from runtime.tracing.writer import (
+from tether.runtime.tracing.events import ENGINE_PROGRAM, EVENT_KINDS, TraceEvent
+from tether.runtime.tracing.store import RunNotFoundError, RunRecorder, list_runs, load_run, trace_root
+from tether.runtime.tracing.writer import (
     FanoutTraceSink,
     JsonlTraceWriter,
     MemoryTraceSink,

@@ -15,9 +15,8 @@ from collections import defaultdict
 from typing import Any
 
 import pydantic_core
-
-from runtime.tracing.events import TraceEvent
-from runtime.tracing.store import Run
+from tether.runtime.tracing.events import TraceEvent
+from tether.runtime.tracing.store import Run
 
 FORMATS = ("chrome", "otlp-json", "jsonl")
 SPAN_KINDS = frozenset(
@@ -45,11 +44,11 @@ def export_run(run: Run, fmt: str, trace: str | None = None) -> str:
     """The run (or its trace ``trace``) as text in format ``fmt``; ``ExportError`` for an unknown format or
     trace. Equal runs give equal text (ids and order are derived from the events, never random)."""
     if fmt == "chrome":
-        from runtime.tracing.export_chrome import to_chrome
+        from tether.runtime.tracing.export_chrome import to_chrome
 
         return json.dumps(to_chrome(run, trace), separators=(",", ":"), allow_nan=False) + "\n"
     if fmt == "otlp-json":
-        from runtime.tracing.export_otlp import to_otlp
+        from tether.runtime.tracing.export_otlp import to_otlp
 
         return json.dumps(to_otlp(run, trace), separators=(",", ":"), allow_nan=False) + "\n"
     if fmt == "jsonl":

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.tracing.events import ENGINE_PROGRAM, TraceEvent
-from runtime.tracing.export import (
+from tether.runtime.tracing.events import ENGINE_PROGRAM, TraceEvent
+from tether.runtime.tracing.export import (
     NODE_SPAN_KINDS,
     dag_edges,
     json_safe,
@@ -34,7 +34,7 @@ from runtime.tracing.export import (
     select_traces,
     span_start,
 )
-from runtime.tracing.store import Run
+from tether.runtime.tracing.store import Run
 
 LANE_GROUPS = ("program", "nodes", "calls", "requests", "steps")
 NUMBERED_GROUPS = ("nodes", "calls", "requests")  # always "<group> N"; the others only from their 2nd lane

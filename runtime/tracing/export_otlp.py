@@ -25,8 +25,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.tracing.events import ENGINE_PROGRAM, TraceEvent
-from runtime.tracing.export import (
+from tether.runtime.tracing.events import ENGINE_PROGRAM, TraceEvent
+from tether.runtime.tracing.export import (
     NODE_SPAN_KINDS,
     dag_edges,
     json_safe,
@@ -35,7 +35,7 @@ from runtime.tracing.export import (
     select_traces,
     span_start,
 )
-from runtime.tracing.store import Run
+from tether.runtime.tracing.store import Run
 
 SPAN_KIND_INTERNAL = 1
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2

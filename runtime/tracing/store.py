@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.tracing.events import TraceEvent
-from runtime.tracing.writer import JsonlTraceWriter, TraceFormatError, read_trace
+from tether.runtime.tracing.events import TraceEvent
+from tether.runtime.tracing.writer import JsonlTraceWriter, TraceFormatError, read_trace
 
 RUN_FILE = "run.json"
 MAIN_TRACE = "main"

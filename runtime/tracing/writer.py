@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
 import pydantic_core
-
-from runtime.tracing.events import TraceEvent
+from tether.runtime.tracing.events import TraceEvent
 
 
 @runtime_checkable

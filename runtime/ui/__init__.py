@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from runtime.ui.app import create_ui_app
-from runtime.ui.snapshot import write_snapshot
+from tether.runtime.ui.app import create_ui_app
+from tether.runtime.ui.snapshot import write_snapshot
 
 __all__ = ["create_ui_app", "write_snapshot"]

@@ -19,12 +19,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from runtime.tracing import RunNotFoundError, TraceFormatError, load_run
-from runtime.tracing.store import run_meta
-from runtime.ui.exports import FORMATS, export_text, filename
-from runtime.ui.live import error_body, follow_run
-from runtime.ui.runs import RunIndex, run_view
+from tether.runtime.tracing import RunNotFoundError, TraceFormatError, load_run
+from tether.runtime.tracing.store import run_meta
+from tether.runtime.ui.exports import FORMATS, export_text, filename
+from tether.runtime.ui.live import error_body, follow_run
+from tether.runtime.ui.runs import RunIndex, run_view
 
 STATIC = Path(__file__).parent / "static"
 _NO_CACHE = {"Cache-Control": "no-cache"}

@@ -1,9 +1,9 @@
-"""The export button's downloads: ``runtime.tracing.export.export_run`` (chrome, otlp-json, jsonl), with the
+"""The export button's downloads: ``tether.runtime.tracing.export.export_run`` (chrome, otlp-json, jsonl), with the
 media type and file name of each format."""
 
 from __future__ import annotations
 
-from runtime.tracing.store import Run
+from tether.runtime.tracing.store import Run
 
 FORMATS = {
     "chrome": ("application/json", "chrome.json"),
@@ -16,7 +16,7 @@ def export_text(run: Run, fmt: str, trace: str | None = None) -> str:
     """``ValueError`` for a format not in ``FORMATS`` or a trace the run does not have."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: one of {', '.join(FORMATS)}")
-    from runtime.tracing.export import export_run
+    from tether.runtime.tracing.export import export_run
 
     return export_run(run, fmt) if trace is None else export_run(run, fmt, trace)
 

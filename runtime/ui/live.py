@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from runtime.tracing import RunNotFoundError, TraceFormatError
-from runtime.tracing.store import run_meta
-from runtime.ui.tail import TraceTail
+from tether.runtime.tracing import RunNotFoundError, TraceFormatError
+from tether.runtime.tracing.store import run_meta
+from tether.runtime.ui.tail import TraceTail
 
 
 def sse(event: str, data: Any) -> str:

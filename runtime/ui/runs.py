@@ -8,10 +8,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from runtime.tracing import TraceEvent, TraceFormatError
-from runtime.tracing.store import run_meta
-from runtime.ui.summary import duration_s, run_summary
-from runtime.ui.tail import TraceTail
+from tether.runtime.tracing import TraceEvent, TraceFormatError
+from tether.runtime.tracing.store import run_meta
+from tether.runtime.ui.summary import duration_s, run_summary
+from tether.runtime.ui.tail import TraceTail
 
 
 def read_traces(root: Path, meta: dict[str, Any]) -> tuple[dict[str, TraceTail], dict[str, list[TraceEvent]]]:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime.ui.runs import run_view
+from tether.runtime.ui.runs import run_view
 
 STATIC = Path(__file__).parent / "static"
 _SCRIPT = re.compile(r'<script src="static/([\w-]+\.js)"></script>')

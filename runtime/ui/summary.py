@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runtime.tracing import ENGINE_PROGRAM, TraceEvent
+from tether.runtime.tracing import ENGINE_PROGRAM, TraceEvent
 
 _TURN_KEYS = (
     "gen_ai.usage.input_tokens",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runtime.tracing import TraceEvent, TraceFormatError
+from tether.runtime.tracing import TraceEvent, TraceFormatError
 
 
 class TraceTail:

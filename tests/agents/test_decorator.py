@@ -11,8 +11,7 @@ import time
 
 import pytest
 from pydantic import BaseModel
-
-from agents.decorator import (
+from tether.agents.decorator import (
     AgentContextError,
     ForeignHandleError,
     HandleUsageError,
@@ -22,12 +21,13 @@ from agents.decorator import (
     conversation,
     llm,
 )
-from agents.runtime import AgentRuntime
-from dag.errors import ToolArgumentsError
-from runtime.executor import Executor, NodeFailedError
-from runtime.tracing import MemoryTraceSink
+from tether.agents.runtime import AgentRuntime
+from tether.dag.errors import ToolArgumentsError
+from tether.runtime.executor import Executor, NodeFailedError
+from tether.runtime.tracing import MemoryTraceSink
+from tether.tools import LocalToolRunner, tool
+
 from tests.executor.conftest import ScriptedLLM
-from tools import LocalToolRunner, tool
 
 SLOW_S = 0.3
 

@@ -8,9 +8,8 @@ from typing import Literal
 
 import pytest
 from pydantic import BaseModel
-
-from agents.planner import PlanError, PlanGrammarError, parse_plan, plan_grammar
-from tools import tool
+from tether.agents.planner import PlanError, PlanGrammarError, parse_plan, plan_grammar
+from tether.tools import tool
 
 xgr = pytest.importorskip("xgrammar")
 from xgrammar.testing import _get_masked_tokens_from_bitmask, _is_grammar_accept_string  # noqa: E402

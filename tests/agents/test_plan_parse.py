@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel
-
-from agents.planner import (
+from tether.agents.planner import (
     PlanError,
     PlanTask,
     RefString,

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from agents.planner import PlanError, PlanStreamParser, parse_plan
+from tether.agents.planner import PlanError, PlanStreamParser, parse_plan
 
 SAMPLE = (
     "Thought: two lookups\n"

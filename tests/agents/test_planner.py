@@ -7,15 +7,14 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-
-from agents.planner import format_plan, parse_plan, plan_grammar
-from agents.planner.agent import Planner
-from agents.planner.joiner import parse_joiner
-from agents.planner.prompts import joiner_grammar
-from agents.result import LLMUsage
-from runtime.executor import LLMDelta, LLMRequest, LLMResult
-from runtime.tracing import MemoryTraceSink
-from tools.tool import Tool
+from tether.agents.planner import format_plan, parse_plan, plan_grammar
+from tether.agents.planner.agent import Planner
+from tether.agents.planner.joiner import parse_joiner
+from tether.agents.planner.prompts import joiner_grammar
+from tether.agents.result import LLMUsage
+from tether.runtime.executor import LLMDelta, LLMRequest, LLMResult
+from tether.runtime.tracing import MemoryTraceSink
+from tether.tools.tool import Tool
 
 CALLS: list[tuple[str, float, dict]] = []
 
@@ -271,10 +270,11 @@ def test_parse_joiner():
 
 
 async def test_smollm2_end_to_end_k2():
-    from agents.planner.agent import is_local_engine
+    from tether.agents.planner.agent import is_local_engine
+    from tether.runtime.engine.models.sources import named_model_path
+
     from bench.agent_questions import make_questions
     from examples.agent_tools import AGENT_TOOLS, set_latency
-    from runtime.engine.models.sources import named_model_path
 
     try:
         named_model_path("smollm2")

@@ -5,15 +5,14 @@ end-to-end run on SmolLM2."""
 from __future__ import annotations
 
 import pytest
-
-from agents.react import LAST_STEP_NOTE, ReActAgent, observation_text
-from agents.react_grammar import ReActFormatError, parse_turn, react_grammar, signature, tool_specs
-from agents.result import AgentResult, LLMUsage, Observation
-from agents.runtime import AgentRuntime
-from runtime.bench.agents import Sample, format_table, run_agents_bench, summarize
-from runtime.executor import LLMRequest, LLMResult
-from runtime.tracing import MemoryTraceSink
-from tools import ToolError, tool
+from tether.agents.react import LAST_STEP_NOTE, ReActAgent, observation_text
+from tether.agents.react_grammar import ReActFormatError, parse_turn, react_grammar, signature, tool_specs
+from tether.agents.result import AgentResult, LLMUsage, Observation
+from tether.agents.runtime import AgentRuntime
+from tether.runtime.bench.agents import Sample, format_table, run_agents_bench, summarize
+from tether.runtime.executor import LLMRequest, LLMResult
+from tether.runtime.tracing import MemoryTraceSink
+from tether.tools import ToolError, tool
 
 
 @tool

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel
-
-from tools import tool
+from tether.tools import tool
 
 
 class Hit(BaseModel):

@@ -6,12 +6,11 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
-from dag import LLMCall, ToolCall, compile_program, extend, parse_workflow
-from dag.compiler import LLMHints
-from dag.errors import UnknownReferenceError
-from tools import ToolRegistry
-from tools.durations import ToolDurationStats
+from tether.dag import LLMCall, ToolCall, compile_program, extend, parse_workflow
+from tether.dag.compiler import LLMHints
+from tether.dag.errors import UnknownReferenceError
+from tether.tools import ToolRegistry
+from tether.tools.durations import ToolDurationStats
 
 REGISTRY = ToolRegistry()
 REGISTRY.load("tests.dag.dag_tools")

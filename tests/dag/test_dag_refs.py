@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel
-
-from dag.refs import (
+from tether.dag.refs import (
     Ref,
     RefResolutionError,
     RefSyntaxError,
@@ -115,7 +114,7 @@ def test_walk_errors(path: tuple, message: str) -> None:
 
 
 def test_escapes_are_undone_inside_constant_lists_and_dicts():
-    from dag.refs import compile_template
+    from tether.dag.refs import compile_template
 
     value = {"a": ["cost $${x}", 3], "b": {"c": "$${y} and text"}, "d": ("$${z}",)}
     template = compile_template(value)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
-from dag import LLMCall, Program, ToolCall, compile_program, parse_workflow
-from dag.errors import (
+from tether.dag import LLMCall, Program, ToolCall, compile_program, parse_workflow
+from tether.dag.errors import (
     CycleError,
     DagError,
     DuplicateNodeError,
@@ -16,7 +15,7 @@ from dag.errors import (
     ToolNotFoundError,
     UnknownReferenceError,
 )
-from tools import ToolRegistry
+from tether.tools import ToolRegistry
 
 REGISTRY = ToolRegistry()
 REGISTRY.load("tests.dag.dag_tools")

@@ -6,9 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from dag import LLMCall, ToolCall, load_workflow, parse_workflow
-from dag.errors import ReferenceSyntaxError, WorkflowSyntaxError
+from tether.dag import LLMCall, ToolCall, load_workflow, parse_workflow
+from tether.dag.errors import ReferenceSyntaxError, WorkflowSyntaxError
 
 GOOD = textwrap.dedent(
     """\

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from runtime.cli import main
-from runtime.tracing import read_trace
-from tools import ToolRegistry
+from tether.runtime.cli import main
+from tether.runtime.tracing import read_trace
+from tether.tools import ToolRegistry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,7 +21,7 @@ TOOLS = textwrap.dedent(
     '''
     from pathlib import Path
 
-    from tools import tool
+    from tether.tools import tool
 
     @tool
     def mark(path: str, text: str) -> int:
@@ -193,7 +192,7 @@ class BackgroundWorker:
         self.broker, self.worker = self.call(self._start())
 
     async def _start(self) -> tuple:
-        from tools.mqtt import EmbeddedBroker, ToolWorker
+        from tether.tools.mqtt import EmbeddedBroker, ToolWorker
 
         broker = EmbeddedBroker()
         await broker.start()

@@ -6,21 +6,21 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from dag.errors import InputError
-from runtime.executor import (
+from tether.dag.errors import InputError
+from tether.runtime.executor import (
     Executor,
     LLMOutputError,
     NodeFailedError,
     ProgramCancelledError,
     ReferenceResolutionError,
 )
-from runtime.executor.errors import NoLLMBackendError
-from runtime.tracing import MemoryTraceSink
+from tether.runtime.executor.errors import NoLLMBackendError
+from tether.runtime.tracing import MemoryTraceSink
+from tether.tools import LocalToolRunner, ToolTimeoutError
+from tether.tools.errors import ToolArgumentError, ToolExecutionError
+
 from tests.executor import executor_tools
 from tests.executor.conftest import REGISTRY, ScriptedLLM, compile_yaml
-from tools import LocalToolRunner, ToolTimeoutError
-from tools.errors import ToolArgumentError, ToolExecutionError
 
 FLAKY = """\
     nodes:

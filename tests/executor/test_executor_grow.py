@@ -7,10 +7,18 @@ import asyncio
 import json
 
 import pytest
-
-from dag import LLMCall, Message, MessageToolCall, Program, RetryPolicy, ToolCall, compile_program, node_ref
-from dag.refs import RefSyntaxError
-from runtime.executor import (
+from tether.dag import (
+    LLMCall,
+    Message,
+    MessageToolCall,
+    Program,
+    RetryPolicy,
+    ToolCall,
+    compile_program,
+    node_ref,
+)
+from tether.dag.refs import RefSyntaxError
+from tether.runtime.executor import (
     Executor,
     ExecutorError,
     LLMBackendError,
@@ -20,9 +28,10 @@ from runtime.executor import (
     NodeFailedError,
     ProgramCancelledError,
 )
-from runtime.tracing import MemoryTraceSink
+from tether.runtime.tracing import MemoryTraceSink
+from tether.tools import LocalToolRunner
+
 from tests.executor.conftest import REGISTRY, ScriptedLLM
-from tools import LocalToolRunner
 
 
 def held(llm: ScriptedLLM | None = None, trace: MemoryTraceSink | None = None):
@@ -142,7 +151,7 @@ async def test_a_late_tool_is_the_next_tool_of_a_late_call_not_yet_dispatched() 
     assert requests["think"].hints.turn == 0 and requests["think"].hints.remaining_turns is None
     assert requests["early"].hints.next_tool is None
     assert run.compiled.hints["early"].next_tool == "nap"  # known now, too late for its request
-    from runtime.executor.backends.local_engine import program_hints
+    from tether.runtime.executor.backends.local_engine import program_hints
 
     ph = program_hints(requests["think"])
     assert (ph.program_id, ph.turn, ph.next_tool, ph.remaining_turns, ph.last_turn) == (
@@ -301,7 +310,7 @@ def test_llm_call_constraint_fields_are_checked() -> None:
 
 
 async def test_the_openai_backend_sends_messages_tool_choice_and_grammar_as_is() -> None:
-    from runtime.executor.backends.openai import OpenAIBackend, _parse
+    from tether.runtime.executor.backends.openai import OpenAIBackend, _parse
 
     backend = OpenAIBackend("http://localhost:1/v1", "m")
     messages = (

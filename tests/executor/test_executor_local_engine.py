@@ -4,17 +4,17 @@ the ``ProgramHints`` it sends, and the program's KV pin released when the progra
 from __future__ import annotations
 
 import pytest
+from tether.runtime import SamplingParams
+from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.sequence import ProgramHints
+from tether.runtime.executor import Executor, NodeFailedError, ProgramRun
+from tether.runtime.executor.backends.local_engine import LocalEngineBackend
+from tether.runtime.tracing import MemoryTraceSink
+from tether.tools import LocalToolRunner
 
-from runtime import SamplingParams
-from runtime.engine.async_engine import AsyncEngine, GenerateRequest
-from runtime.engine.config import EngineConfig
-from runtime.engine.llm_engine import LLMEngine
-from runtime.engine.sequence import ProgramHints
-from runtime.executor import Executor, NodeFailedError, ProgramRun
-from runtime.executor.backends.local_engine import LocalEngineBackend
-from runtime.tracing import MemoryTraceSink
 from tests.executor.conftest import REGISTRY, compile_yaml
-from tools import LocalToolRunner
 
 CONFIG = EngineConfig(model="tiny", num_kv_blocks=64, policy="continuum-fixed")  # pins 2 s per tool call
 SYSTEM = "You are a helpful assistant that keeps answers short and plain."

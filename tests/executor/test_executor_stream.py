@@ -5,17 +5,17 @@ calls parsed from a forced ``tool_choice``, and a ``grammar`` constraint."""
 from __future__ import annotations
 
 import pytest
+from tether.dag import LLMCall, Message, MessageToolCall, Program, ToolCall, compile_program, node_ref
+from tether.runtime import SamplingParams
+from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
+from tether.runtime.engine.chat import format_tool_call, format_tool_response
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.executor import Executor, LLMDelta, ProgramRun
+from tether.runtime.executor.backends.local_engine import LocalEngineBackend
+from tether.runtime.tracing import MemoryTraceSink
+from tether.tools import LocalToolRunner
 
-from dag import LLMCall, Message, MessageToolCall, Program, ToolCall, compile_program, node_ref
-from runtime import SamplingParams
-from runtime.engine.async_engine import AsyncEngine, GenerateRequest
-from runtime.engine.chat import format_tool_call, format_tool_response
-from runtime.engine.config import EngineConfig
-from runtime.executor import Executor, LLMDelta, ProgramRun
-from runtime.executor.backends.local_engine import LocalEngineBackend
-from runtime.tracing import MemoryTraceSink
 from tests.executor.conftest import REGISTRY
-from tools import LocalToolRunner
 
 SYSTEM = "You are a helpful assistant that keeps answers short and plain."
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from dag import Program, ToolCall, ToolFailure, compile_program, node_ref
-from runtime.executor import Executor, NodeFailedError
-from runtime.tracing import MemoryTraceSink
-from tools import LocalToolRunner, ToolRegistry, tool
+from tether.dag import Program, ToolCall, ToolFailure, compile_program, node_ref
+from tether.runtime.executor import Executor, NodeFailedError
+from tether.runtime.tracing import MemoryTraceSink
+from tether.tools import LocalToolRunner, ToolRegistry, tool
 
 
 class Boom(Exception):

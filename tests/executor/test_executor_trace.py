@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from dag import LLMCall, Program, ToolCall, compile_program
-from runtime.executor import Executor
-from runtime.tracing import MemoryTraceSink
+from tether.dag import LLMCall, Program, ToolCall, compile_program
+from tether.runtime.executor import Executor
+from tether.runtime.tracing import MemoryTraceSink
+from tether.tools import LocalToolRunner
+
 from tests.executor.conftest import REGISTRY, ScriptedLLM, compile_yaml
-from tools import LocalToolRunner
 
 FANOUT = """\
 name: fanout

@@ -17,12 +17,11 @@ import tempfile
 from pathlib import Path
 
 import triton
+from tether.kernels.attention_kernel import paged_attention_kernel
+from tether.kernels.merge_kernels import _merge_two_kernel, _reduce_splits_kernel
+from tether.kernels.store import _store_kv_kernel
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-
-from kernels.attention_kernel import paged_attention_kernel
-from kernels.merge_kernels import _merge_two_kernel, _reduce_splits_kernel
-from kernels.store import _store_kv_kernel
 
 
 def compile_kernel(fn, pointers: dict[str, str], consts: dict, unit: tuple[str, ...], arch: int, warps: int,
@@ -47,7 +46,7 @@ def compile_kernel(fn, pointers: dict[str, str], consts: dict, unit: tuple[str, 
 
 
 def attention(dtype: str, group: int, head_dim: int, num_splits: int, tiles, arch: int) -> dict:
-    from kernels.tiles import block_d
+    from tether.kernels.tiles import block_d
 
     pointers = dict.fromkeys(("q_ptr", "k_cache_ptr", "v_cache_ptr"), f"*{dtype}")
     pointers.update(o_ptr=f"*{dtype}" if num_splits == 1 else "*fp32", lse_ptr="*fp32", sm_scale_log2="fp32")
@@ -64,7 +63,7 @@ def attention(dtype: str, group: int, head_dim: int, num_splits: int, tiles, arc
 
 
 def main() -> None:
-    from kernels.tiles import attention_tiles
+    from tether.kernels.tiles import attention_tiles
 
     for dtype, group, head_dim, decode, arch in [
         ("bf16", 4, 128, False, 90),  # Llama-3-8B prefill on Hopper

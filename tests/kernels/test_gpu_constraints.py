@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from kernels.tiles import TileConfig, attention_tiles, block_d, choose_num_splits, split_size
+from tether.kernels.tiles import TileConfig, attention_tiles, block_d, choose_num_splits, split_size
 
 
 @pytest.mark.parametrize("head_dim", [16, 32, 40, 64, 80, 96, 128, 256])
@@ -43,15 +42,15 @@ def test_split_rule():
 
 def test_kernels_run_in_the_interpreter_here():
     pytest.importorskip("triton")
-    from kernels.runtime import interpreted
+    from tether.kernels.runtime import interpreted
 
     assert interpreted() == (os.environ["TRITON_INTERPRET"] == "1")
 
 
 def test_bf16_is_refused_by_the_interpreter():
     pytest.importorskip("triton")
-    import kernels
-    from kernels.runtime import interpreted
+    import tether.kernels as kernels
+    from tether.kernels.runtime import interpreted
 
     if not interpreted():
         pytest.skip("compiled kernels run bf16")
@@ -64,7 +63,7 @@ def test_bf16_is_refused_by_the_interpreter():
 
 
 def test_bad_arguments_are_named():
-    import kernels
+    import tether.kernels as kernels
 
     q = torch.zeros(2, 3, 16)
     cache = torch.zeros(4, 16, 2, 16)
@@ -82,8 +81,8 @@ def test_bad_arguments_are_named():
 SCRIPT = """
 import sys
 sys.modules["triton"] = None  # as on a machine without triton
-import kernels, kernels.reference, kernels.tiles
-from runtime.engine.attention import get_backend
+import tether.kernels as kernels; import tether.kernels.reference; import tether.kernels.tiles
+from tether.runtime.engine.attention import get_backend
 get_backend("torch")
 try:
     kernels.store_kv(None, None, None, None, None)

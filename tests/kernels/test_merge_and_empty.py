@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tether.kernels import reference
 
-from kernels import reference
 from tests.kernels.batches import assert_attention_close, make_batch
 from tests.kernels.conftest import kernel_dtypes
 
 pytest.importorskip("triton")
 
-import kernels  # noqa: E402
+import tether.kernels as kernels  # noqa: E402
 
 
 def paged_from_dense(kv: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tether.kernels import reference
 
-from kernels import reference
 from tests.kernels.batches import assert_attention_close, make_batch
 from tests.kernels.conftest import kernel_dtypes
 
 pytest.importorskip("triton")
 
-import kernels  # noqa: E402
-from kernels.paged import attend, plan_launch  # noqa: E402
-from kernels.tiles import TileConfig  # noqa: E402
+import tether.kernels as kernels  # noqa: E402
+from tether.kernels.paged import attend, plan_launch  # noqa: E402
+from tether.kernels.tiles import TileConfig  # noqa: E402
 
 # (cached tokens, new tokens) with cached prefix 0 / 16 / 48 and new tokens 1 / 17 / 33 (lengths off the page
 # size): the three-sequence batches hold all nine pairs, one-sequence runs a Latin square of them.

@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-
-from kernels import reference
+from tether.kernels import reference
 
 
 def paged(kv: torch.Tensor, block_size: int, perm: list[int], num_blocks: int) -> torch.Tensor:

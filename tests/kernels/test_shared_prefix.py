@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tether.kernels import CascadeLevel, reference
 
-from kernels import CascadeLevel, reference
 from tests.kernels.batches import assert_attention_close, make_batch
 from tests.kernels.conftest import kernel_dtypes
 
 pytest.importorskip("triton")
 
-import kernels  # noqa: E402
+import tether.kernels as kernels  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype", kernel_dtypes(), ids=str)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tether.kernels import reference
 
-from kernels import reference
 from tests.kernels.conftest import kernel_dtypes
 
 pytest.importorskip("triton")
 
-import kernels  # noqa: E402
+import tether.kernels as kernels  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype", kernel_dtypes(), ids=str)

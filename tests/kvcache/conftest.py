@@ -4,8 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from kvcache import BlockPool, KVCacheManager
+from tether.kvcache import BlockPool, KVCacheManager
 
 
 class FakeClock:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from kvcache import InvalidRequestError, KVCacheManager, OutOfBlocksError, UnknownSequenceError
+from tether.kvcache import InvalidRequestError, KVCacheManager, OutOfBlocksError, UnknownSequenceError
 
 
 def test_allocate_and_free_exact_ids(clock) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-import kvcache.eviction
-from kvcache import (
+import tether.kvcache.eviction as kvcache_eviction
+from tether.kvcache import (
     BlockStateError,
     EvictionPolicy,
     KVCacheManager,
@@ -100,7 +99,7 @@ def test_policy_is_pluggable(
     monkeypatch: pytest.MonkeyPatch, clock, eviction: str | Callable[[], EvictionPolicy], expected: list[int]
 ) -> None:
     if not isinstance(eviction, str):
-        monkeypatch.setitem(kvcache.eviction._POLICIES, "mru", eviction)
+        monkeypatch.setitem(kvcache_eviction._POLICIES, "mru", eviction)
         eviction = "mru"
     kv = KVCacheManager(num_blocks=4, block_size=4, eviction=eviction, clock=clock)
     for seq_id, tokens in (("a", A), ("b", B)):

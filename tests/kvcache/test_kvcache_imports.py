@@ -15,7 +15,7 @@ def test_import_pulls_in_no_tensor_library() -> None:
 
 
 def test_public_names() -> None:
-    import kvcache
+    import tether.kvcache as kvcache
 
     for name in kvcache.__all__:
         assert getattr(kvcache, name) is not None

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from kvcache import KVCacheIntegrityError, KVCacheManager
+from tether.kvcache import KVCacheIntegrityError, KVCacheManager
 
 A = [1, 2, 3, 4, 5, 6, 7, 8]
 

@@ -13,9 +13,8 @@ import random
 from collections import Counter
 
 import pytest
-
-from kvcache import BlockKey, BlockPool, KVCacheIntegrityError, KVCacheManager, LRUEviction, hash_block
-from kvcache.block import Block
+from tether.kvcache import BlockKey, BlockPool, KVCacheIntegrityError, KVCacheManager, LRUEviction, hash_block
+from tether.kvcache.block import Block
 
 BS = 4
 

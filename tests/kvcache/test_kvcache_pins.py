@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from kvcache import (
+from tether.kvcache import (
     KVCacheManager,
     OutOfBlocksError,
     PinInfo,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-import kvcache.manager
-from kvcache import KVCacheManager, OutOfBlocksError, PrefixMatch, StalePrefixError, hash_block
+import tether.kvcache.manager as kvcache_manager
+from tether.kvcache import KVCacheManager, OutOfBlocksError, PrefixMatch, StalePrefixError, hash_block
 
 A = [1, 2, 3, 4, 5, 6, 7, 8]
 B = [9, 9, 9, 9, 1, 1, 1, 1]
@@ -83,7 +82,7 @@ def test_hash_chain_same_tokens_under_another_parent_miss() -> None:
 
 
 def test_forced_hash_collision_is_a_miss(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kvcache.manager, "hash_block", lambda parent_hash, token_ids: 42)
+    monkeypatch.setattr(kvcache_manager, "hash_block", lambda parent_hash, token_ids: 42)
     kv = KVCacheManager(num_blocks=4, block_size=4)
     cached(kv, "a", [1, 2, 3, 4, 1, 2, 3, 4])
     assert kv.pool.blocks[0].block_hash == 42
@@ -235,13 +234,13 @@ def test_match_since_extends_a_valid_match_and_redoes_a_stale_one(monkeypatch) -
     first = kv.match(A[:5])  # one block
     assert first.block_ids == (0,)
     hashed: list[tuple[int, ...]] = []
-    real_hash = kvcache.manager.hash_block
+    real_hash = kvcache_manager.hash_block
 
     def counting(parent_hash, token_ids):
         hashed.append(token_ids)
         return real_hash(parent_hash, token_ids)
 
-    monkeypatch.setattr(kvcache.manager, "hash_block", counting)
+    monkeypatch.setattr(kvcache_manager, "hash_block", counting)
     extended = kv.match([*A, 0], since=first)
     assert extended == kv.match([*A, 0]) and extended.block_ids == (0, 1)
     assert hashed[0] == (5, 6, 7, 8) and len(hashed) == 1 + 2  # the since path hashed only the new block

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from kvcache import KVCacheManager, OutOfBlocksError
+from tether.kvcache import KVCacheManager, OutOfBlocksError
 
 BLOCK_SIZE = 4
 NUM_BLOCKS = 12

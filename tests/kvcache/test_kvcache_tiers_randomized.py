@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from kvcache import (
+from tether.kvcache import (
     KVCacheManager,
     OutOfBlocksError,
     OutOfCpuBlocksError,

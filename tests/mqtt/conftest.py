@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from tools.mqtt.broker import EmbeddedBroker
-from tools.mqtt.mosquitto import MosquittoBroker, find_mosquitto
-from tools.registry import ToolRegistry
+from tether.tools.mqtt.broker import EmbeddedBroker
+from tether.tools.mqtt.mosquitto import MosquittoBroker, find_mosquitto
+from tether.tools.registry import ToolRegistry
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS_FILE = Path(__file__).with_name("remote_tools.py")
@@ -69,7 +68,7 @@ def spawn_worker() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(url: str, worker_id: str, *extra: str) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "runtime.cli", "worker", "--broker", url, "--tools", str(TOOLS_FILE)]
+        cmd = [sys.executable, "-m", "tether.runtime.cli", "worker", "--broker", url, "--tools", str(TOOLS_FILE)]
         cmd += ["--worker-id", worker_id, "--keepalive", "2", *extra]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         procs.append(proc)

@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 
 from pydantic import BaseModel
-
-from tools.tool import tool
+from tether.tools.tool import tool
 
 RUNS: dict[str, int] = {}
 

@@ -7,11 +7,8 @@ import json
 
 import aiomqtt
 import pytest
-
-from tests.mqtt.conftest import wait_until
-from tests.mqtt.remote_tools import Point
-from tools.errors import ToolArgumentError, ToolExecutionError, ToolTimeoutError
-from tools.mqtt import (
+from tether.tools.errors import ToolArgumentError, ToolExecutionError, ToolTimeoutError
+from tether.tools.mqtt import (
     MqttCallTimeoutError,
     MqttToolRunner,
     RemoteToolArgumentError,
@@ -19,9 +16,12 @@ from tools.mqtt import (
     RemoteToolExecutionError,
     ToolWorker,
 )
-from tools.mqtt.envelope import ResultEnvelope, encode
-from tools.registry import ToolRegistry
-from tools.runner import ToolRunner
+from tether.tools.mqtt.envelope import ResultEnvelope, encode
+from tether.tools.registry import ToolRegistry
+from tether.tools.runner import ToolRunner
+
+from tests.mqtt.conftest import wait_until
+from tests.mqtt.remote_tools import Point
 
 
 async def test_round_trip(broker_url: str, registry: ToolRegistry) -> None:

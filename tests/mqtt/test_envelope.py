@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tools.errors import ToolArgumentError, ToolExecutionError
-from tools.mqtt import topics
-from tools.mqtt.connection import BrokerAddress
-from tools.mqtt.envelope import (
+from tether.tools.errors import ToolArgumentError, ToolExecutionError
+from tether.tools.mqtt import topics
+from tether.tools.mqtt.connection import BrokerAddress
+from tether.tools.mqtt.envelope import (
     AckEnvelope,
     CallEnvelope,
     ErrorInfo,
@@ -22,7 +21,7 @@ from tools.mqtt.envelope import (
     decode_status,
     encode,
 )
-from tools.mqtt.errors import BrokerConnectionError, MqttProtocolError, remote_error
+from tether.tools.mqtt.errors import BrokerConnectionError, MqttProtocolError, remote_error
 
 
 def test_call_round_trip() -> None:

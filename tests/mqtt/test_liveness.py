@@ -6,12 +6,11 @@ import asyncio
 
 import aiomqtt
 import pytest
-
-from tools.mqtt import BrokerConnectionError, MqttToolRunner, ToolWorker
-from tools.mqtt.broker import EmbeddedBroker
-from tools.mqtt.envelope import WorkerStatus, encode
-from tools.mqtt.topics import worker_status
-from tools.registry import ToolRegistry
+from tether.tools.mqtt import BrokerConnectionError, MqttToolRunner, ToolWorker
+from tether.tools.mqtt.broker import EmbeddedBroker
+from tether.tools.mqtt.envelope import WorkerStatus, encode
+from tether.tools.mqtt.topics import worker_status
+from tether.tools.registry import ToolRegistry
 
 
 async def test_unacked_attempt_is_published_to_another_worker(embedded, registry: ToolRegistry) -> None:

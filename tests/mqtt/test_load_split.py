@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from tether.tools.mqtt import MqttToolRunner, ToolWorker
+from tether.tools.registry import ToolRegistry
+
 from tests.mqtt.conftest import wait_until
-from tools.mqtt import MqttToolRunner, ToolWorker
-from tools.registry import ToolRegistry
 
 CALLS = 8
 

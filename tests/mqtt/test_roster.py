@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tools.mqtt.envelope import WorkerStatus
-from tools.mqtt.pending import InFlight, PendingCall
-from tools.mqtt.roster import Route, WorkerRoster
+from tether.tools.mqtt.envelope import WorkerStatus
+from tether.tools.mqtt.pending import InFlight, PendingCall
+from tether.tools.mqtt.roster import Route, WorkerRoster
 
 
 def _status(worker_id: str, *tools: str, shared: bool = False) -> WorkerStatus:

@@ -6,18 +6,17 @@ import statistics
 from dataclasses import dataclass
 
 import pytest
-
-from kvcache import KVCacheManager
-from runtime.engine.programs import ProgramManager
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.scheduler import ScheduledChunk, Scheduler, SchedulerConfig, SchedulerOutput
-from runtime.engine.sequence import FinishReason, ProgramHints, Sequence
-from runtime.policies import get_policy
-from runtime.policies.autellix import MIN_SERVICE_S, STARVATION_RATIO, queue_level
-from runtime.policies.base import Drop, Free, Park, Pin, PolicyContext, TurnEnd
-from runtime.policies.infercept import swap_budget_blocks
-from runtime.policies.programs import ProgramTable
-from tools.durations import ToolDurationStats
+from tether.kvcache import KVCacheManager
+from tether.runtime.engine.programs import ProgramManager
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.scheduler import ScheduledChunk, Scheduler, SchedulerConfig, SchedulerOutput
+from tether.runtime.engine.sequence import FinishReason, ProgramHints, Sequence
+from tether.runtime.policies import get_policy
+from tether.runtime.policies.autellix import MIN_SERVICE_S, STARVATION_RATIO, queue_level
+from tether.runtime.policies.base import Drop, Free, Park, Pin, PolicyContext, TurnEnd
+from tether.runtime.policies.infercept import swap_budget_blocks
+from tether.runtime.policies.programs import ProgramTable
+from tether.tools.durations import ToolDurationStats
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=100)
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.sequence import ProgramHints, TurnOutcome
+from tether.runtime.replay.bench import ReplaySettings, run_replay
+from tether.runtime.replay.driver import Arrivals, ReplayDriver
+from tether.runtime.replay.workload import Program
+from tether.runtime.sim.backend import SimBackend
+from tether.runtime.sim.clock import VirtualClock
+from tether.runtime.sim.cost_model import H100_LLAMA31_8B
 
-from runtime.engine.config import EngineConfig
-from runtime.engine.llm_engine import LLMEngine
-from runtime.engine.sequence import ProgramHints, TurnOutcome
-from runtime.replay.bench import ReplaySettings, run_replay
-from runtime.replay.driver import Arrivals, ReplayDriver
-from runtime.replay.workload import Program
-from runtime.sim.backend import SimBackend
-from runtime.sim.clock import VirtualClock
-from runtime.sim.cost_model import H100_LLAMA31_8B
 from tests.replay.test_replay import PROGRAMS, program
 
 LONG = program(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from runtime.policies import get_policy
-from runtime.policies.predictor import RemainingWorkPredictor
-from runtime.policies.tether import TetherOptions
+from tether.runtime.policies import get_policy
+from tether.runtime.policies.predictor import RemainingWorkPredictor
+from tether.runtime.policies.tether import TetherOptions
 
 
 def fitted(*totals: int) -> RemainingWorkPredictor:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from runtime.engine.config import EngineConfig
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import ProgramHints
-from runtime.policies import POLICIES, get_policy
-from runtime.replay.bench import ReplaySettings, run_replay
-from runtime.replay.driver import Arrivals
-from runtime.replay.floor import PrefillFloor, prefill_floor
-from runtime.replay.workload import Program, Turn, WorkloadError, load_workload
-from runtime.sim.cost_model import H100_LLAMA31_8B
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import ProgramHints
+from tether.runtime.policies import POLICIES, get_policy
+from tether.runtime.replay.bench import ReplaySettings, run_replay
+from tether.runtime.replay.driver import Arrivals
+from tether.runtime.replay.floor import PrefillFloor, prefill_floor
+from tether.runtime.replay.workload import Program, Turn, WorkloadError, load_workload
+from tether.runtime.sim.cost_model import H100_LLAMA31_8B
 
 
 def program(pid: str, turns: list[tuple[int, int, str | None, float | None]], first_prompt: int) -> Program:
@@ -95,9 +94,9 @@ def test_prefill_floor_by_hand():
 
 
 def test_admission_orders_on_a_hand_built_queue():
-    from runtime.engine.llm_engine import LLMEngine
-    from runtime.sim.backend import SimBackend
-    from runtime.sim.clock import VirtualClock
+    from tether.runtime.engine.llm_engine import LLMEngine
+    from tether.runtime.sim.backend import SimBackend
+    from tether.runtime.sim.clock import VirtualClock
 
     def engine(policy):
         clock = VirtualClock()

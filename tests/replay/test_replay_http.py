@@ -8,11 +8,10 @@ import random
 
 import httpx
 import pytest
-
-from runtime.cli import main
-from runtime.replay import http as replay_http
-from runtime.replay.driver import Arrivals
-from runtime.replay.http import (
+from tether.runtime.cli import main
+from tether.runtime.replay import http as replay_http
+from tether.runtime.replay.driver import Arrivals
+from tether.runtime.replay.http import (
     HTTPReplayDriver,
     ReplayHTTPError,
     ReplayOutputError,
@@ -21,7 +20,8 @@ from runtime.replay.http import (
     served_model,
     summarize_http,
 )
-from runtime.replay.report import format_table
+from tether.runtime.replay.report import format_table
+
 from tests.replay.test_replay import program
 
 BASE = "http://fake/v1"

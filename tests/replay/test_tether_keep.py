@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from tether.kvcache import KVCacheManager
+from tether.runtime.policies.base import Drop, ParkPin
+from tether.runtime.policies.keep import give_up, residual_s, victim_order
+from tether.tools.durations import ToolDurationStats
 
-from kvcache import KVCacheManager
-from runtime.policies.base import Drop, ParkPin
-from runtime.policies.keep import give_up, residual_s, victim_order
 from tests.replay.test_baselines import Clock, context
-from tools.durations import ToolDurationStats
 
 
 def pinned(kv: KVCacheManager, pid: str, blocks: int, base: int, expires: float = 100.0) -> None:
@@ -82,7 +82,7 @@ def test_prefetch_waits_while_a_turn_waits_for_admission():
     """A parked program due back is prefetched only while no turn waits (``calm``), else at once."""
     from dataclasses import replace
 
-    from runtime.policies import get_policy
+    from tether.runtime.policies import get_policy
 
     kv, ctx = scenario(cpu_blocks=8)
     kv.park("slow")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import torch
-
-from runtime.engine.attention import AttentionMetadata
+from tether.runtime.engine.attention import AttentionMetadata
 
 
 def step_batch(

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-
-from runtime.engine.models.presets import build_byte_level_hf_tokenizer, save_tiny_checkpoint
+from tether.runtime.engine.models.presets import build_byte_level_hf_tokenizer, save_tiny_checkpoint
 
 _COMMON: dict[str, Any] = dict(
     vocab_size=320,

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from runtime.engine.models.presets import bytes_to_unicode
-from runtime.engine.tokenizer import CHATML_TEMPLATE
+from tether.runtime.engine.models.presets import bytes_to_unicode
+from tether.runtime.engine.tokenizer import CHATML_TEMPLATE
 
 SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")  # ids 259, 260, 261 (after 3 merged tokens)
 BOS_ID, EOS_ID = 260, 261

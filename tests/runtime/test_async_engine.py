@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from runtime import LLM, SamplingParams
-from runtime.engine.async_engine import AsyncEngine, GenerateRequest
-from runtime.engine.config import EngineConfig
-from runtime.engine.errors import InvalidRequestError
+from tether.runtime import LLM, SamplingParams
+from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.errors import InvalidRequestError
 
 PARAMS = SamplingParams(temperature=0.0, max_tokens=10, ignore_eos=True)
 PROMPTS = ["first prompt", "second, longer prompt", "third"]

@@ -1,4 +1,4 @@
-"""Chat format and tool calls (``runtime.engine.chat``): exact renderings for the byte tokenizer, SmolLM2's
+"""Chat format and tool calls (``tether.runtime.engine.chat``): exact renderings for the byte tokenizer, SmolLM2's
 template and a tools-aware template; the conversation growing as one prefix; the parser; typed errors;
 ``LLM.chat`` (the forced-call grammar: test_chat_tool_choice.py)."""
 
@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from runtime.engine.chat import (
+from tether.runtime.engine.chat import (
     TOOLS_SYSTEM_BLOCK,
     ParsedChat,
     Tool,
@@ -24,8 +23,9 @@ from runtime.engine.chat import (
     parse_tool_calls,
     tool_choice_constraint,
 )
-from runtime.engine.errors import InvalidRequestError
-from runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, Tokenizer
+from tether.runtime.engine.errors import InvalidRequestError
+from tether.runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, Tokenizer
+
 from tests.runtime.chat_data import (
     BLOCK,
     CALL_1,
@@ -143,7 +143,7 @@ def test_smollm2_keeps_its_default_system_prompt_before_the_tools_block(smollm2:
 
 
 def _byte_level_hf(template: str) -> HFTokenizer:
-    from runtime.engine.models.presets import build_byte_level_hf_tokenizer
+    from tether.runtime.engine.models.presets import build_byte_level_hf_tokenizer
 
     hf = build_byte_level_hf_tokenizer()
     hf.chat_template = template
@@ -421,14 +421,14 @@ def test_bad_messages_name_the_field(messages: Any, field: str) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_llm():
-    from runtime import LLM
+    from tether.runtime import LLM
 
     return LLM("tiny", num_kv_blocks=64)
 
 
 def test_llm_chat_renders_tools_and_forces_calls_on_a_copy_of_the_params(tiny_llm, monkeypatch) -> None:
-    from runtime import SamplingParams
-    from runtime.engine.structured.params import StructuredOutputs
+    from tether.runtime import SamplingParams
+    from tether.runtime.engine.structured.params import StructuredOutputs
 
     params = SamplingParams(max_tokens=3, temperature=0.0)
     outs = tiny_llm.chat([USER], params, tools=TOOLS)

@@ -8,13 +8,13 @@ import random
 from typing import Any
 
 import pytest
-
-from runtime.engine.chat import (
+from tether.runtime.engine.chat import (
     normalize_tools,
     parse_tool_calls,
     tool_choice_constraint,
 )
-from runtime.engine.errors import InvalidRequestError
+from tether.runtime.engine.errors import InvalidRequestError
+
 from tests.runtime.chat_data import (
     TIME,
     TOOLS,

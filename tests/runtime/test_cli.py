@@ -7,7 +7,7 @@ import sys
 
 def tether(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "tether.runtime.cli", *args], capture_output=True, text=True, timeout=120
     )
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from runtime import LLM, SamplingParams
-from runtime.engine.errors import InvalidRequestError, ModelLoadError
+from tether.runtime import LLM, SamplingParams
+from tether.runtime.engine.errors import InvalidRequestError, ModelLoadError
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=12, ignore_eos=True)
 
@@ -163,7 +162,7 @@ def test_prompt_at_context_limit_finishes_with_length():
 
 
 def test_failing_step_fails_its_batch_and_the_engine_keeps_serving():
-    from runtime.engine.errors import EngineError
+    from tether.runtime.engine.errors import EngineError
 
     llm = LLM("tiny", num_kv_blocks=64)
     llm.generate(["a prompt long enough to fill and cache a few blocks"], GREEDY)
@@ -186,7 +185,7 @@ def test_failing_step_fails_its_batch_and_the_engine_keeps_serving():
 def test_tether_swaps_preempted_programs_to_cpu_and_outputs_stay_identical():
     """Swap preemption: a preempted program's computed blocks are parked in the CPU tier and copied back on
     re-admission (CPU hits, not recompute), and the greedy outputs equal an unconstrained run."""
-    from runtime.engine.sequence import ProgramHints
+    from tether.runtime.engine.sequence import ProgramHints
 
     rng = random.Random(2)
     prompts = [[rng.randrange(256) for _ in range(rng.randrange(20, 40))] for _ in range(12)]

@@ -6,12 +6,18 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from runtime.engine.config import EngineConfig
-from runtime.engine.llm_engine import LLMEngine
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import ProgramHints
-from runtime.tracing import MemoryTraceSink, RunRecorder, TraceFormatError, list_runs, load_run, read_trace
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import ProgramHints
+from tether.runtime.tracing import (
+    MemoryTraceSink,
+    RunRecorder,
+    TraceFormatError,
+    list_runs,
+    load_run,
+    read_trace,
+)
 
 PARAMS = SamplingParams(temperature=0.0, max_tokens=4, ignore_eos=True)
 

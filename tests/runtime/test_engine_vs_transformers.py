@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 
 import torch
-
-from runtime import LLM, SamplingParams
-from runtime.engine.scheduler import SchedulerOutput
+from tether.runtime import LLM, SamplingParams
+from tether.runtime.engine.scheduler import SchedulerOutput
 
 MAX_NEW = 12
 

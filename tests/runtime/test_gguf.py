@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tether.runtime import LLM, SamplingParams
+from tether.runtime.engine.errors import ModelLoadError
+from tether.runtime.engine.models import sources
+from tether.runtime.engine.models.gguf import hf_tensor_name, unpermute_qk
+from tether.runtime.engine.models.loader import load_model
 
-from runtime import LLM, SamplingParams
-from runtime.engine.errors import ModelLoadError
-from runtime.engine.models import sources
-from runtime.engine.models.gguf import hf_tensor_name, unpermute_qk
-from runtime.engine.models.loader import load_model
 from tests.runtime.gguf_files import BOS_ID, EOS_ID, hf_model, permute, write_gguf
 
 gguf = pytest.importorskip("gguf")
@@ -96,7 +96,7 @@ def test_conversion_is_cached_and_reused(tmp_path, tether_home, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("converted twice")
 
-    monkeypatch.setattr("runtime.engine.models.gguf.convert_gguf", fail)
+    monkeypatch.setattr("tether.runtime.engine.models.gguf.convert_gguf", fail)
     assert sources.checkpoint_dir(str(path)) == first
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no temporary dirs left
 

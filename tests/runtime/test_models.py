@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 import torch
+from tether.kernels.reference import dense_attention
+from tether.runtime.engine.errors import EngineError, InvalidRequestError, ModelLoadError
+from tether.runtime.engine.models.config import ModelConfig, RopeConfig
+from tether.runtime.engine.models.llama import LlamaForCausalLM
+from tether.runtime.engine.models.loader import load_model
+from tether.runtime.engine.models.presets import TINY_CONFIG, build_tiny_model
+from tether.runtime.engine.models.rope import RotaryEmbedding, inv_frequencies
+from tether.runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, IncrementalDetokenizer, Tokenizer
 
-from kernels.reference import dense_attention
-from runtime.engine.errors import EngineError, InvalidRequestError, ModelLoadError
-from runtime.engine.models.config import ModelConfig, RopeConfig
-from runtime.engine.models.llama import LlamaForCausalLM
-from runtime.engine.models.loader import load_model
-from runtime.engine.models.presets import TINY_CONFIG, build_tiny_model
-from runtime.engine.models.rope import RotaryEmbedding, inv_frequencies
-from runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, IncrementalDetokenizer, Tokenizer
 from tests.runtime.conftest import HFCheckpoint
 
 TEXT = "Tether keeps KV warm while tools run. héllo wörld ✓"
@@ -354,8 +354,8 @@ def test_hf_tokenizer_of_checkpoint(tiny_checkpoint: Path) -> None:
 
 
 def test_llama3_8b_shape_preset_has_llama3_8b_parameter_count() -> None:
-    from runtime.engine.models.llama import LlamaForCausalLM
-    from runtime.engine.models.presets import LLAMA3_8B_SHAPE_CONFIG
+    from tether.runtime.engine.models.llama import LlamaForCausalLM
+    from tether.runtime.engine.models.presets import LLAMA3_8B_SHAPE_CONFIG
 
     with torch.device("meta"):
         model = LlamaForCausalLM(LLAMA3_8B_SHAPE_CONFIG)

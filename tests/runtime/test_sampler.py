@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 import torch
-
-from runtime.engine.sampler import Sampler
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import Sequence
+from tether.runtime.engine.sampler import Sampler
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import Sequence
 
 
 def seq(params: SamplingParams, seed: int | None = None) -> Sequence:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kvcache import KVCacheManager
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
-from runtime.engine.sequence import FinishReason, Sequence, SequenceStatus
+from tether.kvcache import KVCacheManager
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
+from tether.runtime.engine.sequence import FinishReason, Sequence, SequenceStatus
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=100)
 

@@ -6,9 +6,8 @@ import bisect
 import random
 
 import pytest
-
-from kvcache import KVCacheManager
-from runtime.engine.scheduler import Scheduler, SchedulerConfig
+from tether.kvcache import KVCacheManager
+from tether.runtime.engine.scheduler import Scheduler, SchedulerConfig
 
 
 class CountingPriority:

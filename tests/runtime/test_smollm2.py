@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import torch
+from tether.runtime import SamplingParams
 
-from runtime import SamplingParams
 from tests.smollm2 import CHAT_PROMPTS, conversation
 
 NEW_TOKENS = 32
@@ -106,8 +106,7 @@ def _schema(name: str) -> dict:
 
 def test_forced_tool_calls_have_arguments_valid_against_the_schema(smollm2):
     import jsonschema
-
-    from runtime.engine.chat import parse_tool_calls
+    from tether.runtime.engine.chat import parse_tool_calls
 
     questions = ["What's the weather in Oslo?", "What is 17 plus 25?", "Tell me about Rome."]
     choices = ["required", {"type": "function", "function": {"name": "add"}}]
@@ -126,8 +125,7 @@ def test_forced_tool_calls_have_arguments_valid_against_the_schema(smollm2):
 
 def test_json_schema_outputs_validate_in_a_mixed_batch(smollm2):
     import jsonschema
-
-    from runtime.engine.structured import StructuredOutputs
+    from tether.runtime.engine.structured import StructuredOutputs
 
     person = {
         "type": "object",
@@ -163,7 +161,7 @@ def test_json_schema_outputs_validate_in_a_mixed_batch(smollm2):
 
 def test_a_tool_turn_extends_the_cached_prefix(smollm2):
     """turn 1 calls a tool; turn 2 = turn 1 + the parsed call + the tool's result reuses turn 1's KV."""
-    from runtime.engine.chat import parse_tool_calls
+    from tether.runtime.engine.chat import parse_tool_calls
 
     messages = conversation("What's the weather in Paris?")
     first = smollm2.chat(
@@ -188,8 +186,8 @@ def test_a_tool_turn_extends_the_cached_prefix(smollm2):
 
 
 async def test_async_engine_serves_smollm2():
-    from runtime.engine.async_engine import AsyncEngine, GenerateRequest
-    from runtime.engine.config import EngineConfig
+    from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
+    from tether.runtime.engine.config import EngineConfig
 
     engine = await AsyncEngine.create(EngineConfig(model="smollm2", num_kv_blocks=64))
     try:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import FinishReason, Sequence
-from runtime.engine.stop import StopChecker
-from runtime.engine.tokenizer import ByteTokenizer
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import FinishReason, Sequence
+from tether.runtime.engine.stop import StopChecker
+from tether.runtime.engine.tokenizer import ByteTokenizer
 
 TOK = ByteTokenizer()
 EOS = TOK.eos_token_ids[0]

@@ -12,10 +12,9 @@ import re
 
 import jsonschema
 import pytest
-
-from runtime import LLM, SamplingParams
-from runtime.engine.errors import InvalidRequestError
-from runtime.engine.structured import StructuredOutputs
+from tether.runtime import LLM, SamplingParams
+from tether.runtime.engine.errors import InvalidRequestError
+from tether.runtime.engine.structured import StructuredOutputs
 
 PERSON = {
     "type": "object",
@@ -215,11 +214,11 @@ def test_params_that_stop_the_grammar_from_ending_are_rejected(llm, extra, field
 
 
 def test_engine_without_tokenizer_rejects_structured_requests():
-    from runtime.engine.config import EngineConfig
-    from runtime.engine.llm_engine import LLMEngine
-    from runtime.sim.backend import SimBackend
-    from runtime.sim.clock import VirtualClock
-    from runtime.sim.cost_model import H100_LLAMA31_8B
+    from tether.runtime.engine.config import EngineConfig
+    from tether.runtime.engine.llm_engine import LLMEngine
+    from tether.runtime.sim.backend import SimBackend
+    from tether.runtime.sim.clock import VirtualClock
+    from tether.runtime.sim.cost_model import H100_LLAMA31_8B
 
     clock = VirtualClock()
     engine = LLMEngine(

@@ -6,18 +6,21 @@ from __future__ import annotations
 import pytest
 import torch
 import xgrammar as xgr
-
-from runtime.engine.errors import InvalidRequestError
-from runtime.engine.models.presets import build_byte_level_hf_tokenizer
-from runtime.engine.sampler import Sampler
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import Sequence
-from runtime.engine.structured import StructuredOutputs
-from runtime.engine.structured.bitmask import apply_bitmask
-from runtime.engine.structured.compiler import GrammarCompileError, GrammarCompilerCache, choice_grammar
-from runtime.engine.structured.manager import StructuredOutputManager
-from runtime.engine.structured.tokenizer_info import UnsupportedTokenizerError, build_tokenizer_info
-from runtime.engine.tokenizer import ByteTokenizer, HFTokenizer
+from tether.runtime.engine.errors import InvalidRequestError
+from tether.runtime.engine.models.presets import build_byte_level_hf_tokenizer
+from tether.runtime.engine.sampler import Sampler
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import Sequence
+from tether.runtime.engine.structured import StructuredOutputs
+from tether.runtime.engine.structured.bitmask import apply_bitmask
+from tether.runtime.engine.structured.compiler import (
+    GrammarCompileError,
+    GrammarCompilerCache,
+    choice_grammar,
+)
+from tether.runtime.engine.structured.manager import StructuredOutputManager
+from tether.runtime.engine.structured.tokenizer_info import UnsupportedTokenizerError, build_tokenizer_info
+from tether.runtime.engine.tokenizer import ByteTokenizer, HFTokenizer
 
 EOS = (257, 260)
 VOCAB = 384

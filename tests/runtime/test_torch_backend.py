@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tether.kernels import reference
+from tether.runtime.engine.attention import TorchAttentionBackend
 
-from kernels import reference
-from runtime.engine.attention import TorchAttentionBackend
 from tests.runtime.attention_batch import step_batch
 
 

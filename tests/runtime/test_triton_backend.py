@@ -12,11 +12,11 @@ import random  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from tether.kernels import reference  # noqa: E402
+from tether.runtime import LLM, SamplingParams  # noqa: E402
+from tether.runtime.engine.attention import AttentionMetadata, TorchAttentionBackend, resolve_backend_name  # noqa: E402
+from tether.runtime.engine.attention.triton_backend import PrefixGroup, find_prefix_groups  # noqa: E402
 
-from kernels import reference  # noqa: E402
-from runtime import LLM, SamplingParams  # noqa: E402
-from runtime.engine.attention import AttentionMetadata, TorchAttentionBackend, resolve_backend_name  # noqa: E402
-from runtime.engine.attention.triton_backend import PrefixGroup, find_prefix_groups  # noqa: E402
 from tests.runtime.attention_batch import step_batch  # noqa: E402
 
 INTERPRETING = os.environ["TRITON_INTERPRET"] == "1"
@@ -70,7 +70,7 @@ def mixed_batch(hq: int, hkv: int):
 @needs_kernels
 @pytest.mark.parametrize(("hq", "hkv"), [(4, 4), (4, 1)])
 def test_one_layer_on_a_mixed_batch_matches_torch_backend(hq, hkv):
-    from runtime.engine.attention.triton_backend import TritonAttentionBackend
+    from tether.runtime.engine.attention.triton_backend import TritonAttentionBackend
 
     q, k, v, k_cache, v_cache, meta = (
         x.to(DEVICE) if isinstance(x, torch.Tensor) else x for x in mixed_batch(hq, hkv)
@@ -128,7 +128,7 @@ def test_tiny_model_branches_on_a_cached_prefix_match_torch_backend():
 def test_bench_kernels_refuses_to_run_without_cuda(capsys):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present: the benchmark would run")
-    from runtime.cli import main
+    from tether.runtime.cli import main
 
     assert main(["bench", "kernels", "--json", "unused.json"]) == 2
     assert "tether bench kernels needs a CUDA GPU" in capsys.readouterr().err

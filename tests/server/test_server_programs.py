@@ -107,9 +107,9 @@ async def test_32_concurrent_sessions_of_5_turns(tiny_server: str) -> None:
 
 
 async def test_openai_backend_sends_hints_to_a_tether_server_and_ends_programs(tiny_server: str) -> None:
-    from dag.compiler import LLMHints
-    from runtime.executor.backends.openai import OpenAIBackend
-    from runtime.executor.llm import LLMRequest
+    from tether.dag.compiler import LLMHints
+    from tether.runtime.executor.backends.openai import OpenAIBackend
+    from tether.runtime.executor.llm import LLMRequest
 
     backend = OpenAIBackend(tiny_server, "tiny", api_key=API_KEY)
     request = LLMRequest(

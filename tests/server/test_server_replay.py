@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runtime.cli import main
-from runtime.replay.workload import load_workload
+from tether.runtime.cli import main
+from tether.runtime.replay.workload import load_workload
+
 from tests.replay.test_replay import program
 from tests.server.serve import API_KEY, integrity, metric
 

@@ -4,15 +4,14 @@ validation errors, program identity and turn outcomes."""
 from __future__ import annotations
 
 import pytest
-
-from runtime.engine.chat import Tool
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
-from runtime.server.errors import APIError
-from runtime.server.outcome import TurnOutcomes
-from runtime.server.programs import ProgramTracker
-from runtime.server.protocol import ChatCompletionRequest, CompletionRequest, field_path, parse_body
-from runtime.server.streaming import ContentSplitter
+from tether.runtime.engine.chat import Tool
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
+from tether.runtime.server.errors import APIError
+from tether.runtime.server.outcome import TurnOutcomes
+from tether.runtime.server.programs import ProgramTracker
+from tether.runtime.server.protocol import ChatCompletionRequest, CompletionRequest, field_path, parse_body
+from tether.runtime.server.streaming import ContentSplitter
 
 
 def test_splitter_holds_back_a_possible_tag_and_everything_after_a_call() -> None:

@@ -10,8 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from tools import (
+from tether.tools import (
     EmpiricalDistribution,
     ExponentialPrior,
     ToolCallRecord,

@@ -7,9 +7,8 @@ import asyncio
 import threading
 
 import pytest
-
-from tools import ToolArgumentError, ToolExecutionError, tool
-from tools.errors import ToolResultError, ToolTimeoutError
+from tether.tools import ToolArgumentError, ToolExecutionError, tool
+from tether.tools.errors import ToolResultError, ToolTimeoutError
 
 
 @tool

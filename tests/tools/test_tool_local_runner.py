@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from tools import LocalToolRunner, ToolRegistry, ToolTimeoutError, UnknownToolError, tool
-from tools.durations import ToolDurationStats
-from tools.runner import ToolRunner
+from tether.tools import LocalToolRunner, ToolRegistry, ToolTimeoutError, UnknownToolError, tool
+from tether.tools.durations import ToolDurationStats
+from tether.tools.runner import ToolRunner
 
 
 class Gauge:

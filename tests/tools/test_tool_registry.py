@@ -6,13 +6,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from tools import ToolRegistry, UnknownToolError, tool
-from tools.errors import ToolDefinitionError, ToolLoadError
+from tether.tools import ToolRegistry, UnknownToolError, tool
+from tether.tools.errors import ToolDefinitionError, ToolLoadError
 
 MODULE = textwrap.dedent(
     '''
-    from tools import tool
+    from tether.tools import tool
 
     @tool
     def double(x: int) -> int:

@@ -7,9 +7,8 @@ import enum
 
 import pytest
 from pydantic import BaseModel
-
-from tools import Tool, ToolArgumentError, tool
-from tools.errors import ToolDefinitionError, ToolResultError
+from tether.tools import Tool, ToolArgumentError, tool
+from tether.tools.errors import ToolDefinitionError, ToolResultError
 
 
 class Unit(enum.Enum):

@@ -15,10 +15,10 @@ def test_import_pulls_in_no_tensor_library() -> None:
 
 
 def test_public_names() -> None:
-    import tools
-    import tools.durations
+    import tether.tools as tools
+    import tether.tools.durations as durations
 
     for name in tools.__all__:
         assert getattr(tools, name) is not None
-    for name in tools.durations.__all__:
-        assert getattr(tools.durations, name) is not None
+    for name in durations.__all__:
+        assert getattr(durations, name) is not None

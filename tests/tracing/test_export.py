@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from runtime.cli import trace as trace_cli
-from runtime.tracing import RunRecorder, TraceEvent, load_run, read_trace
-from runtime.tracing.export import ExportError, export_run, span_start
-from runtime.tracing.export_chrome import assign_lanes, to_chrome
-from runtime.tracing.export_otlp import to_otlp
+from tether.runtime.cli import trace as trace_cli
+from tether.runtime.tracing import RunRecorder, TraceEvent, load_run, read_trace
+from tether.runtime.tracing.export import ExportError, export_run, span_start
+from tether.runtime.tracing.export_chrome import assign_lanes, to_chrome
+from tether.runtime.tracing.export_otlp import to_otlp
 
 T0 = 1_796_200_000.0
 HAVE_PROTO = importlib.util.find_spec("opentelemetry.proto") is not None
@@ -353,7 +352,7 @@ def test_otlp_tree(run) -> None:
 
 
 def test_otlp_attribute_values() -> None:
-    from runtime.tracing.export_otlp import any_value
+    from tether.runtime.tracing.export_otlp import any_value
 
     assert any_value(True) == {"boolValue": True}
     assert any_value(3) == {"intValue": "3"}

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tether.runtime.ui.process import ui_process
 
-from runtime.ui.process import ui_process
 from tests.ui.traces import write_agent_run, write_malformed_run, write_replay_run, write_truncated_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,7 +87,7 @@ def tab(browser) -> Iterator[Tab]:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """``tether run examples/research.yaml --model tiny --trace-dir DIR``: the run directory it recorded."""
     root = tmp_path_factory.mktemp("recorded")
-    cmd = [sys.executable, "-m", "runtime.cli", "run", "examples/research.yaml", "--model", "tiny"]
+    cmd = [sys.executable, "-m", "tether.runtime.cli", "run", "examples/research.yaml", "--model", "tiny"]
     done = subprocess.run(
         [*cmd, "--trace-dir", str(root)], cwd=REPO, capture_output=True, text=True, timeout=600
     )

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.tracing import load_run
-from runtime.ui.process import ui_process
+from tether.runtime.tracing import load_run
+from tether.runtime.ui.process import ui_process
+
 from tests.ui.conftest import ARTIFACTS, REPO
 from tests.ui.traces import counts, llm_turn, research_program, tool_call, write_agent_run
 
@@ -140,7 +141,7 @@ def test_an_unknown_run_shows_the_error_banner(tab, ui):
 def test_snapshot_opens_from_file_with_the_same_bars(tab, ui, runs, tmp_path):
     out = tmp_path / "snapshot.html"
     done = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "ui", "--trace-dir", str(runs.root),
+        [sys.executable, "-m", "tether.runtime.cli", "ui", "--trace-dir", str(runs.root),
          "--snapshot", runs.agent, "-o", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

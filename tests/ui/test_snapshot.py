@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from runtime.ui.runs import run_view
-from runtime.ui.snapshot import snapshot_html
+from tether.runtime.ui.runs import run_view
+from tether.runtime.ui.snapshot import snapshot_html
+
 from tests.ui.traces import llm_turn, write_agent_run
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from tether.runtime.tracing import TraceFormatError, read_trace
+from tether.runtime.ui.tail import TraceTail
 
-from runtime.tracing import TraceFormatError, read_trace
-from runtime.ui.tail import TraceTail
 from tests.ui.traces import research_program
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.tracing import ENGINE_PROGRAM, RunRecorder, TraceEvent
+from tether.runtime.tracing import ENGINE_PROGRAM, RunRecorder, TraceEvent
 
 BASE = 1796200000.0
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tools.mqtt.client import ClientStats, MqttToolRunner
-from tools.mqtt.connection import BrokerAddress
-from tools.mqtt.envelope import AckEnvelope, CallEnvelope, ErrorInfo, ResultEnvelope, WorkerStatus
-from tools.mqtt.errors import (
+from tether.tools.mqtt.client import ClientStats, MqttToolRunner
+from tether.tools.mqtt.connection import BrokerAddress
+from tether.tools.mqtt.envelope import AckEnvelope, CallEnvelope, ErrorInfo, ResultEnvelope, WorkerStatus
+from tether.tools.mqtt.errors import (
     BrokerConnectionError,
     MqttCallTimeoutError,
     MqttProtocolError,
@@ -22,11 +22,11 @@ from tools.mqtt.errors import (
     RemoteToolTimeoutError,
     RemoteUnknownToolError,
 )
-from tools.mqtt.worker import ToolWorker, WorkerStats
+from tether.tools.mqtt.worker import ToolWorker, WorkerStats
 
 if TYPE_CHECKING:
-    from tools.mqtt.broker import EmbeddedBroker
-    from tools.mqtt.mosquitto import MosquittoBroker
+    from tether.tools.mqtt.broker import EmbeddedBroker
+    from tether.tools.mqtt.mosquitto import MosquittoBroker
 
 __all__ = [
     "AckEnvelope",
@@ -55,11 +55,11 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "EmbeddedBroker":
-        from tools.mqtt.broker import EmbeddedBroker
+        from tether.tools.mqtt.broker import EmbeddedBroker
 
         return EmbeddedBroker
     if name == "MosquittoBroker":
-        from tools.mqtt.mosquitto import MosquittoBroker
+        from tether.tools.mqtt.mosquitto import MosquittoBroker
 
         return MosquittoBroker
-    raise AttributeError(f"module 'tools.mqtt' has no attribute {name!r}")
+    raise AttributeError(f"module 'tether.tools.mqtt' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 amqtt 0.12 speaks MQTT 3.1.1 only and has no shared subscriptions: a ``$share/...`` filter is accepted but
 never matches anything. Workers on it therefore take calls on their own direct topics only, and clients pick
-the worker (see ``tools.mqtt.roster``). Use mosquitto (``tools.mqtt.mosquitto``) for shared subscriptions.
+the worker (see ``tether.tools.mqtt.roster``). Use mosquitto (``tether.tools.mqtt.mosquitto``) for shared subscriptions.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 from types import TracebackType
 from typing import Any
 
-from tools.mqtt.connection import BrokerAddress
+from tether.tools.mqtt.connection import BrokerAddress
 
 _NOISE = ("Invalid protocol", "Invalid connection from")
 

@@ -28,10 +28,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
-
-from tools.mqtt import topics
-from tools.mqtt.connection import BrokerAddress, close_client, open_client, tcp_nodelay
-from tools.mqtt.envelope import (
+from tether.tools.mqtt import topics
+from tether.tools.mqtt.connection import BrokerAddress, close_client, open_client, tcp_nodelay
+from tether.tools.mqtt.envelope import (
     AckEnvelope,
     CallEnvelope,
     ResultEnvelope,
@@ -39,17 +38,17 @@ from tools.mqtt.envelope import (
     decode_status,
     encode,
 )
-from tools.mqtt.errors import (
+from tether.tools.mqtt.errors import (
     BrokerConnectionError,
     MqttCallTimeoutError,
     MqttProtocolError,
     remote_error,
 )
-from tools.mqtt.pending import InFlight, PendingCall
-from tools.mqtt.roster import Route, WorkerRoster
+from tether.tools.mqtt.pending import InFlight, PendingCall
+from tether.tools.mqtt.roster import Route, WorkerRoster
 
 if TYPE_CHECKING:
-    from tools.registry import ToolRegistry
+    from tether.tools.registry import ToolRegistry
 
 WORKERS_REMEMBERED = 10_000  # worker_of() answers for this many recent calls
 

@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 from aiomqtt import ProtocolVersion
 from aiomqtt.exceptions import MqttConnectError
-
-from tools.mqtt.errors import BrokerConnectionError
+from tether.tools.mqtt.errors import BrokerConnectionError
 
 DEFAULT_PORT = 1883
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tools.errors import (
+from tether.tools.errors import (
     ToolArgumentError,
     ToolError,
     ToolExecutionError,
@@ -18,7 +18,7 @@ from tools.errors import (
 )
 
 if TYPE_CHECKING:
-    from tools.mqtt.envelope import ErrorInfo
+    from tether.tools.mqtt.envelope import ErrorInfo
 
 
 def _call(call_id: str | None) -> str:

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tools.mqtt.connection import BrokerAddress
-from tools.mqtt.errors import BrokerConnectionError
+from tether.tools.mqtt.connection import BrokerAddress
+from tether.tools.mqtt.errors import BrokerConnectionError
 
 
 def find_mosquitto() -> str | None:

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.mqtt.envelope import ResultEnvelope, WorkerStatus
+from tether.tools.mqtt.envelope import ResultEnvelope, WorkerStatus
 
 
 @dataclass

@@ -21,8 +21,8 @@ import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from tools.mqtt import topics
-from tools.mqtt.envelope import WorkerStatus
+from tether.tools.mqtt import topics
+from tether.tools.mqtt.envelope import WorkerStatus
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ tether/clients/<client>/reply       acks and results for one client (its reply_t
 
 from __future__ import annotations
 
-from tools.mqtt.errors import MqttProtocolError
+from tether.tools.mqtt.errors import MqttProtocolError
 
 PREFIX = "tether"
 STATUS_WILDCARD = f"{PREFIX}/workers/+/status"

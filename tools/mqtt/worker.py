@@ -34,11 +34,10 @@ from typing import TYPE_CHECKING, Any
 import aiomqtt
 import pydantic_core
 from aiomqtt import ProtocolVersion
-
-from tools.errors import ToolError, ToolExecutionError, ToolTimeoutError
-from tools.mqtt import topics
-from tools.mqtt.connection import BrokerAddress, close_client, open_client, tcp_nodelay
-from tools.mqtt.envelope import (
+from tether.tools.errors import ToolError, ToolExecutionError, ToolTimeoutError
+from tether.tools.mqtt import topics
+from tether.tools.mqtt.connection import BrokerAddress, close_client, open_client, tcp_nodelay
+from tether.tools.mqtt.envelope import (
     AckEnvelope,
     CallEnvelope,
     ErrorInfo,
@@ -47,11 +46,11 @@ from tools.mqtt.envelope import (
     decode_call,
     encode,
 )
-from tools.mqtt.errors import BrokerConnectionError, MqttProtocolError, error_details
+from tether.tools.mqtt.errors import BrokerConnectionError, MqttProtocolError, error_details
 
 if TYPE_CHECKING:
-    from tools.registry import ToolRegistry
-    from tools.tool import Tool
+    from tether.tools.registry import ToolRegistry
+    from tether.tools.tool import Tool
 
 _WIRE_TYPES = ("ToolArgumentError", "UnknownToolError", "ToolTimeoutError", "ToolExecutionError")
 

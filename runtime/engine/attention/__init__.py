@@ -5,9 +5,8 @@ from __future__ import annotations
 import importlib.util
 
 import torch
-
-from runtime.engine.attention.base import AttentionBackend, AttentionFn, AttentionMetadata
-from runtime.engine.attention.torch_backend import TorchAttentionBackend
+from tether.runtime.engine.attention.base import AttentionBackend, AttentionFn, AttentionMetadata
+from tether.runtime.engine.attention.torch_backend import TorchAttentionBackend
 
 __all__ = [
     "AttentionBackend",
@@ -36,7 +35,7 @@ def get_backend(name: str) -> AttentionBackend:
     if name == "torch":
         return TorchAttentionBackend()
     if name == "triton":
-        from runtime.engine.attention.triton_backend import TritonAttentionBackend
+        from tether.runtime.engine.attention.triton_backend import TritonAttentionBackend
 
         return TritonAttentionBackend()
     raise ValueError(f"unknown attention backend {name!r}; known: auto, {', '.join(BACKENDS)}")

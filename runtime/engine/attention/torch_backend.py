@@ -1,5 +1,5 @@
 """The torch backend for any device: one padded batched SDPA for all decoding sequences, SDPA per sequence for
-prefill and extend chunks. ``kernels.reference`` stays the plain oracle it is tested against.
+prefill and extend chunks. ``tether.kernels.reference`` stays the plain oracle it is tested against.
 
 Everything that depends only on the step (which rows decode, their pages, the padding mask, host copies of
 the offsets) is computed once per ``AttentionMetadata`` in a ``StepPlan`` and reused by every layer.
@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-from kernels import reference
-from runtime.engine.attention.base import AttentionMetadata
+from tether.kernels import reference
+from tether.runtime.engine.attention.base import AttentionMetadata
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The Triton backend: ``kernels.store_kv`` + ``kernels.paged_attention``, and the shared-prefix cascade when
+"""The Triton backend: ``tether.kernels.store_kv`` + ``tether.kernels.paged_attention``, and the shared-prefix cascade when
 enough sequences of a batch start on the same cached pages (parallel branches of one program, or many programs
 with the same system prompt and tools).
 
@@ -12,9 +12,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from kernels.contract import CascadeLevel
-from runtime.engine.attention.base import AttentionMetadata
+from tether.kernels.contract import CascadeLevel
+from tether.runtime.engine.attention.base import AttentionMetadata
 
 MIN_SHARED_PREFIX_SEQS = 4
 """Sequences that must share a cached prefix before a step takes the cascade path. Below this, reading the
@@ -82,7 +81,7 @@ class TritonAttentionBackend:
 
     def __init__(self) -> None:
         try:
-            import kernels.paged  # noqa: F401  (triton is needed from here on)
+            import tether.kernels.paged  # noqa: F401  (triton is needed from here on)
         except ImportError as exc:
             raise RuntimeError(f"the triton attention backend needs triton: {exc}") from exc
         self._meta: AttentionMetadata | None = None
@@ -98,9 +97,9 @@ class TritonAttentionBackend:
         v_cache: torch.Tensor,
         meta: AttentionMetadata,
     ) -> torch.Tensor:
-        import kernels
-        from kernels.cascade import cascade_attention
-        from kernels.paged import paged_attention
+        import tether.kernels as kernels
+        from tether.kernels.cascade import cascade_attention
+        from tether.kernels.paged import paged_attention
 
         kernels.store_kv(k, v, k_cache, v_cache, meta.slot_mapping)
         scale = 1.0 / math.sqrt(q.shape[-1])

@@ -1,6 +1,6 @@
 """Chat format and tool calls, shared by ``LLM.chat``, the server and the agents (torch-free at import).
 
-- ``tools``: ``Tool``, ``normalize_tools`` (OpenAI tool dicts -> ``Tool``), ``tool_choice_constraint`` (a forced
+- ``tether.tools``: ``Tool``, ``normalize_tools`` (OpenAI tool dicts -> ``Tool``), ``tool_choice_constraint`` (a forced
   ``tool_choice`` -> ``StructuredOutputs(grammar=...)``).
 - ``render``: ``lower_messages`` (the Hermes-style conversation for templates without tool support,
   ``TOOLS_SYSTEM_BLOCK``), ``native_messages`` (for templates with it), template probes.
@@ -9,14 +9,14 @@
 See "Chat format and tool calls" in docs/engine.md.
 """
 
-from runtime.engine.chat.parse import (
+from tether.runtime.engine.chat.parse import (
     ParsedChat,
     ToolCall,
     ToolCallParseError,
     new_tool_call_id,
     parse_tool_calls,
 )
-from runtime.engine.chat.render import (
+from tether.runtime.engine.chat.render import (
     TOOL_RESULTS_ROLE,
     TOOLS_SYSTEM_BLOCK,
     format_tool_call,
@@ -28,7 +28,7 @@ from runtime.engine.chat.render import (
     template_supports_tools,
     tools_system_block,
 )
-from runtime.engine.chat.tools import (
+from tether.runtime.engine.chat.tools import (
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,
     Tool,

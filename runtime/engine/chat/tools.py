@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runtime.engine.errors import InvalidRequestError
+from tether.runtime.engine.errors import InvalidRequestError
 
 if TYPE_CHECKING:
-    from runtime.engine.structured.params import StructuredOutputs
+    from tether.runtime.engine.structured.params import StructuredOutputs
 
 TOOL_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """OpenAI's rule for function names: letters, digits, ``_`` and ``-``, at most 64 characters."""
@@ -46,7 +46,7 @@ class Tool:
 
 
 def normalize_tools(tools: Sequence[Mapping[str, Any] | Tool] | None) -> tuple[Tool, ...]:
-    """Validate ``tools`` (OpenAI tool dicts, bare function dicts or ``Tool``s) into ``Tool``s, in order.
+    """Validate ``tether.tools`` (OpenAI tool dicts, bare function dicts or ``Tool``s) into ``Tool``s, in order.
 
     Raises ``InvalidRequestError`` naming the field at fault, e.g. ``tools[1].function.name``: a missing,
     malformed or duplicate name, a description that is not a string, parameters that are not an object schema.
@@ -130,8 +130,8 @@ def resolve_tool_choice(
     tools: Sequence[Tool], tool_choice: str | Mapping[str, Any] | None
 ) -> tuple[Tool, ...]:
     """The tools the output is forced to call one of: ``()`` for ``None``, ``"none"`` and ``"auto"`` (no
-    constraint), all of ``tools`` for ``"required"``, the named one for ``{"type": "function", "function":
-    {"name": X}}``. ``tools`` must already be normalised. Raises ``InvalidRequestError`` naming ``tool_choice``
+    constraint), all of ``tether.tools`` for ``"required"``, the named one for ``{"type": "function", "function":
+    {"name": X}}``. ``tether.tools`` must already be normalised. Raises ``InvalidRequestError`` naming ``tool_choice``
     for another value, an unknown name, or a forced choice without tools."""
     if tool_choice is None or tool_choice in ("none", "auto"):
         return ()
@@ -168,7 +168,7 @@ def tool_choice_constraint(
     ``arguments`` and the arguments' properties in their schema order, so ``parse_tool_calls`` reads it back.
     Raises ``InvalidRequestError`` naming ``tools[...]`` / ``tool_choice`` for bad input, and
     ``tools[i].function.parameters`` for a schema xgrammar cannot compile."""
-    from runtime.engine.structured.params import StructuredOutputs
+    from tether.runtime.engine.structured.params import StructuredOutputs
 
     normalized = normalize_tools(tools)
     forced = resolve_tool_choice(normalized, tool_choice)

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from runtime.engine.errors import ModelLoadError
+from tether.runtime.engine.errors import ModelLoadError
 
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 PERMUTED_QK = frozenset({"llama"})  # llama.cpp's LlamaModel.permute; Qwen2Model does not permute

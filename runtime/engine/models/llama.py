@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from tether.runtime.engine.attention.base import AttentionFn
+from tether.runtime.engine.models.config import ModelConfig
+from tether.runtime.engine.models.rope import RotaryEmbedding, apply_rotary, step_tables
 from torch import nn
-
-from runtime.engine.attention.base import AttentionFn
-from runtime.engine.models.config import ModelConfig
-from runtime.engine.models.rope import RotaryEmbedding, apply_rotary, step_tables
 
 
 class RMSNorm(nn.Module):

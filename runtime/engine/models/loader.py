@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from runtime.engine.errors import ModelLoadError
-from runtime.engine.models.config import ModelConfig
-from runtime.engine.models.llama import LlamaForCausalLM
-from runtime.engine.models.presets import PRESETS, build_preset
-from runtime.engine.models.sources import checkpoint_dir
-from runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, Tokenizer
+from tether.runtime.engine.errors import ModelLoadError
+from tether.runtime.engine.models.config import ModelConfig
+from tether.runtime.engine.models.llama import LlamaForCausalLM
+from tether.runtime.engine.models.presets import PRESETS, build_preset
+from tether.runtime.engine.models.sources import checkpoint_dir
+from tether.runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, Tokenizer
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
 INDEX_FILE = "model.safetensors.index.json"

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from runtime.engine.models.config import ModelConfig, RopeConfig
-from runtime.engine.models.llama import LlamaForCausalLM
-from runtime.engine.tokenizer import (
+from tether.runtime.engine.models.config import ModelConfig, RopeConfig
+from tether.runtime.engine.models.llama import LlamaForCausalLM
+from tether.runtime.engine.tokenizer import (
     BOS_TOKEN,
     BYTE_VOCAB_SIZE,
     CHATML_TEMPLATE,

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.engine.errors import ModelLoadError
+from tether.runtime.engine.errors import ModelLoadError
 
 CONVERTER_VERSION = 2  # bump when convert_gguf's output changes, so stale caches are not reused
 DONE_FILE = "tether_gguf.json"  # written last: a cache dir without it is incomplete
@@ -86,7 +86,7 @@ def cached_conversion(gguf_path: Path) -> Path:
     The conversion is written to a temporary directory and renamed into place, so a crash or a concurrent
     loader never leaves a half-written checkpoint that a later load would trust.
     """
-    from runtime.engine.models.gguf import convert_gguf
+    from tether.runtime.engine.models.gguf import convert_gguf
 
     real = gguf_path.resolve()
     stat = real.stat()

@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import xgrammar as xgr
-
-from runtime.engine.structured.params import FIELD, StructuredOutputs
+from tether.runtime.engine.structured.params import FIELD, StructuredOutputs
 
 JSON_SEPARATORS = (", ", ": ")  # json.dumps' defaults
 _RAW_STRING_CHARS = r"[^\"\\\r\n]"  # xgrammar's characters of a length-bounded JSON string

@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
-
-from runtime.engine.errors import InvalidRequestError, StructuredOutputError
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import Sequence
-from runtime.engine.structured.params import FIELD
+from tether.runtime.engine.errors import InvalidRequestError, StructuredOutputError
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import Sequence
+from tether.runtime.engine.structured.params import FIELD
 
 if TYPE_CHECKING:
     import xgrammar as xgr
-
-    from runtime.engine.structured.compiler import CacheStats, GrammarCompilerCache
+    from tether.runtime.engine.structured.compiler import CacheStats, GrammarCompilerCache
 
 
 @dataclass
@@ -64,7 +62,7 @@ class StructuredOutputManager:
         spec = params.structured_outputs
         if spec is None:
             return None  # before importing xgrammar: an unconstrained first request does not wait 0.8 s for it
-        from runtime.engine.structured.compiler import GrammarCompileError
+        from tether.runtime.engine.structured.compiler import GrammarCompileError
 
         for name, conflicts in (("ignore_eos", params.ignore_eos), ("min_tokens", params.min_tokens > 0)):
             if conflicts:
@@ -106,9 +104,8 @@ class StructuredOutputManager:
                     request_id, FIELD, "this engine has no tokenizer, so it cannot follow a grammar"
                 )
             import xgrammar as xgr
-
-            from runtime.engine.structured.compiler import GrammarCompilerCache
-            from runtime.engine.structured.tokenizer_info import (
+            from tether.runtime.engine.structured.compiler import GrammarCompilerCache
+            from tether.runtime.engine.structured.tokenizer_info import (
                 UnsupportedTokenizerError,
                 build_tokenizer_info,
             )
@@ -145,7 +142,7 @@ class StructuredOutputManager:
                 live_rows.append(row)
         if not rows:
             return []
-        from runtime.engine.structured.bitmask import apply_bitmask
+        from tether.runtime.engine.structured.bitmask import apply_bitmask
 
         bitmask = self._rows(len(seqs))  # (>= N, W)
         if live:
@@ -197,7 +194,7 @@ class StructuredOutputManager:
 
     def _rows(self, n: int) -> torch.Tensor:
         """The reused bitmask, grown to at least ``n`` rows (powers of two)."""
-        from runtime.engine.structured.bitmask import allocate_bitmask
+        from tether.runtime.engine.structured.bitmask import allocate_bitmask
 
         if self._bitmask is None or self._bitmask.shape[0] < n:
             self._bitmask = allocate_bitmask(max(8, 1 << (n - 1).bit_length()), self.vocab_size)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.engine.errors import InvalidRequestError
+from tether.runtime.engine.errors import InvalidRequestError
 
 FIELD = "structured_outputs"
 

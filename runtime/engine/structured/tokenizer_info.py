@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import xgrammar as xgr
-
-from runtime.engine.tokenizer import ByteTokenizer
+from tether.runtime.engine.tokenizer import ByteTokenizer
 
 
 class UnsupportedTokenizerError(ValueError):

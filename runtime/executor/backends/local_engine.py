@@ -2,7 +2,7 @@
 ``ProgramHints`` (program id, turn, next tool, remaining turns, last turn) so the engine's program-level
 policies can pin the program's KV cache across its tool calls.
 
-Chat requests go through the tokenizer's chat template with the offered ``tools`` (assistant ``tool_calls``
+Chat requests go through the tokenizer's chat template with the offered ``tether.tools`` (assistant ``tool_calls``
 and ``tool`` results render as the template has them), so a multi-turn agent is one growing prompt prefix.
 Replies to a request that offers tools are parsed for ``<tool_call>`` blocks (``parse_tool_calls``) into
 ``LLMResult.tool_calls``, as the OpenAI backend returns them. A forcing ``tool_choice`` or a ``grammar``
@@ -15,16 +15,16 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from runtime.engine.async_engine import AsyncEngine, GenerateRequest
-from runtime.engine.chat import ToolCallParseError, parse_tool_calls, tool_choice_constraint
-from runtime.engine.config import EngineConfig
-from runtime.engine.errors import EngineError
-from runtime.engine.outputs import RequestOutput
-from runtime.engine.sampling_params import SamplingParams
-from runtime.engine.sequence import ProgramHints
-from runtime.engine.structured.params import StructuredOutputs
-from runtime.executor.errors import LLMBackendError, LLMOutputError
-from runtime.executor.llm import LLMDelta, LLMRequest, LLMResult, LLMToolCall
+from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
+from tether.runtime.engine.chat import ToolCallParseError, parse_tool_calls, tool_choice_constraint
+from tether.runtime.engine.config import EngineConfig
+from tether.runtime.engine.errors import EngineError
+from tether.runtime.engine.outputs import RequestOutput
+from tether.runtime.engine.sampling_params import SamplingParams
+from tether.runtime.engine.sequence import ProgramHints
+from tether.runtime.engine.structured.params import StructuredOutputs
+from tether.runtime.executor.errors import LLMBackendError, LLMOutputError
+from tether.runtime.executor.llm import LLMDelta, LLMRequest, LLMResult, LLMToolCall
 
 
 def program_hints(request: LLMRequest) -> ProgramHints:
@@ -39,7 +39,7 @@ def program_hints(request: LLMRequest) -> ProgramHints:
 
 
 class LocalEngineBackend:
-    """Implements ``runtime.executor.llm.StreamingLLMBackend`` on an ``AsyncEngine``. Chat messages go
+    """Implements ``tether.runtime.executor.llm.StreamingLLMBackend`` on an ``AsyncEngine``. Chat messages go
     through the tokenizer's chat template (with the generation prompt and the tools); a ``prompt`` is used as
     it is. ``close`` stops the engine only when this backend created it (``create``)."""
 

@@ -18,17 +18,16 @@ import urllib.parse
 from typing import Any
 
 import httpx
-
-from runtime.executor.errors import LLMBackendError
-from runtime.executor.llm import LLMRequest, LLMResult, LLMToolCall
+from tether.runtime.executor.errors import LLMBackendError
+from tether.runtime.executor.llm import LLMRequest, LLMResult, LLMToolCall
 
 SESSION_HEADER = "X-Session-Id"
 
 
 class OpenAIBackend:
-    """Implements ``runtime.executor.llm.LLMBackend``. Chat messages go to ``/chat/completions``, a raw
+    """Implements ``tether.runtime.executor.llm.LLMBackend``. Chat messages go to ``/chat/completions``, a raw
     prompt to ``/completions``. An ``output_schema`` is sent as a JSON-schema ``response_format``; offered
-    tools as ``tools`` with ``tool_choice``; a ``grammar`` as vLLM's ``structured_outputs.grammar``. Messages
+    tools as ``tether.tools`` with ``tool_choice``; a ``grammar`` as vLLM's ``structured_outputs.grammar``. Messages
     (with ``tool_calls`` / ``tool_call_id``) are sent as they are. No ``stream``: a streamed node gets the
     whole reply as one delta (``stream_llm``). HTTP and protocol failures raise ``LLMBackendError`` naming the node."""
 
