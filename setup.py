@@ -1,5 +1,5 @@
-"""Installs the repository's top-level packages under one namespace: ``runtime/`` as ``tether.runtime``,
-``dag/`` as ``tether.dag``, ... (setuptools' package-dir mapping; pyproject.toml holds everything else)."""
+"""Installs the repository's top-level packages under one namespace: ``runtime/`` as ``runtime``,
+``dag/`` as ``dag``, ... (setuptools' package-dir mapping; pyproject.toml holds everything else)."""
 
 from setuptools import find_packages, setup
 

@@ -1,4 +1,4 @@
-"""Front-ends that compile to ``tether.dag`` programs and run on the executor (see docs/agents.md):
+"""Front-ends that compile to ``dag`` programs and run on the executor (see docs/agents.md):
 
 - decorator agents: ``@agent`` async functions whose ``llm()`` and ``@tool`` calls are running handles;
 - the LLMCompiler-style ``Planner`` (streamed, grammar-constrained plans, joiner, replanning);

@@ -108,7 +108,7 @@ def system_prompt(specs: list[ToolSpec]) -> str:
 
 
 class ReActAgent:
-    """A ReAct agent over ``tether.tools`` (``tools.Tool``s). ``tether.runtime``: an ``AgentRuntime`` to share (its
+    """A ReAct agent over ``tools`` (``tools.Tool``s). ``runtime``: an ``AgentRuntime`` to share (its
         registry must hold the tools; it is not closed by ``close``); else one is made on first use from
         ``backend`` or the local engine on ``model`` (``EngineConfig`` keyword arguments in
         ``engine_kwargs``) and ``trace``. ``constrained``: decode with ``react_grammar`` (default: on the local

@@ -61,7 +61,7 @@ class Turn:
 
 
 def tool_specs(tools: Iterable[Any]) -> list[ToolSpec]:
-    """``ToolSpec``s of ``tether.tools``: ``tools.Tool``s (``.name``, ``.description``, ``.input_schema()``) or OpenAI
+    """``ToolSpec``s of ``tools``: ``tools.Tool``s (``.name``, ``.description``, ``.input_schema()``) or OpenAI
     tool dicts. ``ValueError`` for a name that is not an identifier, ``Finish``, or argument names that
     are not Python identifiers."""
     specs = []
@@ -203,7 +203,7 @@ def react_grammar(
     finish_only: bool = False,
     allow_finish: bool = True,
 ) -> str:
-    """EBNF of one ReAct turn calling ``tether.tools`` (see the module docstring): ``"Thought: " [^\\n]{0,N}
+    """EBNF of one ReAct turn calling ``tools`` (see the module docstring): ``"Thought: " [^\\n]{0,N}
     "\\nAction: " (tool(kw=literal, ...) | Finish(answer))``. ``finish_only``: the action can only be
     ``Finish`` (the last allowed turn); ``allow_finish=False``: only tool calls (at least one tool needed)."""
     if min(max_thought_chars, max_string_length, max_answer_chars) < 1:

@@ -90,7 +90,7 @@ class AgentRuntime:
     ) -> AgentRuntime:
         """``backend`` if given, else the local engine on ``model`` (``EngineConfig`` keyword arguments in
         ``engine_kwargs``; ``model=None``: no LLM). ``trace``: a sink, a JSONL path, or ``None`` for a new
-        recorded run (kind ``tether.agents``) under ``trace_dir`` (default ``trace_root()``: docs/tracing.md). The
+        recorded run (kind ``agents``) under ``trace_dir`` (default ``trace_root()``: docs/tracing.md). The
         local engine's own events go to the same trace."""
         registry = tools if isinstance(tools, ToolRegistry) else _registry(tools)
         owns_backend = False

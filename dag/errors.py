@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 class DagError(Exception):
-    """Base class of every error ``tether.dag`` raises. ``node`` is the node at fault (``None`` when the error is
+    """Base class of every error ``dag`` raises. ``node`` is the node at fault (``None`` when the error is
     about the program as a whole); ``path`` and ``line`` locate it in a workflow file when known."""
 
     def __init__(

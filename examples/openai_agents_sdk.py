@@ -5,10 +5,11 @@
     .venv-agents/bin/python examples/openai_agents_sdk.py --base-url http://127.0.0.1:8000/v1
 
 The SDK lives in its own virtual environment: the main one stays free of its dependencies, and its import name,
-``tether.agents``, is also the name of this checkout's top-level folder (installed as ``tether.agents``), which shadows
-it for code run from the repository root. The agent has two function tools; the first turn forces a tool call (``tool_choice="required"``,
-which the SDK resets to ``auto`` after the call, so the model then answers), so SmolLM2-135M calls a tool with
-arguments generated under its JSON schema. Prints one JSON line: the tool calls made and the final answer.
+``agents``, is also the name of this checkout's top-level folder (installed as ``tether.agents``), which
+shadows it for code run from the repository root. The agent has two function tools; the first turn forces a
+tool call (``tool_choice="required"``, which the SDK resets to ``auto`` after the call, so the model then
+answers), so SmolLM2-135M calls a tool with arguments generated under its JSON schema. Prints one JSON line:
+the tool calls made and the final answer.
 """
 
 # ruff: noqa: I001 - `agents` here is the SDK (third party), not this repository's package of the same name

@@ -6,7 +6,7 @@ from collections.abc import Hashable
 
 
 class KVCacheError(Exception):
-    """Base class of every error raised by ``tether.kvcache``."""
+    """Base class of every error raised by ``kvcache``."""
 
 
 class OutOfBlocksError(KVCacheError):

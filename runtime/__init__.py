@@ -1,4 +1,4 @@
-"""``tether.runtime``: the engine and its offline API (``from tether.runtime import LLM, SamplingParams``), the
+"""``runtime``: the engine and its offline API (``from tether.runtime import LLM, SamplingParams``), the
 executor, policies, replay and simulation, tracing, the server and the UI. Heavy imports are lazy so
 ``import tether.runtime`` works everywhere (without torch)."""
 

@@ -1,5 +1,5 @@
-"""Tether: a runtime for agentic LLM workloads. The packages live under this one namespace (``tether.runtime``,
-``tether.dag``, ``tether.tools``, ``tether.kvcache``, ``tether.kernels``, ``tether.agents``; see
+"""Tether: a runtime for agentic LLM workloads. The packages live under this one namespace (``runtime``,
+``dag``, ``tools``, ``kvcache``, ``kernels``, ``agents``; see
 docs/architecture.md), and this module re-exports what users touch::
 
     from tether import LLM, SamplingParams, StructuredOutputs, AsyncEngine, tool, agent, llm, Planner, run_workflow

@@ -1,4 +1,4 @@
-"""``call_hook``: lets a front-end intercept calls of ``Tool`` objects without ``tether.tools`` depending on it.
+"""``call_hook``: lets a front-end intercept calls of ``Tool`` objects without ``tools`` depending on it.
 
 While ``call_hook`` is set (a ``ContextVar``), calling a ``Tool`` returns ``hook(tool, args, kwargs)``
 instead of calling its function: decorator agents use it to turn ``search(q="x")`` into a node of the

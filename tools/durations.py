@@ -109,7 +109,8 @@ class ToolDurationStats:
     def observe_workload(self, path: str | Path, *, on_negative: NegativePolicy = "error") -> int:
         """Record every tool call of a workload trace; a malformed line records nothing. Returns the count.
 
-        ``on_negative`` ("error", "clamp" to 0, "skip") handles negative measured durations, see ``tether.tools.traces``.
+        ``on_negative`` ("error", "clamp" to 0, "skip") handles negative measured durations (see
+        ``tether.tools.traces``).
         """
         calls = read_tool_calls(path, on_negative=on_negative)
         return self.observe_many((call.tool, call.seconds) for call in calls)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 class ToolError(Exception):
-    """Base class of every error raised by ``tether.tools``.
+    """Base class of every error raised by ``tools``.
 
     ``tool`` is the name of the tool at fault, or ``None`` when the error concerns no single tool.
     """

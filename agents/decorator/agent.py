@@ -97,7 +97,7 @@ class Agent:
         program_id: str | None = None,
         **kwargs: Any,
     ) -> AgentRun:
-        """Run the agent on ``tether.runtime`` (else a new ``AgentRuntime`` on ``model`` or the agent's model,
+        """Run the agent on ``runtime`` (else a new ``AgentRuntime`` on ``model`` or the agent's model,
         closed afterwards): a held program run is bound while the function runs, sealed when it returns
         and awaited. If the function raises, the run is cancelled and the error re-raised; a failing node
         raises ``NodeFailedError`` where its handle is awaited (or here, if none was)."""

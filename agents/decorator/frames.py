@@ -1,5 +1,5 @@
 """Where in the agent function something happened: the innermost frame of a function decorated with
-``@agent`` (or, failing that, the innermost frame outside this package and ``tether.tools``)."""
+``@agent`` (or, failing that, the innermost frame outside this package and ``tools``)."""
 
 from __future__ import annotations
 

@@ -83,9 +83,9 @@ class _Round:
 
 
 class Planner:
-    """``await Planner(tools).run(question)`` -> ``AgentResult``. ``tether.tools``: Tether ``Tool``s. The LLM is the
+    """``await Planner(tools).run(question)`` -> ``AgentResult``. ``tools``: Tether ``Tool``s. The LLM is the
     local engine on ``model`` (``engine_kwargs``: ``EngineConfig`` fields), or ``backend``, or the given
-    ``tether.runtime`` (an ``AgentRuntime``; the tools are registered in it if missing). ``constrained`` (``None``:
+    ``runtime`` (an ``AgentRuntime``; the tools are registered in it if missing). ``constrained`` (``None``:
     on the local engine only) puts ``plan_grammar`` (strings of at most ``max_string_length`` characters, at
     most ``max_tasks`` tool calls) on the planner call and a grammar on the joiner's.
     ``examples``: few-shot ``(question, plan)`` pairs (default: the built-in ones whose tools are offered)."""

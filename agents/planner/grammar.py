@@ -169,7 +169,7 @@ class _Values:
 def plan_grammar(
     tools: Iterable[Any], *, max_tasks: int = 8, max_string_length: int = 200, max_items: int = 16
 ) -> str:
-    """EBNF text of plans calling ``tether.tools`` (OpenAI tool dicts ``{"type": "function", "function": {"name",
+    """EBNF text of plans calling ``tools`` (OpenAI tool dicts ``{"type": "function", "function": {"name",
     "description", "parameters"}}`` or objects with ``.name`` and ``.input_schema()``, like ``tools.Tool``):
     at most ``max_tasks`` tool calls, then ``join()`` and ``<END_OF_PLAN>``. Raises ``PlanGrammarError``."""
     if max_tasks < 0 or max_string_length < 1 or max_items < 1:

@@ -33,7 +33,7 @@ _NUMBERED = re.compile(r"\d+\.")
 
 
 def tool_names(tools: Any) -> frozenset[str] | None:
-    """Names of ``tether.tools``: ``None``, names, a mapping keyed by name, OpenAI tool dicts or objects with
+    """Names of ``tools``: ``None``, names, a mapping keyed by name, OpenAI tool dicts or objects with
     ``.name``."""
     if tools is None:
         return None
@@ -172,7 +172,7 @@ class PlanBuilder:
 
 
 def parse_plan(text: str, tools: Collection[str] | Mapping[str, Any] | None = None) -> list[PlanTask]:
-    """The tasks of a plan, in order. ``tether.tools`` (names, a mapping keyed by name, OpenAI tool dicts or objects
+    """The tasks of a plan, in order. ``tools`` (names, a mapping keyed by name, OpenAI tool dicts or objects
     with ``.name``), when given, are the only tools allowed besides ``join``. Raises ``PlanError``."""
     builder = PlanBuilder(tools)
     tasks = []

@@ -77,7 +77,7 @@ class LLM:
         tool_choice: str | Mapping[str, Any] | None = None,
     ) -> list[RequestOutput]:
         """Renders each conversation (one, or a list of them) with the model's chat template, the generation
-        prompt and ``tether.tools`` (OpenAI tool dicts), then generates; one ``RequestOutput`` per conversation.
+        prompt and ``tools`` (OpenAI tool dicts), then generates; one ``RequestOutput`` per conversation.
 
         ``tool_choice``: ``None`` / ``"auto"`` / ``"none"`` leave the output free; ``"required"`` or
         ``{"type": "function", "function": {"name": X}}`` force one call (any tool, or X) by setting

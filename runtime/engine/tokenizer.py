@@ -45,7 +45,7 @@ class Tokenizer(Protocol):
     to their ids. ``decode`` drops special tokens unless ``skip_special_tokens=False``; invalid UTF-8 becomes
     U+FFFD.
     ``apply_chat_template`` renders a prompt string (no tokenization) to pass to ``encode``: OpenAI-shaped
-    messages (assistant ``tool_calls``, ``tool`` results) and ``tether.tools``, through ``tether.runtime.engine.chat`` (see
+    messages (assistant ``tool_calls``, ``tool`` results) and ``tools``, through ``tether.runtime.engine.chat`` (see
     "Chat format and tool calls" in docs/engine.md); bad messages or tools raise ``InvalidRequestError``.
     ``end_of_turn_token`` is what the template writes after an assistant message (``None`` if nothing); its
     id is in ``eos_token_ids``.
@@ -128,7 +128,7 @@ class HFTokenizer:
     end-of-turn token: the special token it writes right after an assistant message (``end_of_turn_token``,
     found by rendering a probe conversation once; ``None`` without a template or when nothing follows).
 
-    Chat: a template that mentions ``tether.tools`` gets them and the conversation as transformers expects it
+    Chat: a template that mentions ``tools`` gets them and the conversation as transformers expects it
     (``native_messages``); any other gets the Hermes-style conversation (``lower_messages``), the tools block
     joined to the template's own default system prompt (``default_system_prompt``, probed) when the
     conversation has no system message."""

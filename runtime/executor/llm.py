@@ -20,7 +20,7 @@ class LLMRequest:
     """One LLM call of a program: chat ``messages`` (OpenAI-shaped dicts: ``role``, ``content``, and
     ``tool_calls`` on assistant messages / ``tool_call_id`` on tool results) or a raw ``prompt``, rendered.
 
-    ``tether.tools`` are the offered tools as OpenAI function specs; ``output_schema`` the JSON schema the text
+    ``tools`` are the offered tools as OpenAI function specs; ``output_schema`` the JSON schema the text
     must parse into; ``tool_choice`` OpenAI's (``None``: the backend's default); ``grammar`` an EBNF the
     reply must follow; ``hints`` what the compiler knows (next tool, remaining turns, ...); ``attempt``
     the 1-based try of this node (retries).

@@ -1,7 +1,7 @@
 """``POST /v1/chat/completions``.
 
 The conversation (assistant ``tool_calls``, ``role: "tool"`` results, ``developer`` read as ``system``) and
-the ``tether.tools`` are rendered by the shared chat format (``tether.runtime.engine.chat`` through the tokenizer's template).
+the ``tools`` are rendered by the shared chat format (``tether.runtime.engine.chat`` through the tokenizer's template).
 Unless ``tool_choice`` is ``"none"``, the reply's ``<tool_call>`` blocks become ``message.tool_calls`` with
 ``finish_reason: "tool_calls"``; ``"none"`` still renders the tools (the prompt prefix stays the program's, as
 vLLM does) but reads no call from the reply. ``"required"`` or a named function, ``response_format`` and vLLM's

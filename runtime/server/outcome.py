@@ -20,7 +20,7 @@ class TurnOutcomes:
         self._tools: dict[str, tuple[Tool, ...]] = {}
 
     def expect_tool_calls(self, request_id: str, tools: Seq[Tool]) -> None:
-        """``request_id`` offered ``tether.tools``: parse its output when it ends."""
+        """``request_id`` offered ``tools``: parse its output when it ends."""
         self._tools[request_id] = tuple(tools)
 
     def drop(self, request_id: str) -> None:

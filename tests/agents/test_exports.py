@@ -1,4 +1,4 @@
-"""``tether.agents`` exports every front-end lazily: importing it loads neither torch nor the executor."""
+"""``agents`` exports every front-end lazily: importing it loads neither torch nor the executor."""
 
 from __future__ import annotations
 

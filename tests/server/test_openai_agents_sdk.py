@@ -1,6 +1,6 @@
 """A real agent framework on the server: ``examples/openai_agents_sdk.py`` (the OpenAI Agents SDK, two function
 tools) against ``tether serve --model smollm2``. The SDK runs in ``.venv-agents`` (``make agents-sdk``): its
-import name ``tether.agents`` is this repository's agent package too."""
+import name ``agents`` is this repository's agent package too."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Every message is a frozen pydantic model serialised as one JSON object per MQTT 
 - ``CallEnvelope``   client -> worker: run ``tool`` on ``args``; answer on ``reply_to``.
 - ``AckEnvelope``    worker -> client: "I (``worker``) took ``call_id`` (attempt ``attempt``)".
 - ``ResultEnvelope`` worker -> client: the outcome, ``result`` when ``ok`` else ``error``.
-- ``WorkerStatus``   worker -> everyone (retained): online and serving ``tether.tools``, or offline (the worker's
+- ``WorkerStatus``   worker -> everyone (retained): online and serving ``tools``, or offline (the worker's
   last will, which the broker publishes when its connection drops). An empty payload clears the retained
   status of a worker that left cleanly and counts as offline too.
 
@@ -88,7 +88,7 @@ class AckEnvelope(BaseModel):
 
 
 class WorkerStatus(BaseModel):
-    """A worker's state, retained on its status topic. Online: it serves ``tether.tools`` on its direct topic and,
+    """A worker's state, retained on its status topic. Online: it serves ``tools`` on its direct topic and,
     when ``shared``, on the per-tool shared subscriptions of ``group``. Offline: its last will (the broker
     publishes it when the worker's connection drops) or its goodbye."""
 

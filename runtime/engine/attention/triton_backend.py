@@ -1,6 +1,6 @@
-"""The Triton backend: ``tether.kernels.store_kv`` + ``tether.kernels.paged_attention``, and the shared-prefix cascade when
-enough sequences of a batch start on the same cached pages (parallel branches of one program, or many programs
-with the same system prompt and tools).
+"""The Triton backend: ``tether.kernels.store_kv`` + ``tether.kernels.paged_attention``, and the shared-prefix
+cascade when enough sequences of a batch start on the same cached pages (parallel branches of one program, or many
+programs with the same system prompt and tools).
 
 The batch plan is computed once per step on the host (one copy of the block table) and reused by every layer:
 the step's ``AttentionMetadata`` object is the key.

@@ -1,6 +1,6 @@
 """Chat format and tool calls, shared by ``LLM.chat``, the server and the agents (torch-free at import).
 
-- ``tether.tools``: ``Tool``, ``normalize_tools`` (OpenAI tool dicts -> ``Tool``), ``tool_choice_constraint`` (a forced
+- ``tools``: ``Tool``, ``normalize_tools`` (OpenAI tool dicts -> ``Tool``), ``tool_choice_constraint`` (a forced
   ``tool_choice`` -> ``StructuredOutputs(grammar=...)``).
 - ``render``: ``lower_messages`` (the Hermes-style conversation for templates without tool support,
   ``TOOLS_SYSTEM_BLOCK``), ``native_messages`` (for templates with it), template probes.

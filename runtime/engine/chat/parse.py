@@ -78,7 +78,7 @@ def parse_tool_calls(text: str, tools: Sequence[Mapping[str, Any] | Tool] | None
     A block is ``<tool_call>`` + a JSON object ``{"name": <str>, "arguments": <object>}`` (no other keys) +
     ``</tool_call>``; whitespace around the JSON is ignored, and the last block may lack its ``</tool_call>``
     (output cut at EOS or at a ``</tool_call>`` stop string). Every block must parse: a block that is not valid
-    JSON, not such an object, not closed before the next ``<tool_call>``, or (when ``tether.tools`` is given) names no
+    JSON, not such an object, not closed before the next ``<tool_call>``, or (when ``tools`` is given) names no
     tool there raises ``ToolCallParseError``. ``arguments`` is re-serialised canonically (see ``ToolCall``).
     Each call gets a fresh id (``new_tool_call_id``). The content is the text outside the blocks, joined and
     stripped; ``None`` when empty.

@@ -1,6 +1,6 @@
 """Rendering OpenAI-shaped conversations (tools, assistant ``tool_calls``, ``tool`` results) for a chat template.
 
-Two paths. A template that renders tools itself (its source mentions ``tether.tools``) gets ``native_messages``: the
+Two paths. A template that renders tools itself (its source mentions ``tools``) gets ``native_messages``: the
 conversation as transformers' templates expect it, tools passed to the template. Any other template (plain
 ChatML, SmolLM2's, the byte tokenizer's) gets ``lower_messages``: a Hermes-style conversation of plain
 ``{"role", "content"}`` turns that every template renders:
@@ -56,7 +56,7 @@ Messages = Sequence[Mapping[str, Any]]
 
 
 def tools_system_block(tools: Sequence[Tool]) -> str:
-    """``TOOLS_SYSTEM_BLOCK`` listing ``tether.tools``."""
+    """``TOOLS_SYSTEM_BLOCK`` listing ``tools``."""
     lines = "\n".join(dumps_json(tool.to_openai()) for tool in tools)
     return TOOLS_SYSTEM_BLOCK.replace(TOOLS_PLACEHOLDER, lines)
 
@@ -226,7 +226,7 @@ Render = Callable[[list[dict[str, Any]]], str]
 
 def template_supports_tools(source: str | Mapping[str, str] | None) -> bool:
     """Whether a Jinja chat template renders tools itself: its source (any of them, for a named set) mentions
-    ``tether.tools``."""
+    ``tools``."""
     if isinstance(source, Mapping):
         return any(template_supports_tools(s) for s in source.values())
     return bool(source) and _TOOLS_RE.search(source) is not None

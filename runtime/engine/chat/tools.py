@@ -46,7 +46,7 @@ class Tool:
 
 
 def normalize_tools(tools: Sequence[Mapping[str, Any] | Tool] | None) -> tuple[Tool, ...]:
-    """Validate ``tether.tools`` (OpenAI tool dicts, bare function dicts or ``Tool``s) into ``Tool``s, in order.
+    """Validate ``tools`` (OpenAI tool dicts, bare function dicts or ``Tool``s) into ``Tool``s, in order.
 
     Raises ``InvalidRequestError`` naming the field at fault, e.g. ``tools[1].function.name``: a missing,
     malformed or duplicate name, a description that is not a string, parameters that are not an object schema.
@@ -130,8 +130,8 @@ def resolve_tool_choice(
     tools: Sequence[Tool], tool_choice: str | Mapping[str, Any] | None
 ) -> tuple[Tool, ...]:
     """The tools the output is forced to call one of: ``()`` for ``None``, ``"none"`` and ``"auto"`` (no
-    constraint), all of ``tether.tools`` for ``"required"``, the named one for ``{"type": "function", "function":
-    {"name": X}}``. ``tether.tools`` must already be normalised. Raises ``InvalidRequestError`` naming ``tool_choice``
+    constraint), all of ``tools`` for ``"required"``, the named one for ``{"type": "function", "function":
+    {"name": X}}``. ``tools`` must already be normalised. Raises ``InvalidRequestError`` naming ``tool_choice``
     for another value, an unknown name, or a forced choice without tools."""
     if tool_choice is None or tool_choice in ("none", "auto"):
         return ()

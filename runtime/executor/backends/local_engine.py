@@ -2,7 +2,7 @@
 ``ProgramHints`` (program id, turn, next tool, remaining turns, last turn) so the engine's program-level
 policies can pin the program's KV cache across its tool calls.
 
-Chat requests go through the tokenizer's chat template with the offered ``tether.tools`` (assistant ``tool_calls``
+Chat requests go through the tokenizer's chat template with the offered ``tools`` (assistant ``tool_calls``
 and ``tool`` results render as the template has them), so a multi-turn agent is one growing prompt prefix.
 Replies to a request that offers tools are parsed for ``<tool_call>`` blocks (``parse_tool_calls``) into
 ``LLMResult.tool_calls``, as the OpenAI backend returns them. A forcing ``tool_choice`` or a ``grammar``

@@ -27,7 +27,7 @@ SESSION_HEADER = "X-Session-Id"
 class OpenAIBackend:
     """Implements ``tether.runtime.executor.llm.LLMBackend``. Chat messages go to ``/chat/completions``, a raw
     prompt to ``/completions``. An ``output_schema`` is sent as a JSON-schema ``response_format``; offered
-    tools as ``tether.tools`` with ``tool_choice``; a ``grammar`` as vLLM's ``structured_outputs.grammar``. Messages
+    tools as ``tools`` with ``tool_choice``; a ``grammar`` as vLLM's ``structured_outputs.grammar``. Messages
     (with ``tool_calls`` / ``tool_call_id``) are sent as they are. No ``stream``: a streamed node gets the
     whole reply as one delta (``stream_llm``). HTTP and protocol failures raise ``LLMBackendError`` naming the node."""
 
