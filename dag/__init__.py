@@ -1,4 +1,4 @@
-"""DAG compiler: agent programs as graphs of dependent LLM calls and tool calls (see the DAG issue).
+"""DAG compiler: agent programs as graphs of dependent LLM calls and tool calls (docs/workflow-yaml.md, docs/architecture.md).
 
 ``load_workflow(path)`` -> ``Program``; ``compile_program(program, registry)`` -> ``CompiledProgram``.
 """

@@ -1,4 +1,4 @@
-"""Typed tools, their registry and duration statistics, local and MQTT execution (see the tools issue)."""
+"""Typed tools, their registry and duration statistics, local and MQTT execution (docs/tools-mqtt.md, docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Admission order: which waiting request runs next, and which running one yields under memory pressure.
 
 The scheduler keeps its queues sorted by ``policy.priority(seq)`` (smaller runs first) and preempts from the
-largest key. Request FCFS lives here; program-level orders (least attained service, pinned programs first)
-come with the scheduling policies.
+largest key. Request FCFS lives here; the program-level orders (least attained service, pinned programs first,
+Gittins indices) are the policies' ``priority`` (``runtime/policies/``), adapted by ``PolicyPriority``
+(``runtime/engine/programs.py``).
 """
 
 from __future__ import annotations
