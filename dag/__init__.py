@@ -1,4 +1,5 @@
-"""DAG compiler: agent programs as graphs of dependent LLM calls and tool calls (docs/workflow-yaml.md, docs/architecture.md).
+"""DAG compiler: agent programs as graphs of dependent LLM calls and tool calls (docs/workflow-yaml.md,
+docs/architecture.md).
 
 ``load_workflow(path)`` -> ``Program``; ``compile_program(program, registry)`` -> ``CompiledProgram``.
 """

@@ -1,4 +1,5 @@
-"""Typed tools, their registry and duration statistics, local and MQTT execution (docs/tools-mqtt.md, docs/architecture.md)."""
+"""Typed tools, their registry and duration statistics, local and MQTT execution (docs/tools-mqtt.md,
+docs/architecture.md)."""
 
 from __future__ import annotations
 
