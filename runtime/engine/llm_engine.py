@@ -243,7 +243,7 @@ class LLMEngine:
         failing forward pass fails the requests of that batch (``finish_reason == "error"``), not the engine."""
         started = self.clock()
         self.programs.before_step()
-        if getattr(self.policy, "resort_each_step", False):
+        if self.programs.take_resort() or getattr(self.policy, "resort_each_step", False):
             self.scheduler.resort()
         plan = self.scheduler.schedule()
         if plan.is_empty:
