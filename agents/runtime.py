@@ -72,7 +72,7 @@ class AgentRuntime:
         saves_stats: bool = False,
     ) -> None:
         self.registry = registry
-        self.tool_stats = tool_stats  # observed by the tool runner, read by the compiler (create: the deployment's)
+        self.tool_stats = tool_stats if tool_stats is not None else deployment_stats()  # runner, compiler
         self._saves_stats = saves_stats
         self.backend = backend
         self.trace = trace
@@ -106,7 +106,8 @@ class AgentRuntime:
             from tether.runtime.engine.config import EngineConfig
             from tether.runtime.executor.backends.local_engine import LocalEngineBackend
 
-            backend = await LocalEngineBackend.create(EngineConfig(model=model, **engine_kwargs), tool_stats=stats)
+            config = EngineConfig(model=model, **engine_kwargs)  # the local runner records the tool calls
+            backend = await LocalEngineBackend.create(config, tool_stats=stats, observe_tools=False)
             owns_backend = True
         recorder = None
         if trace is None:

@@ -79,6 +79,9 @@ class ProgramManager:
         # (program id, action, attrs) for the trace: pin_created / pin_hit / pin_expired / pin_dropped / parked /
         # prefetched / swap_preempt (see docs/tracing.md); None: nobody listens
         self.on_kv_event: Callable[[str, str, dict[str, Any]], None] | None = None
+        # observe the pause between a program's turns as its tool's duration; off where the tool runner
+        # measures the calls into the same statistics (a local runner: no call counted twice)
+        self.observe_tools = True
         self._resort = False  # a priority input changed (a prefix group's first admission): re-sort the queues
 
     def _kv_event(self, pid: str, action: str, **attrs: Any) -> None:
@@ -93,7 +96,7 @@ class ProgramManager:
             return
         now = self.ctx.now
         state = self.programs.open(pid, seq.arrival_time)
-        if state.tool is not None and state.tool_started is not None:
+        if self.observe_tools and state.tool is not None and state.tool_started is not None:
             self.ctx.tool_stats.observe(state.tool, max(0.0, now - state.tool_started))
         state.tool = state.tool_started = state.predicted_return = None
         state.turns_seen += 1

@@ -97,7 +97,11 @@ async def run_workflow(
     status = "failed"
     try:
         needs_llm = any(isinstance(n, LLMCall) for n in compiled.program.nodes.values())
-        llm = await _llm_backend(model, openai_url, openai_api_key, engine_kwargs, stats) if needs_llm else None
+        llm = (
+            await _llm_backend(model, openai_url, openai_api_key, engine_kwargs, stats, broker is not None)
+            if needs_llm
+            else None
+        )
         if isinstance(llm, LocalEngineBackend):
             await llm.engine.call(lambda e: e.trace_to(trace))  # the engine's events join the run's trace
         if broker:
@@ -125,6 +129,7 @@ async def _llm_backend(
     api_key: str | None,
     engine_kwargs: dict[str, Any],
     stats: ToolDurationStats,
+    remote_tools: bool,
 ) -> Any:
     if openai_url:
         from tether.runtime.executor.backends.openai import OpenAIBackend
@@ -136,6 +141,7 @@ async def _llm_backend(
     from tether.runtime.executor.errors import ExecutorError
 
     try:
-        return await LocalEngineBackend.create(EngineConfig(model=model, **engine_kwargs), tool_stats=stats)
+        config = EngineConfig(model=model, **engine_kwargs)
+        return await LocalEngineBackend.create(config, tool_stats=stats, observe_tools=remote_tools)
     except (EngineError, ModelLoadError, ValueError, KeyError) as exc:
         raise ExecutorError(f"cannot start the engine for --model {model!r}: {exc}") from exc

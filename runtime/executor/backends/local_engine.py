@@ -48,12 +48,16 @@ class LocalEngineBackend:
         self._saves_stats = saves_stats
 
     @classmethod
-    async def create(cls, config: EngineConfig, *, tool_stats: ToolDurationStats | None = None) -> LocalEngineBackend:
+    async def create(
+        cls, config: EngineConfig, *, tool_stats: ToolDurationStats | None = None, observe_tools: bool = True
+    ) -> LocalEngineBackend:
         """An engine of its own on ``tool_stats``, by default the deployment's (``deployment_stats()``, saved
-        back by ``close``)."""
+        back by ``close``). ``observe_tools=False`` where the tool runner records the calls into the same
+        statistics (the engine would count each call again, as the pause between turns)."""
         saves = tool_stats is None
         stats = deployment_stats() if tool_stats is None else tool_stats
-        return cls(await AsyncEngine.create(config, tool_stats=stats), owns_engine=True, saves_stats=saves)
+        engine = await AsyncEngine.create(config, tool_stats=stats, observe_tools=observe_tools)
+        return cls(engine, owns_engine=True, saves_stats=saves)
 
     def generate_request(self, request: LLMRequest) -> GenerateRequest:
         """The engine request: the rendered prompt, sampling (with the constraint) and the program hints.
