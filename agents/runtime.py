@@ -19,8 +19,10 @@ from tether.dag.compiler import compile_program
 from tether.dag.ir import Program
 from tether.runtime.executor import Executor, LLMBackend, ProgramRun
 from tether.runtime.tracing import RunRecorder, TraceEvent, TraceSink
+from tether.tools.durations import ToolDurationStats
 from tether.tools.local import LocalToolRunner
 from tether.tools.registry import ToolRegistry
+from tether.tools.store import deployment_stats, save_deployment_stats
 from tether.tools.tool import Tool
 
 
@@ -66,13 +68,17 @@ class AgentRuntime:
         owns_backend: bool = False,
         owns_trace: bool = False,
         recorder: RunRecorder | None = None,
+        tool_stats: ToolDurationStats | None = None,
+        saves_stats: bool = False,
     ) -> None:
         self.registry = registry
+        self.tool_stats = tool_stats if tool_stats is not None else deployment_stats()  # runner, compiler
+        self._saves_stats = saves_stats
         self.backend = backend
         self.trace = trace
         self.trace_path = trace_path
         self.usage = UsageTap(trace)
-        self.executor = Executor(LocalToolRunner(registry), backend, trace=self.usage)
+        self.executor = Executor(LocalToolRunner(registry, tool_stats), backend, trace=self.usage)
         self._owns_backend = owns_backend
         self._owns_trace = owns_trace
         self.recorder = recorder  # the run this runtime records (create() without a trace), ended by close()
@@ -91,14 +97,17 @@ class AgentRuntime:
         """``backend`` if given, else the local engine on ``model`` (``EngineConfig`` keyword arguments in
         ``engine_kwargs``; ``model=None``: no LLM). ``trace``: a sink, a JSONL path, or ``None`` for a new
         recorded run (kind ``agents``) under ``trace_dir`` (default ``trace_root()``: docs/tracing.md). The
-        local engine's own events go to the same trace."""
+        local engine's own events go to the same trace. The compiler, the tool runner and a local engine share
+        the deployment's tool-duration statistics (``tether.tools.store``), saved back by ``close()``."""
+        stats = deployment_stats()
         registry = tools if isinstance(tools, ToolRegistry) else _registry(tools)
         owns_backend = False
         if backend is None and model is not None:
             from tether.runtime.engine.config import EngineConfig
             from tether.runtime.executor.backends.local_engine import LocalEngineBackend
 
-            backend = await LocalEngineBackend.create(EngineConfig(model=model, **engine_kwargs))
+            config = EngineConfig(model=model, **engine_kwargs)  # the local runner records the tool calls
+            backend = await LocalEngineBackend.create(config, tool_stats=stats, observe_tools=False)
             owns_backend = True
         recorder = None
         if trace is None:
@@ -119,11 +128,13 @@ class AgentRuntime:
             owns_backend=owns_backend,
             owns_trace=owns_trace,
             recorder=recorder,
+            tool_stats=stats,
+            saves_stats=True,
         )
 
     def start_program(self, name: str, *, program_id: str | None = None) -> ProgramRun:
         """An empty, held program run that grows with ``add_node`` until ``seal()``."""
-        compiled = compile_program(Program(name, may_grow=True), self.registry)
+        compiled = compile_program(Program(name, may_grow=True), self.registry, stats=self.tool_stats)
         pid = program_id or f"{name}-{uuid.uuid4().hex[:8]}"
         self.usage.watched.add(pid)
         return self.executor.start(compiled, program_id=pid, hold=True)
@@ -150,6 +161,8 @@ class AgentRuntime:
             await self.backend.close()
         if self._owns_trace and self.trace is not None:
             self.trace.close()
+        if self._saves_stats:
+            save_deployment_stats()
         if self.recorder is not None:
             self.recorder.end("ok")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tether.dag.compiler import CompiledProgram, CriticalPath, LLMHints, compile_program, extend
 from tether.dag.errors import DagError
+from tether.dag.hints import ProgramHints
 from tether.dag.ir import (
     FunctionCall,
     InputSpec,
@@ -33,6 +34,7 @@ __all__ = [
     "Message",
     "MessageToolCall",
     "Program",
+    "ProgramHints",
     "Ref",
     "RetryPolicy",
     "ToolCall",

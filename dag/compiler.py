@@ -14,33 +14,16 @@ from dataclasses import dataclass, field, replace
 import networkx as nx
 from pydantic import TypeAdapter
 from tether.dag.errors import UnknownReferenceError
+from tether.dag.hints import LLMHints
 from tether.dag.ir import LLMCall, Program, ToolCall
 from tether.dag.refs import Ref, find_refs, static_prefix
 from tether.dag.validate import check_node, validate
 from tether.tools.durations import ToolDurationStats
 from tether.tools.registry import ToolRegistry
+from tether.tools.store import deployment_stats
 
 LLM_SECONDS_PER_TOKEN = 0.02  # a rough decode rate for predictions: 50 tokens/s
 MIN_SHARED_PREFIX_CHARS = 32
-
-
-@dataclass(frozen=True)
-class LLMHints:
-    """What the scheduler should know about one LLM call. ``turn``: LLM calls before it on its longest
-    chain; ``remaining_turns``: LLM calls after it on its longest chain (``None`` while the program may grow);
-    ``last_turn``: every other LLM call of the program comes before it; ``next_tools``: the tools that
-    directly follow it, longest predicted first (``next_tool`` is the first); ``prefix_group``: the id of
-    the calls whose prompts start with the same text (``None`` when it shares with none)."""
-
-    turn: int = 0
-    remaining_turns: int | None = None
-    last_turn: bool = False
-    next_tools: tuple[str, ...] = ()
-    prefix_group: str | None = None
-
-    @property
-    def next_tool(self) -> str | None:
-        return self.next_tools[0] if self.next_tools else None
 
 
 @dataclass(frozen=True)
@@ -65,7 +48,7 @@ class CompiledProgram:
     prefix_groups: dict[str, tuple[str, ...]]
     output_types: dict[str, TypeAdapter]
     registry: ToolRegistry | None = None
-    stats: ToolDurationStats = field(default_factory=ToolDurationStats)
+    stats: ToolDurationStats = field(default_factory=deployment_stats)
     llm_seconds_per_token: float = LLM_SECONDS_PER_TOKEN
 
     @property
@@ -82,9 +65,10 @@ def compile_program(
     min_shared_prefix_chars: int = MIN_SHARED_PREFIX_CHARS,
 ) -> CompiledProgram:
     """Validate ``program`` and annotate it. ``registry=None`` skips the tool checks (tools served only by
-    remote workers); ``stats`` predicts tool durations (the prior's 1 s mean when absent)."""
+    remote workers); ``stats`` predicts tool durations (default: the deployment's, ``tether.tools.store``; the
+    prior's 1 s mean for a tool never observed)."""
     output_types = validate(program, registry)
-    stats = stats or ToolDurationStats()
+    stats = stats if stats is not None else deployment_stats()
     order = list(nx.topological_sort(program.graph))
     levels: dict[str, int] = {}
     for n in order:

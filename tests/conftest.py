@@ -7,6 +7,13 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _tether_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real ``~/.cache/tether`` (the deployment's tool durations, converted
+    models, runs): ``TETHER_HOME`` is a fresh folder per test unless the test sets its own."""
+    monkeypatch.setenv("TETHER_HOME", str(tmp_path_factory.mktemp("tether_home")))
+
+
 @pytest.fixture(scope="session")
 def smollm2() -> Any:
     """``LLM("smollm2")`` (float32, CPU), loaded once per run. Tests leave its engine empty: every request

@@ -16,6 +16,7 @@ from tether.tools.errors import (
 from tether.tools.local import LocalToolRunner
 from tether.tools.registry import ToolRegistry, default_registry
 from tether.tools.runner import ToolRunner
+from tether.tools.store import ToolDurationStore, deployment_stats, save_deployment_stats
 from tether.tools.tool import Tool, tool
 from tether.tools.traces import NegativePolicy, ToolCallRecord, iter_tool_calls, read_tool_calls
 
@@ -27,6 +28,9 @@ __all__ = [
     "NegativePolicy",
     "ToolCallRecord",
     "ToolDurationStats",
+    "ToolDurationStore",
+    "deployment_stats",
+    "save_deployment_stats",
     "ToolError",
     "ToolStatsError",
     "iter_tool_calls",

@@ -142,6 +142,29 @@ class ToolDurationStats:
         self._totals[tool] = self._totals.get(tool, 0.0) + x
         self._global.add(x)
 
+    def restore(self, tool: str, samples: Iterable[float], count: int) -> None:
+        """Add a tool's persisted history: its kept ``samples`` (arrival order) and its all-time ``count``
+        (>= the samples). The samples also join the global distribution, which counts ``count`` more
+        observations. Checked first; ``ToolStatsError`` changes nothing. ``tether.tools.store`` uses it."""
+        tool = _check_tool(tool)
+        xs = [check_duration(x, tool=tool) for x in samples][-self.max_samples :]
+        if isinstance(count, bool) or not isinstance(count, int) or count < len(xs) or not xs:
+            raise ToolStatsError(f"tool {tool!r}: count {count!r} with {len(xs)} samples", tool=tool)
+        with self._lock:
+            dist = self._tools.get(tool)
+            if dist is None:
+                dist = self._tools[tool] = EmpiricalDistribution(self.max_samples)
+            dist.extend(xs)
+            dist._count += count - len(xs)
+            self._totals[tool] = self._totals.get(tool, 0.0) + sum(xs) * count / len(xs)
+            self._global.extend(xs)
+            self._global._count += count - len(xs)
+
+    def history(self) -> dict[str, tuple[int, tuple[float, ...]]]:
+        """Every tool's all-time count and kept samples in arrival order (what ``restore`` takes back)."""
+        with self._lock:
+            return {name: (dist.count, tuple(dist._arrivals)) for name, dist in sorted(self._tools.items())}
+
     # --- queries ----------------------------------------------------------------------------------------
 
     def source(self, tool: str | None) -> DurationSource:

@@ -341,7 +341,8 @@ class Planner:
         inputs = {k: InputSpec(type=_input_type(v), default=v) for k, v in kwargs.items()}
         node = ToolCall(id=node_id, tool=task.tool, args={k: f"${{inputs.{k}}}" for k in kwargs})
         try:
-            compiled = compile_program(Program("planner-task", inputs=inputs, nodes=[node]), rt.registry)
+            program = Program("planner-task", inputs=inputs, nodes=[node])
+            compiled = compile_program(program, rt.registry, stats=rt.tool_stats)
         except DagError as exc:
             return None, str(exc)
         try:

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from tether.runtime.server.app import create_app
     from tether.runtime.server.serving import ServerConfig
     from tether.runtime.tracing import RunRecorder
+    from tether.tools.store import deployment_stats, save_deployment_stats
 
     if args.program_idle_timeout <= 0:
         print("tether serve: --program-idle-timeout must be > 0", file=sys.stderr)
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     names = tuple(args.served_model_name or [args.model])
 
     async def main() -> None:
-        engine = await AsyncEngine.create(config)
+        engine = await AsyncEngine.create(config, tool_stats=deployment_stats())
         recorder = RunRecorder(
             "serve", "serve", trace_dir=args.trace_dir, meta={"model": args.model, "policy": config.policy}
         )
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
         async def shutdown() -> None:
             await engine.close()
+            save_deployment_stats()
             recorder.end("ok")
 
         try:

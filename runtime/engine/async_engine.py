@@ -25,6 +25,7 @@ from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.outputs import RequestOutput
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints
+from tether.tools.durations import ToolDurationStats
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,11 +87,14 @@ class AsyncEngine:
         self._thread.start()
 
     @classmethod
-    async def create(cls, config: EngineConfig) -> AsyncEngine:
-        """Loads the model on the engine thread itself, off the event loop. One thread runs every torch call:
+    async def create(
+        cls, config: EngineConfig, *, tool_stats: ToolDurationStats | None = None, observe_tools: bool = True
+    ) -> AsyncEngine:
+        """Loads the model on the engine thread itself, off the event loop (``tool_stats``, ``observe_tools``:
+        as ``LLMEngine`` takes them). One thread runs every torch call:
         on CPU, OpenMP work from a second thread (a loader thread, then the step thread) made steps about 2.5x
         slower on the 2-core machine (measured), as the two threads' OpenMP pools compete for the cores."""
-        engine = cls(_build=lambda: LLMEngine(config))
+        engine = cls(_build=lambda: LLMEngine(config, tool_stats=tool_stats, observe_tools=observe_tools))
         await asyncio.to_thread(engine._built.wait)
         if engine._build_error is not None:
             await asyncio.to_thread(engine._thread.join)

@@ -42,9 +42,12 @@ class LLMEngine:
         backend: ExecutionBackend | None = None,
         clock: Callable[[], float] = time.monotonic,
         tool_stats: ToolDurationStats | None = None,
+        observe_tools: bool = True,
     ) -> None:
         """``backend=None`` loads ``config.model``; a simulation passes a cost-model backend and its clock.
-        ``policy``: a ``SchedulingPolicy`` or its name (default ``config.policy``)."""
+        ``policy``: a ``SchedulingPolicy`` or its name (default ``config.policy``). ``tool_stats``: the
+        deployment's tool durations (a fresh one when absent), into which the pause between a program's turns
+        is observed unless ``observe_tools`` is False (the tool runner measures the calls itself)."""
         self.config = config
         self.clock = clock
         self.backend = backend or ModelBackend(
@@ -97,6 +100,7 @@ class LLMEngine:
             self._waiting_prefill_tokens,
         )
         self.programs = ProgramManager(self.policy, ctx, self.kv_manager)
+        self.programs.observe_tools = observe_tools
         sched_config = SchedulerConfig(config.max_num_batched_tokens, config.max_num_seqs, self.max_model_len)
         self.scheduler = Scheduler(
             sched_config,
@@ -243,7 +247,7 @@ class LLMEngine:
         failing forward pass fails the requests of that batch (``finish_reason == "error"``), not the engine."""
         started = self.clock()
         self.programs.before_step()
-        if getattr(self.policy, "resort_each_step", False):
+        if self.programs.take_resort() or getattr(self.policy, "resort_each_step", False):
             self.scheduler.resort()
         plan = self.scheduler.schedule()
         if plan.is_empty:

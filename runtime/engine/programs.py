@@ -79,6 +79,10 @@ class ProgramManager:
         # (program id, action, attrs) for the trace: pin_created / pin_hit / pin_expired / pin_dropped / parked /
         # prefetched / swap_preempt (see docs/tracing.md); None: nobody listens
         self.on_kv_event: Callable[[str, str, dict[str, Any]], None] | None = None
+        # observe the pause between a program's turns as its tool's duration; off where the tool runner
+        # measures the calls into the same statistics (a local runner: no call counted twice)
+        self.observe_tools = True
+        self._resort = False  # a priority input changed (a prefix group's first admission): re-sort the queues
 
     def _kv_event(self, pid: str, action: str, **attrs: Any) -> None:
         if self.on_kv_event is not None:
@@ -92,7 +96,7 @@ class ProgramManager:
             return
         now = self.ctx.now
         state = self.programs.open(pid, seq.arrival_time)
-        if state.tool is not None and state.tool_started is not None:
+        if self.observe_tools and state.tool is not None and state.tool_started is not None:
             self.ctx.tool_stats.observe(state.tool, max(0.0, now - state.tool_started))
         state.tool = state.tool_started = state.predicted_return = None
         state.turns_seen += 1
@@ -110,12 +114,21 @@ class ProgramManager:
                 state.promoted, state.wait_s = False, 0.0
             if not seq.admitted and state.turns_seen > 1 and not self.kv.has_pin(pid):
                 self.programs.observe_evicted_queue_delay(now - seq.arrival_time)  # Continuum's T
+            group = seq.hints.prefix_group
+            if group is not None and group not in state.prefix_groups:
+                state.prefix_groups.add(group)  # its shared prefix is computed from now on
+                self._resort = True
         if pid is not None and self.kv.has_pin(pid):
             if prefix.num_tokens > 0 and pid not in self._swap_pins:
                 self.stats.pins_hit += 1
                 self._kv_event(pid, "pin_hit", tokens=prefix.num_tokens, request_id=seq.request_id)
             self._swap_pins.discard(pid)
             self.kv.unpin(pid)
+
+    def take_resort(self) -> bool:
+        """Whether the waiting queue must be re-sorted before the next schedule (asked once per step)."""
+        resort, self._resort = self._resort, False
+        return resort
 
     def on_preempt(self, seq: Sequence) -> None:
         """Swap preemption, for policies with ``swap_on_preempt``: the victim's computed full blocks are pinned

@@ -1,4 +1,6 @@
-"""``Sequence``: the one request state object that crosses the scheduler / model-runner boundary."""
+"""``Sequence``: the one request state object that crosses the scheduler / model-runner boundary.
+
+``ProgramHints`` (``tether.dag.hints``, re-exported here) is the hints type the engine and the server use."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from tether.dag.hints import ProgramHints
 from tether.kvcache import PrefixMatch
 from tether.runtime.engine.sampling_params import SamplingParams
 
@@ -22,41 +25,6 @@ class FinishReason(str, enum.Enum):
     LENGTH = "length"  # max_tokens or the model's context
     ABORT = "abort"  # cancelled by the caller
     ERROR = "error"  # the step that ran it failed
-
-
-@dataclass(frozen=True)
-class ProgramHints:
-    """What the program-level scheduler knows about the program a request belongs to, when the request is
-    submitted (filled by replay, the server or the DAG compiler; all optional).
-
-    The hints rule: a field carries only what the deployment knows at that moment, never a program's future.
-
-    ============== =================================== ====================================================
-    field          known at                            by whom
-    ============== =================================== ====================================================
-    program_id     submission                          the client (session id, DAG run id, replay)
-    turn           submission                          the client: how many turns it has sent before
-    next_tool      turn end (the output's tool call);  the engine's output parser (``TurnOutcome``); at
-                   submission only if a static DAG     submission only the DAG compiler, where the graph
-                   fixes it                            fixes the tool after this call
-    remaining_turns submission, only if a static DAG   the DAG compiler (a workflow whose LLM calls are
-                   fixes it; ``None`` otherwise        fixed); never an open-ended agent, never a trace
-    last_turn      turn end (no tool call in the       the engine's output parser; at submission only a
-                   output); at submission only if a    static DAG
-                   static DAG fixes it
-    ============== =================================== ====================================================
-
-    Policies read ``next_tool`` and ``last_turn`` only at turn end, through ``TurnOutcome``. A replayed trace
-    program is an open-ended agent: its requests carry ``program_id`` and ``turn`` alone, and each turn's tool
-    is revealed when the turn ends (``tether replay --hints oracle`` adds the true ``remaining_turns``: a
-    labelled bound, never a result).
-    """
-
-    program_id: str | None = None
-    turn: int = 0
-    next_tool: str | None = None
-    remaining_turns: int | None = None
-    last_turn: bool = False
 
 
 @dataclass(frozen=True)

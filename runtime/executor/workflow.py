@@ -13,6 +13,7 @@ from typing import Any
 
 from tether.dag.compiler import CompiledProgram
 from tether.runtime.executor.run import ProgramResult
+from tether.tools.durations import ToolDurationStats
 
 
 @dataclass(frozen=True)
@@ -30,22 +31,29 @@ class WorkflowRun:
 
 
 def prepare_workflow(
-    path: str | Path, inputs: Mapping[str, Any] | None = None, *, remote_tools: bool = False
+    path: str | Path,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    remote_tools: bool = False,
+    stats: ToolDurationStats | None = None,
 ) -> tuple[CompiledProgram, dict[str, Any]]:
     """Load, compile and bind inputs: everything that can fail before anything runs (``DagError`` naming the
     file, line and node; ``ToolError``). ``remote_tools``: the tools are known only to MQTT workers, so a
-    workflow without ``tools:`` files is not checked against a registry."""
+    workflow without ``tools:`` files is not checked against a registry. ``stats`` predicts tool durations
+    (default: the deployment's, ``tether.tools.store.deployment_stats()``)."""
     from tether.dag.compiler import compile_program
     from tether.dag.inputs import bind_inputs
     from tether.dag.yaml_loader import load_workflow
     from tether.tools.registry import ToolRegistry
+    from tether.tools.store import deployment_stats
 
     path = Path(path)
     program = load_workflow(path)
     registry = ToolRegistry()
     for spec in program.tools:
         registry.load(spec, base_dir=path.resolve().parent)
-    compiled = compile_program(program, None if remote_tools and not program.tools else registry)
+    registry_or_none = None if remote_tools and not program.tools else registry
+    compiled = compile_program(program, registry_or_none, stats=stats or deployment_stats())
     return compiled, bind_inputs(program, dict(inputs or {}))
 
 
@@ -66,17 +74,21 @@ async def run_workflow(
     LLM calls run on the local engine on ``model`` (``EngineConfig`` keyword arguments in ``engine_kwargs``,
     loaded only when the workflow has LLM calls) or on the OpenAI-compatible server at ``openai_url``; tools in
     process, or on ``tether worker`` processes through the MQTT ``broker``. The run is recorded under
-    ``trace_dir`` (docs/tracing.md). Raises ``NodeFailedError`` naming the node that failed."""
+    ``trace_dir`` (docs/tracing.md). The compiler, the local tool runner and the engine share the deployment's
+    tool-duration statistics (``tether.tools.store``), saved back when the run ends. Raises
+    ``NodeFailedError`` naming the node that failed."""
     from tether.dag.ir import LLMCall
     from tether.runtime.executor.backends.local_engine import LocalEngineBackend
     from tether.runtime.executor.executor import Executor
     from tether.runtime.tracing import RunRecorder
     from tether.tools.local import LocalToolRunner
+    from tether.tools.store import deployment_stats, save_deployment_stats
 
+    stats = deployment_stats()
     if isinstance(workflow, CompiledProgram):
         compiled, bound = workflow, dict(inputs or {})
     else:
-        compiled, bound = prepare_workflow(workflow, inputs, remote_tools=broker is not None)
+        compiled, bound = prepare_workflow(workflow, inputs, remote_tools=broker is not None, stats=stats)
     name = compiled.program.name
     run_id = run_id or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     meta = {"model": model, "policy": engine_kwargs.get("policy")}
@@ -85,7 +97,11 @@ async def run_workflow(
     status = "failed"
     try:
         needs_llm = any(isinstance(n, LLMCall) for n in compiled.program.nodes.values())
-        llm = await _llm_backend(model, openai_url, openai_api_key, engine_kwargs) if needs_llm else None
+        llm = (
+            await _llm_backend(model, openai_url, openai_api_key, engine_kwargs, stats, broker is not None)
+            if needs_llm
+            else None
+        )
         if isinstance(llm, LocalEngineBackend):
             await llm.engine.call(lambda e: e.trace_to(trace))  # the engine's events join the run's trace
         if broker:
@@ -93,7 +109,7 @@ async def run_workflow(
 
             tools: Any = MqttToolRunner(broker, registry=compiled.registry)
         else:
-            tools = LocalToolRunner(compiled.registry)
+            tools = LocalToolRunner(compiled.registry, stats)
         try:
             result = await Executor(tools, llm, trace=trace).run(compiled, bound, program_id=run_id)
             status = "ok"
@@ -102,12 +118,18 @@ async def run_workflow(
             if llm is not None:
                 await llm.close()
     finally:
+        save_deployment_stats()
         recorder.end(status)
     return WorkflowRun(run_id, result, trace.path)
 
 
 async def _llm_backend(
-    model: str, openai_url: str | None, api_key: str | None, engine_kwargs: dict[str, Any]
+    model: str,
+    openai_url: str | None,
+    api_key: str | None,
+    engine_kwargs: dict[str, Any],
+    stats: ToolDurationStats,
+    remote_tools: bool,
 ) -> Any:
     if openai_url:
         from tether.runtime.executor.backends.openai import OpenAIBackend
@@ -119,6 +141,7 @@ async def _llm_backend(
     from tether.runtime.executor.errors import ExecutorError
 
     try:
-        return await LocalEngineBackend.create(EngineConfig(model=model, **engine_kwargs))
+        config = EngineConfig(model=model, **engine_kwargs)
+        return await LocalEngineBackend.create(config, tool_stats=stats, observe_tools=remote_tools)
     except (EngineError, ModelLoadError, ValueError, KeyError) as exc:
         raise ExecutorError(f"cannot start the engine for --model {model!r}: {exc}") from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tether.runtime.policies.predictor import RemainingWorkPredictor
 
@@ -29,6 +29,7 @@ class ProgramState:
     tool: str | None = None  # the tool running now, if any
     tool_started: float | None = None
     predicted_return: float | None = None  # when the policy expects the next turn
+    prefix_groups: set[str] = field(default_factory=set)  # hinted prefix groups with a request admitted
 
     def waited_s(self, now: float) -> float:
         """Total wait including the wait going on now."""

@@ -1,6 +1,7 @@
 """``tether``: Continuum's idea, with what a server really knows. The rule (docs/scheduling.md):
 
-1. Admission: programs whose KV is resident (pinned on the GPU) first; then the highest Gittins index of the
+1. Admission: programs whose KV is resident (pinned on the GPU, or the shared prefix of the request's hinted
+   prefix group, which a request of the group already admitted computes) first; then the highest Gittins index of the
    program's remaining turns, learned from finished programs (``RemainingWorkPredictor``), or ``1 / (r + 1)`` where
    a static DAG really fixes the ``r`` remaining calls; then least attained service; then program arrival.
 2. Turn end: keep the KV (pin it) with a TTL of the tool's high quantile: holding costs nothing until memory is
@@ -16,8 +17,8 @@
 
 Each part can be switched by name for ablations (``TetherOptions``): ``tether:order=fcfs``, ``tether:pins=off``,
 ``tether:park=off``, ``tether:prefetch=off``, ``tether:swap=off``, ``tether:victim=furthest``,
-``tether:displace=off``, ``tether:calm=off``, ``tether:offload=on``, ``tether:gate=on`` (several joined by
-``:``). The policy reads no hint that a server would not have (``ProgramHints``).
+``tether:displace=off``, ``tether:calm=off``, ``tether:offload=on``, ``tether:gate=on``, ``tether:groups=off``
+(several joined by ``:``). The policy reads no hint that a server would not have (``ProgramHints``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class TetherOptions:
     displace: bool = True  # drop a parked pin predicted back later to make room for one predicted sooner
     gate: bool = False  # a waiting turn may take only the GPU pins of programs ranked after its own
     calm: bool = True  # prefetch only while no turn waits for admission (no memory taken from a waiting turn)
+    groups: bool = True  # a request whose prefix group has a request admitted counts as resident
 
     @staticmethod
     def parse(spec: str) -> TetherOptions:
@@ -87,7 +89,9 @@ class TetherPolicy(VLLMPolicy):
         state = ctx.programs.get(pid) if pid else None
         if state is None:
             return (1, (0.0, 0, seq.arrival_time), seq.seq_index)
-        resident = 0 if ctx.kv.has_pin(pid) and not ctx.kv.pins[pid].parked else 1
+        pinned = ctx.kv.has_pin(pid) and not ctx.kv.pins[pid].parked
+        grouped = self.options.groups and seq.hints.prefix_group in state.prefix_groups
+        resident = 0 if pinned or grouped else 1
         return (resident, self.rank(state, seq.hints.remaining_turns, seq.num_tokens, ctx), seq.seq_index)
 
     def rank(self, state, remaining_turns: int | None, context_tokens: int, ctx: PolicyContext) -> tuple:

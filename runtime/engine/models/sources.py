@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tether.runtime.engine.errors import ModelLoadError
 
+from tether.home import tether_home
+
 CONVERTER_VERSION = 2  # bump when convert_gguf's output changes, so stale caches are not reused
 DONE_FILE = "tether_gguf.json"  # written last: a cache dir without it is incomplete
 
@@ -45,10 +47,6 @@ NAMED_MODELS: dict[str, NamedModel] = {
         description="SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0), ChatML",
     ),
 }
-
-
-def tether_home() -> Path:
-    return Path(os.environ.get("TETHER_HOME") or "~/.cache/tether").expanduser()
 
 
 def named_model_path(name: str) -> Path:

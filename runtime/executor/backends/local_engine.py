@@ -1,6 +1,6 @@
 """``LocalEngineBackend``: LLM calls on the in-process ``AsyncEngine``, each with the program's
-``ProgramHints`` (program id, turn, next tool, remaining turns, last turn) so the engine's program-level
-policies can pin the program's KV cache across its tool calls.
+``ProgramHints`` (program id, turn, next tools, remaining turns, last turn, prefix group) so the engine's
+program-level policies can pin the program's KV cache across its tool calls.
 
 Chat requests go through the tokenizer's chat template with the offered ``tools`` (assistant ``tool_calls``
 and ``tool`` results render as the template has them), so a multi-turn agent is one growing prompt prefix.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
@@ -25,17 +26,13 @@ from tether.runtime.engine.sequence import ProgramHints
 from tether.runtime.engine.structured.params import StructuredOutputs
 from tether.runtime.executor.errors import LLMBackendError, LLMOutputError
 from tether.runtime.executor.llm import LLMDelta, LLMRequest, LLMResult, LLMToolCall
+from tether.tools.durations import ToolDurationStats
+from tether.tools.store import deployment_stats, save_deployment_stats
 
 
 def program_hints(request: LLMRequest) -> ProgramHints:
-    h = request.hints
-    return ProgramHints(
-        program_id=request.program_id,
-        turn=h.turn,
-        next_tool=h.next_tool,
-        remaining_turns=h.remaining_turns,
-        last_turn=h.last_turn,
-    )
+    """The request's hints, whole (next tools, prefix group and all), with the program id added."""
+    return replace(request.hints, program_id=request.program_id)
 
 
 class LocalEngineBackend:
@@ -45,13 +42,22 @@ class LocalEngineBackend:
 
     name = "local"
 
-    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False, saves_stats: bool = False) -> None:
         self.engine = engine
         self._owns = owns_engine
+        self._saves_stats = saves_stats
 
     @classmethod
-    async def create(cls, config: EngineConfig) -> LocalEngineBackend:
-        return cls(await AsyncEngine.create(config), owns_engine=True)
+    async def create(
+        cls, config: EngineConfig, *, tool_stats: ToolDurationStats | None = None, observe_tools: bool = True
+    ) -> LocalEngineBackend:
+        """An engine of its own on ``tool_stats``, by default the deployment's (``deployment_stats()``, saved
+        back by ``close``). ``observe_tools=False`` where the tool runner records the calls into the same
+        statistics (the engine would count each call again, as the pause between turns)."""
+        saves = tool_stats is None
+        stats = deployment_stats() if tool_stats is None else tool_stats
+        engine = await AsyncEngine.create(config, tool_stats=stats, observe_tools=observe_tools)
+        return cls(engine, owns_engine=True, saves_stats=saves)
 
     def generate_request(self, request: LLMRequest) -> GenerateRequest:
         """The engine request: the rendered prompt, sampling (with the constraint) and the program hints.
@@ -130,6 +136,8 @@ class LocalEngineBackend:
     async def close(self) -> None:
         if self._owns:
             await self.engine.close()
+        if self._saves_stats:
+            save_deployment_stats()
 
 
 def _loads(arguments: str) -> dict[str, Any]:
