@@ -9,9 +9,16 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _tether_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the real ``~/.cache/tether`` (the deployment's tool durations, converted
-    models, runs): ``TETHER_HOME`` is a fresh folder per test unless the test sets its own."""
-    monkeypatch.setenv("TETHER_HOME", str(tmp_path_factory.mktemp("tether_home")))
+    """No test reads or writes the real ``TETHER_HOME`` (the deployment's tool durations, runs): it is a fresh
+    folder per test, unless the test sets its own. Its ``models/`` links to the real one, so converted models
+    (SmolLM2's GGUF, converted once) are shared across tests and runs."""
+    from tether.home import tether_home
+
+    real_models = tether_home() / "models"
+    real_models.mkdir(parents=True, exist_ok=True)
+    home = tmp_path_factory.mktemp("tether_home")
+    (home / "models").symlink_to(real_models, target_is_directory=True)
+    monkeypatch.setenv("TETHER_HOME", str(home))
 
 
 @pytest.fixture(scope="session")
