@@ -8,7 +8,9 @@ with "unsupported protocol version"), found anew on every connection.
 
 from __future__ import annotations
 
+import random
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -96,6 +98,24 @@ async def close_client(client: aiomqtt.Client) -> None:
         await client.__aexit__(None, None, None)
     except aiomqtt.MqttError:
         pass
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between reconnection attempts: ``initial`` seconds, doubling up to ``maximum``, each scaled by a
+    random factor in [0.5, 1] so that clients dropped together do not come back in lockstep."""
+
+    initial: float = 0.05
+    maximum: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield delay * random.uniform(0.5, 1.0)
+            delay = min(delay * 2, self.maximum)
+
+
+DEFAULT_BACKOFF = Backoff()
 
 
 def tcp_nodelay(client: aiomqtt.Client) -> bool:
