@@ -35,6 +35,7 @@ from tether.tools.mqtt.connection import (
     BrokerAddress,
     close_client,
     open_client,
+    read_messages,
     tcp_nodelay,
 )
 from tether.tools.mqtt.envelope import (
@@ -297,7 +298,7 @@ class MqttToolRunner:
 
     async def _read(self, client: aiomqtt.Client) -> None:
         try:
-            async for message in client.messages:
+            async for message in read_messages(client):
                 self._dispatch(str(message.topic), message.payload)
         except aiomqtt.MqttError as exc:
             self._broken = exc

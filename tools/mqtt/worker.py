@@ -43,6 +43,7 @@ from tether.tools.mqtt.connection import (
     BrokerAddress,
     close_client,
     open_client,
+    read_messages,
     tcp_nodelay,
 )
 from tether.tools.mqtt.envelope import (
@@ -248,7 +249,7 @@ class ToolWorker:
         while self._client is not None:
             client = self._client
             try:
-                async for message in client.messages:
+                async for message in read_messages(client):
                     self._on_call(message.payload if isinstance(message.payload, bytes) else b"")
             except aiomqtt.MqttError as exc:
                 if self._stopping:
@@ -286,8 +287,7 @@ class ToolWorker:
             self._spawn(self._send(call.reply_to, cached))
         elif key in self._running:
             self._counts["duplicates_running"] += 1
-            ack = AckEnvelope(call_id=call.call_id, worker=self.worker_id, attempt=call.attempt)
-            self._spawn(self._send(call.reply_to, encode(ack)))
+            self._ack(call)
         elif call.deadline is not None and time.time() > call.deadline:
             self._counts["expired"] += 1
         else:
@@ -295,19 +295,25 @@ class ToolWorker:
             self._running[key] = asyncio.create_task(self._serve(call, key))
 
     async def _serve(self, call: CallEnvelope, key: tuple[str, str]) -> None:
-        run = asyncio.ensure_future(self._execute(call))
+        if self.ack_after is None:
+            self._ack(call)
+            ack = None
+        else:
+            ack = asyncio.get_running_loop().call_later(self.ack_after, self._ack, call)
         try:
-            if self.ack_after is None or not (await asyncio.wait({run}, timeout=self.ack_after))[0]:
-                ack = AckEnvelope(call_id=call.call_id, worker=self.worker_id, attempt=call.attempt)
-                self._spawn(self._send(call.reply_to, encode(ack)))
-            payload = _encode_result(await run, call.tool)
+            payload = _encode_result(await self._execute(call), call.tool)
             self._done[key] = payload
             while len(self._done) > self.cache_size:
                 self._done.popitem(last=False)
         finally:
             self._running.pop(key, None)
-            run.cancel()
+            if ack is not None:
+                ack.cancel()
         await self._send(call.reply_to, payload)
+
+    def _ack(self, call: CallEnvelope) -> None:
+        ack = AckEnvelope(call_id=call.call_id, worker=self.worker_id, attempt=call.attempt)
+        self._spawn(self._send(call.reply_to, encode(ack)))
 
     async def _execute(self, call: CallEnvelope) -> ResultEnvelope:
         remaining = None if call.deadline is None else max(call.deadline - time.time(), 0.0)
