@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -202,7 +203,7 @@ class MqttToolRunner:
         self._counts["calls"] += 1
         limit = self.timeout if timeout is None else timeout
         try:
-            envelope = await asyncio.wait_for(self._drive(call, time.time() + limit), limit)
+            envelope = await _within(limit, self._drive(call, time.time() + limit))
             worker = envelope.worker
             call.outcome.set_result(self._unwrap(call, envelope))
         except asyncio.TimeoutError:
@@ -347,3 +348,12 @@ class MqttToolRunner:
             if not call.result.done():
                 exc = BrokerConnectionError(str(self.address), reason, tool=call.tool, call_id=call.call_id)
                 call.result.set_exception(exc)
+
+
+async def _within(limit: float, run: Coroutine[Any, Any, ResultEnvelope]) -> ResultEnvelope:
+    """``await run`` cut off after ``limit`` seconds (``TimeoutError``); in this task where Python has
+    ``asyncio.timeout`` (3.11), so a call starts without waiting a loop step for a task of its own."""
+    if sys.version_info < (3, 11):
+        return await asyncio.wait_for(run, limit)
+    async with asyncio.timeout(limit):
+        return await run
