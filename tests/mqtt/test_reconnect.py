@@ -66,3 +66,13 @@ async def test_worker_without_reconnect_ends_when_the_broker_goes(
     with pytest.raises(BrokerConnectionError, match="lost its connection"):
         await asyncio.wait_for(worker.wait(), 5)
     await worker.stop()
+
+
+async def test_worker_stops_while_the_broker_is_down(mosquitto: MosquittoBroker, registry: ToolRegistry) -> None:
+    worker = ToolWorker(mosquitto.url, registry)
+    await worker.start()
+    await mosquitto.stop(kill=True)
+    await wait_until(lambda: not worker.connected, what="the worker to see the broker go")
+    await asyncio.wait_for(worker.stop(), 2)
+    await asyncio.wait_for(worker.wait(), 1)  # stopped, not lost: no error
+    assert worker.stats.reconnects == 0
