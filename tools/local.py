@@ -11,6 +11,7 @@ from typing import Any
 from tether.tools.durations import ToolDurationStats
 from tether.tools.errors import ToolTimeoutError
 from tether.tools.registry import ToolRegistry, default_registry
+from tether.tools.runner import DEFAULT_TOOL_TIMEOUT_S
 from tether.tools.tool import Tool
 
 
@@ -18,14 +19,23 @@ class LocalToolRunner:
     """Implements ``tether.tools.runner.ToolRunner`` over a registry.
 
     Rules: a tool with ``max_concurrency = n`` runs at most ``n`` calls at once in this runner (the rest wait
-    in arrival order; waiting does not count against ``timeout``, which bounds the run itself); the duration
+    in arrival order; waiting does not count against the timeout, which bounds the run itself); a call's
+    ``timeout=None`` means the runner's ``timeout`` (``DEFAULT_TOOL_TIMEOUT_S``, as for remote tools; ``None``
+    here: no limit); the duration
     of each call that returns is observed into ``stats``. A timed-out sync tool's thread cannot be stopped: it
     runs on, and its result is dropped.
     """
 
-    def __init__(self, registry: ToolRegistry | None = None, stats: ToolDurationStats | None = None) -> None:
+    def __init__(
+        self,
+        registry: ToolRegistry | None = None,
+        stats: ToolDurationStats | None = None,
+        *,
+        timeout: float | None = DEFAULT_TOOL_TIMEOUT_S,
+    ) -> None:
         self.registry = registry if registry is not None else default_registry
         self.stats = stats
+        self.timeout = timeout
         self._limits: dict[str, asyncio.Semaphore] = {}
         self.calls = 0
 
@@ -33,6 +43,7 @@ class LocalToolRunner:
         self, tool: str, args: Mapping[str, Any], *, call_id: str, timeout: float | None = None
     ) -> Any:
         t = self.registry.get(tool)
+        timeout = self.timeout if timeout is None else timeout
         limit = self._limit(t)
         if limit is None:
             return await self._run(t, args, call_id, timeout)

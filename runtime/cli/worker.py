@@ -4,7 +4,8 @@
     tether worker --embedded-broker --broker mqtt://127.0.0.1:1883 --tools mytools   # one machine
 
 Runs until SIGINT/SIGTERM (then finishes running calls within ``--grace`` seconds). Prints one line when it
-is serving; exits 2 when the tools cannot be loaded, 1 when the broker cannot be reached or is lost.
+is serving; exits 2 when the tools cannot be loaded, 1 when the broker cannot be reached at start. A connection
+lost later is re-established with backoff (``ToolWorker(reconnect=True)``).
 """
 
 from __future__ import annotations

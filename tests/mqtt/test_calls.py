@@ -8,6 +8,7 @@ import json
 import aiomqtt
 import pytest
 from tether.tools.errors import ToolArgumentError, ToolExecutionError, ToolTimeoutError
+from tether.tools.local import LocalToolRunner
 from tether.tools.mqtt import (
     MqttCallTimeoutError,
     MqttToolRunner,
@@ -18,7 +19,7 @@ from tether.tools.mqtt import (
 )
 from tether.tools.mqtt.envelope import ResultEnvelope, encode
 from tether.tools.registry import ToolRegistry
-from tether.tools.runner import ToolRunner
+from tether.tools.runner import DEFAULT_TOOL_TIMEOUT_S, ToolRunner
 
 from tests.mqtt.conftest import wait_until
 from tests.mqtt.remote_tools import Point
@@ -126,3 +127,12 @@ async def test_worker_status_is_retained_and_cleared(embedded, registry: ToolReg
         with pytest.raises(asyncio.TimeoutError):
             stale = await asyncio.wait_for(first_message(), 0.3)
             pytest.fail(f"stale retained status {json.loads(stale.payload)}")
+
+
+async def test_local_and_remote_runners_share_the_default_timeout(embedded, registry: ToolRegistry) -> None:
+    local, remote = LocalToolRunner(registry), MqttToolRunner(embedded.url)
+    assert local.timeout == remote.timeout == DEFAULT_TOOL_TIMEOUT_S
+    short = LocalToolRunner(registry, timeout=0.05)
+    with pytest.raises(ToolTimeoutError) as info:
+        await short.call("slow", {"seconds": 5.0}, call_id="t1")  # timeout=None: the runner's
+    assert info.value.timeout == 0.05 and info.value.call_id == "t1"

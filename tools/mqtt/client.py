@@ -19,17 +19,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 from tether.tools.mqtt import topics
-from tether.tools.mqtt.connection import BrokerAddress, close_client, open_client, tcp_nodelay
+from tether.tools.mqtt.connection import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    BrokerAddress,
+    close_client,
+    open_client,
+    read_messages,
+    tcp_nodelay,
+)
 from tether.tools.mqtt.envelope import (
     AckEnvelope,
     CallEnvelope,
@@ -46,6 +55,7 @@ from tether.tools.mqtt.errors import (
 )
 from tether.tools.mqtt.pending import InFlight, PendingCall
 from tether.tools.mqtt.roster import Route, WorkerRoster
+from tether.tools.runner import DEFAULT_TOOL_TIMEOUT_S
 
 if TYPE_CHECKING:
     from tether.tools.registry import ToolRegistry
@@ -56,34 +66,41 @@ WORKERS_REMEMBERED = 10_000  # worker_of() answers for this many recent calls
 @dataclass(frozen=True)
 class ClientStats:
     """Counters since the runner was made: calls made, results delivered, duplicates dropped, re-publications
-    (after a worker died or did not ack), acks received."""
+    (after a worker died or did not ack), acks received, reconnections after a lost connection."""
 
     calls: int = 0
     results: int = 0
     duplicates_ignored: int = 0
     republished: int = 0
     acks: int = 0
+    reconnects: int = 0
 
 
 class MqttToolRunner:
     """Calls tools served by ``tether worker`` processes through the broker at ``broker`` (``mqtt://h:p``).
 
-    ``timeout`` is the default per-call limit in seconds (``call(timeout=...)`` overrides it); ``ack_timeout``
+    ``timeout`` is the default per-call limit in seconds (``call(timeout=...)`` overrides it; the default,
+    ``tether.tools.runner.DEFAULT_TOOL_TIMEOUT_S``, is the local runner's too); ``ack_timeout``
     how long an attempt may go unacknowledged before it is published again. With ``registry``, results of the
     tools it knows are turned back into their typed values (``Tool.load_result``); otherwise a call returns
     the JSON value the worker sent. Connects on first use or in ``async with``; ``close()`` disconnects and
     fails calls still in flight.
+
+    A lost connection (a broker restart) fails the calls in flight at once with ``BrokerConnectionError``;
+    the runner then reconnects in the background with ``backoff`` (and a call made meanwhile tries to connect
+    itself), subscribes again and rebuilds its roster from the workers' statuses.
     """
 
     def __init__(
         self,
         broker: str,
         *,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TOOL_TIMEOUT_S,
         ack_timeout: float = 5.0,
         registry: ToolRegistry | None = None,
         client_id: str | None = None,
         keepalive: int = 10,
+        backoff: Backoff = DEFAULT_BACKOFF,
     ):
         self.address = BrokerAddress.parse(broker)
         self.timeout = timeout
@@ -92,12 +109,15 @@ class MqttToolRunner:
         self.client_id = client_id or f"tether-client-{uuid.uuid4().hex[:12]}"
         self.reply_topic = topics.client_reply(self.client_id)
         self.keepalive = keepalive
+        self.backoff = backoff
         self.roster = WorkerRoster()
         self._inflight = InFlight()
         self._client: aiomqtt.Client | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connect_lock = asyncio.Lock()
         self._broken: BaseException | None = None
+        self._closed = False
+        self._connections = 0
         self._counts = {name: 0 for name in ClientStats.__dataclass_fields__}
         self._workers: OrderedDict[str, str | None] = OrderedDict()  # call_id -> the worker of its last attempt
         self.roster.on_offline(self._inflight.worker_lost)
@@ -111,17 +131,25 @@ class MqttToolRunner:
         """Whether TCP_NODELAY is set on this runner's socket (read back from the socket)."""
         return self._client is not None and tcp_nodelay(self._client)
 
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._broken is None
+
     async def connect(self) -> None:
-        if self._client is not None and self._broken is None:
+        if self.connected:
             return
         async with self._connect_lock:
-            if self._client is not None and self._broken is None:
+            if self.connected:
                 return
             if self._client is not None:  # the connection was lost: start over
                 await close_client(self._client)
                 self._client = None
             self._broken = None
             client, _ = await open_client(self.address, identifier=self.client_id, keepalive=self.keepalive)
+            if self._connections:
+                self._counts["reconnects"] += 1
+            self._connections += 1
+            self.roster.clear()  # the statuses come again (retained) with the new subscription
             try:
                 await client.subscribe([(self.reply_topic, 1), (topics.STATUS_WILDCARD, 1)])
             except aiomqtt.MqttError as exc:
@@ -131,6 +159,7 @@ class MqttToolRunner:
             self._reader = asyncio.create_task(self._read(client), name=f"mqtt-reader-{self.client_id}")
 
     async def close(self) -> None:
+        self._closed = True
         client, self._client = self._client, None
         reader, self._reader = self._reader, None
         if reader is not None:
@@ -174,7 +203,7 @@ class MqttToolRunner:
         self._counts["calls"] += 1
         limit = self.timeout if timeout is None else timeout
         try:
-            envelope = await asyncio.wait_for(self._drive(call, time.time() + limit), limit)
+            envelope = await _within(limit, self._drive(call, time.time() + limit))
             worker = envelope.worker
             call.outcome.set_result(self._unwrap(call, envelope))
         except asyncio.TimeoutError:
@@ -270,11 +299,23 @@ class MqttToolRunner:
 
     async def _read(self, client: aiomqtt.Client) -> None:
         try:
-            async for message in client.messages:
+            async for message in read_messages(client):
                 self._dispatch(str(message.topic), message.payload)
         except aiomqtt.MqttError as exc:
             self._broken = exc
             self._fail_all(f"connection lost: {exc}")
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        """Connect again with backoff until it works or the runner is closed (``connect`` starts a new reader
+        and ends this one)."""
+        for delay in self.backoff.delays():
+            await asyncio.sleep(delay)
+            if self._closed or self.connected:
+                return  # closed, or a call has reconnected already
+            with contextlib.suppress(BrokerConnectionError):
+                await self.connect()
+                return
 
     def _dispatch(self, topic: str, payload: Any) -> None:
         data = payload if isinstance(payload, bytes) else str(payload or "").encode()
@@ -307,3 +348,12 @@ class MqttToolRunner:
             if not call.result.done():
                 exc = BrokerConnectionError(str(self.address), reason, tool=call.tool, call_id=call.call_id)
                 call.result.set_exception(exc)
+
+
+async def _within(limit: float, run: Coroutine[Any, Any, ResultEnvelope]) -> ResultEnvelope:
+    """``await run`` cut off after ``limit`` seconds (``TimeoutError``); in this task where Python has
+    ``asyncio.timeout`` (3.11), so a call starts without waiting a loop step for a task of its own."""
+    if sys.version_info < (3, 11):
+        return await asyncio.wait_for(run, limit)
+    async with asyncio.timeout(limit):
+        return await run

@@ -8,8 +8,12 @@ with "unsupported protocol version"), found anew on every connection.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import socket
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -77,6 +81,7 @@ async def open_client(
             timeout=connect_timeout,
             socket_options=[NODELAY],
         )
+        _write_promptly(client)
         try:
             await client.__aenter__()
         except MqttConnectError as exc:
@@ -96,6 +101,81 @@ async def close_client(client: aiomqtt.Client) -> None:
         await client.__aexit__(None, None, None)
     except aiomqtt.MqttError:
         pass
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between reconnection attempts: ``initial`` seconds, doubling up to ``maximum``, each scaled by a
+    random factor in [0.5, 1] so that clients dropped together do not come back in lockstep."""
+
+    initial: float = 0.05
+    maximum: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield delay * random.uniform(0.5, 1.0)
+            delay = min(delay * 2, self.maximum)
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
+def _write_promptly(client: aiomqtt.Client) -> None:
+    """Send each queued packet in the next event-loop step instead of three steps later.
+
+    paho tells aiomqtt it has a packet to send through ``on_socket_register_write``; aiomqtt answers with
+    ``call_soon_threadsafe(add_writer)`` (it may be called from its connect thread): a self-pipe write, a
+    wakeup, a step to register the writer, and a poll for writability before the packet leaves. On the loop
+    thread this hook writes in the next step (``call_soon``: outside paho's callbacks) and leaves only a
+    socket that cannot take the whole packet, or an error, to aiomqtt's writer, which handles both.
+    """
+    paho = client._client  # aiomqtt keeps the paho client private; its callbacks are paho's public API
+    loop = asyncio.get_running_loop()
+    fallback = paho.on_socket_register_write
+
+    def write_now(mqttc: Any, userdata: Any, sock: Any) -> None:
+        try:
+            mqttc.loop_write()
+        except Exception:  # aiomqtt's writer tries again and reports the broken connection
+            fallback(mqttc, userdata, sock)
+            return
+        if mqttc.want_write():
+            fallback(mqttc, userdata, sock)
+
+    def register_write(mqttc: Any, userdata: Any, sock: Any) -> None:
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            loop.call_soon(write_now, mqttc, userdata, sock)
+        else:
+            fallback(mqttc, userdata, sock)
+
+    paho.on_socket_register_write = register_write
+
+
+_LOST: Any = object()
+
+
+async def read_messages(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Message]:
+    """The messages of a connected client, like ``client.messages``; raises ``aiomqtt.MqttError`` once the
+    connection is lost.
+
+    ``client.messages`` starts a task and an ``asyncio.wait`` for every message (to watch the connection
+    too); here the connection's end puts a marker in the queue instead, and each message costs one
+    ``queue.get()``.
+    """
+    queue: asyncio.Queue[Any] = client._queue  # aiomqtt's own message queue and disconnect future
+    disconnected: asyncio.Future[None] = client._disconnected
+    disconnected.add_done_callback(lambda _: queue.put_nowait(_LOST))
+    while True:
+        message = await queue.get()
+        if message is _LOST:
+            cause = None if disconnected.cancelled() else disconnected.exception()
+            raise aiomqtt.MqttError("Disconnected during message iteration") from cause
+        yield message
 
 
 def tcp_nodelay(client: aiomqtt.Client) -> bool:

@@ -37,7 +37,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class MosquittoBroker:
-    """``async with MosquittoBroker() as broker: ... broker.url ...`` starts mosquitto and stops it after."""
+    """``async with MosquittoBroker() as broker: ... broker.url ...`` starts mosquitto and stops it after.
+
+    ``stop`` then ``start`` restarts it on the same port (``stop(kill=True)``: SIGKILL, as in a crash).
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, startup_timeout: float = 10.0):
         self.host = host
@@ -80,9 +83,12 @@ class MosquittoBroker:
         await self.stop()
         raise BrokerConnectionError(self.url, f"mosquitto did not listen within {self.startup_timeout:g} s")
 
-    async def stop(self) -> None:
+    async def stop(self, *, kill: bool = False) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
+        if proc is not None and kill:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+        elif proc is not None and proc.poll() is None:
             proc.terminate()
             try:
                 await asyncio.to_thread(proc.wait, 5.0)

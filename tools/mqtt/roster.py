@@ -58,6 +58,12 @@ class WorkerRoster:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def clear(self) -> None:
+        """Forget every worker without telling the offline listeners (a new connection: statuses come again)."""
+        self._workers.clear()
+        self._changed.set()
+        self._changed = asyncio.Event()
+
     def online(self, worker_id: str) -> bool:
         return worker_id in self._workers
 

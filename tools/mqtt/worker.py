@@ -8,6 +8,7 @@ Lifecycle::
     publish retained WorkerStatus (online, tools, shared)
     per call: validate_args -> invoke -> dump_result -> result (QoS 1), cached by call_id; an ack (QoS 1)
         goes first once the call has run ``ack_after`` seconds (fast calls need none)
+    connection lost (a broker restart): reconnect with backoff, subscribe and publish the status again
     stop: status with no tools (no new calls), finish running calls within ``grace``, clear the retained
         status (empty payload = offline), disconnect
 
@@ -36,7 +37,15 @@ import pydantic_core
 from aiomqtt import ProtocolVersion
 from tether.tools.errors import ToolError, ToolExecutionError, ToolTimeoutError
 from tether.tools.mqtt import topics
-from tether.tools.mqtt.connection import BrokerAddress, close_client, open_client, tcp_nodelay
+from tether.tools.mqtt.connection import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    BrokerAddress,
+    close_client,
+    open_client,
+    read_messages,
+    tcp_nodelay,
+)
 from tether.tools.mqtt.envelope import (
     AckEnvelope,
     CallEnvelope,
@@ -58,13 +67,14 @@ _WIRE_TYPES = ("ToolArgumentError", "UnknownToolError", "ToolTimeoutError", "Too
 @dataclass(frozen=True)
 class WorkerStats:
     """Counters since start: calls started, calls answered from the cache, duplicates of running calls,
-    calls dropped past their deadline, malformed messages."""
+    calls dropped past their deadline, malformed messages, reconnections after a lost connection."""
 
     ran: int = 0
     cache_hits: int = 0
     duplicates_running: int = 0
     expired: int = 0
     malformed: int = 0
+    reconnects: int = 0
 
 
 class ToolWorker:
@@ -75,6 +85,12 @@ class ToolWorker:
     ``max_concurrency`` applies within it); ``keepalive`` (seconds) bounds how long a hung worker looks alive
     (the broker publishes its will after 1.5 keepalives); ``cache_size`` completed results are kept for
     duplicate calls; ``ack_after`` (seconds, ``None``: at once) is how long a call runs before it is acked.
+
+    ``start`` raises ``BrokerConnectionError`` when the broker cannot be reached. A connection lost later (a
+    broker restart) is re-established with ``backoff``, for as long as it takes, when ``reconnect`` (the
+    default); the worker then subscribes and publishes its online status again. Calls running meanwhile go on,
+    and their results go out on the new connection. With ``reconnect=False`` a lost connection ends the worker
+    (``wait`` raises).
     """
 
     def __init__(
@@ -90,6 +106,8 @@ class ToolWorker:
         cache_size: int = 4096,
         grace: float = 10.0,
         ack_after: float | None = 0.02,
+        reconnect: bool = True,
+        backoff: Backoff = DEFAULT_BACKOFF,
     ):
         self.address = BrokerAddress.parse(broker)
         self.registry = registry
@@ -101,6 +119,8 @@ class ToolWorker:
         self.cache_size = cache_size
         self.grace = grace
         self.ack_after = ack_after
+        self.reconnect = reconnect
+        self.backoff = backoff
         self.shared = False
         self._want_shared = shared
         self._slots = asyncio.Semaphore(concurrency)
@@ -127,7 +147,16 @@ class ToolWorker:
     def tcp_nodelay(self) -> bool:
         return self._client is not None and tcp_nodelay(self._client)
 
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
     async def start(self) -> None:
+        self._client = await self._connect()
+        self._reader = asyncio.create_task(self._serve_calls(), name=f"mqtt-worker-{self.worker_id}")
+
+    async def _connect(self) -> aiomqtt.Client:
+        """Connect, subscribe (direct topic, shared tool topics where granted), publish the online status."""
         status_topic = topics.worker_status(self.worker_id)
         offline = WorkerStatus(worker_id=self.worker_id, state="offline", group=self.group)
         will = aiomqtt.Will(status_topic, encode(offline), qos=1, retain=True)  # amqtt needs a non-empty will
@@ -150,37 +179,44 @@ class ToolWorker:
         except BaseException:
             await close_client(client)
             raise
-        self._client = client
-        self._reader = asyncio.create_task(self._read(client), name=f"mqtt-worker-{self.worker_id}")
+        return client
 
     async def stop(self) -> None:
         """Stop taking calls, finish running ones within ``grace`` seconds, announce offline, disconnect."""
-        client = self._client
-        if client is None or self._stopping:
+        if self._reader is None or self._stopping:
             return
         self._stopping = True
-        with contextlib.suppress(aiomqtt.MqttError):
-            await self._publish_status(client, [])
-            if self.shared:
-                await client.unsubscribe([topics.shared_tool_call(self.group, t) for t in self.tools])
+        if self._client is None:  # between connections: stop reconnecting
+            await self._stop_reader()
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._publish_status(client, [])
+                if self.shared:
+                    await client.unsubscribe([topics.shared_tool_call(self.group, t) for t in self.tools])
         running = list(self._running.values())
         if running:
-            grace = 0.0 if self._lost is not None else self.grace  # results could not be sent anyway
+            grace = 0.0 if client is None else self.grace  # results could not be sent anyway
             _, late = await asyncio.wait(running, timeout=grace) if grace else (set(), set(running))
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        if self._background and self._lost is None:
+        if self._background and client is not None:
             await asyncio.wait(list(self._background), timeout=self.grace)
-        with contextlib.suppress(aiomqtt.MqttError):
-            await client.publish(topics.worker_status(self.worker_id), b"", qos=1, retain=True)
-        if self._reader is not None:
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(topics.worker_status(self.worker_id), b"", qos=1, retain=True)
+        await self._stop_reader()
+        self._client = None
+        if client is not None:
+            await close_client(client)
+        self._closed.set()
+
+    async def _stop_reader(self) -> None:
+        if self._reader is not None and not self._reader.done():
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        self._client = None
-        await close_client(client)
-        self._closed.set()
 
     async def wait(self) -> None:
         """Until ``stop`` or the connection is lost (then ``BrokerConnectionError``)."""
@@ -208,13 +244,33 @@ class ToolWorker:
         )
         await client.publish(topics.worker_status(self.worker_id), encode(status), qos=1, retain=True)
 
-    async def _read(self, client: aiomqtt.Client) -> None:
-        try:
-            async for message in client.messages:
-                self._on_call(message.payload if isinstance(message.payload, bytes) else b"")
-        except aiomqtt.MqttError as exc:
-            self._lost = exc
-            self._closed.set()
+    async def _serve_calls(self) -> None:
+        """Read calls until the connection is lost; then reconnect (or, without ``reconnect``, end)."""
+        while self._client is not None:
+            client = self._client
+            try:
+                async for message in read_messages(client):
+                    self._on_call(message.payload if isinstance(message.payload, bytes) else b"")
+            except aiomqtt.MqttError as exc:
+                if self._stopping:
+                    return
+                self._client = None
+                await close_client(client)
+                if not self.reconnect:
+                    self._lost = exc
+                    self._closed.set()
+                    return
+                self._client = await self._reconnect()
+                self._counts["reconnects"] += 1
+
+    async def _reconnect(self) -> aiomqtt.Client:
+        for delay in self.backoff.delays():
+            await asyncio.sleep(delay)
+            try:
+                return await self._connect()
+            except BrokerConnectionError:
+                continue
+        raise AssertionError("unreachable")
 
     def _on_call(self, payload: bytes) -> None:
         try:
@@ -231,8 +287,7 @@ class ToolWorker:
             self._spawn(self._send(call.reply_to, cached))
         elif key in self._running:
             self._counts["duplicates_running"] += 1
-            ack = AckEnvelope(call_id=call.call_id, worker=self.worker_id, attempt=call.attempt)
-            self._spawn(self._send(call.reply_to, encode(ack)))
+            self._ack(call)
         elif call.deadline is not None and time.time() > call.deadline:
             self._counts["expired"] += 1
         else:
@@ -240,19 +295,25 @@ class ToolWorker:
             self._running[key] = asyncio.create_task(self._serve(call, key))
 
     async def _serve(self, call: CallEnvelope, key: tuple[str, str]) -> None:
-        run = asyncio.ensure_future(self._execute(call))
+        if self.ack_after is None:
+            self._ack(call)
+            ack = None
+        else:
+            ack = asyncio.get_running_loop().call_later(self.ack_after, self._ack, call)
         try:
-            if self.ack_after is None or not (await asyncio.wait({run}, timeout=self.ack_after))[0]:
-                ack = AckEnvelope(call_id=call.call_id, worker=self.worker_id, attempt=call.attempt)
-                self._spawn(self._send(call.reply_to, encode(ack)))
-            payload = _encode_result(await run, call.tool)
+            payload = _encode_result(await self._execute(call), call.tool)
             self._done[key] = payload
             while len(self._done) > self.cache_size:
                 self._done.popitem(last=False)
         finally:
             self._running.pop(key, None)
-            run.cancel()
+            if ack is not None:
+                ack.cancel()
         await self._send(call.reply_to, payload)
+
+    def _ack(self, call: CallEnvelope) -> None:
+        ack = AckEnvelope(call_id=call.call_id, worker=self.worker_id, attempt=call.attempt)
+        self._spawn(self._send(call.reply_to, encode(ack)))
 
     async def _execute(self, call: CallEnvelope) -> ResultEnvelope:
         remaining = None if call.deadline is None else max(call.deadline - time.time(), 0.0)
