@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class ReplayProgramRun:
+    """One trace program's progress through a replay: its turn, its token context, arrival and finish."""
+
     program: TraceProgram
     arrival: float
     seed: int

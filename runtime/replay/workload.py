@@ -33,6 +33,8 @@ class Turn:
 
 @dataclass(frozen=True)
 class TraceProgram:
+    """One program of a trace: its turns as recorded (not ``tether.dag.Program``, the workflow graph)."""
+
     program_id: str
     turns: tuple[Turn, ...]
     arrival_s: float | None = None
