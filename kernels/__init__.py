@@ -1,11 +1,13 @@
-"""Attention kernels over the paged KV cache (Triton), with torch reference versions in ``tether.kernels.reference``.
+"""Attention kernels over the paged KV cache (Triton). ``tether.kernels.torch_ops`` implements the same
+contract in torch: the engine's CPU path, and the oracle the kernels are tested against.
 
-The contract (exact; the reference implements the same)::
+The contract (exact; ``torch_ops`` implements the same)::
 
     k_cache, v_cache: [num_blocks, block_size, Hkv, D]      LSE: float32, natural log
 
     paged_attention(q [T, Hq, D], k_cache, v_cache, block_table int32 [S, max_blocks],
-                    cu_seqlens_q int32 [S+1], kv_lens int32 [S], *, causal=True, sm_scale=None)
+                    cu_seqlens_q int32 [S+1], kv_lens int32 [S], *, causal=True, sm_scale=None,
+                    max_q_len=None)
         -> (o [T, Hq, D] in q's dtype, lse [T, Hq] fp32)
         kv_lens: the KV tokens of each sequence in the cache, the new tokens whose queries are in q included.
         causal: query i of sequence s sits at position kv_lens[s] - q_len + i and sees keys 0..position;
@@ -18,21 +20,28 @@ The contract (exact; the reference implements the same)::
         the tree generalisation: several levels of shared prefixes, merged in turn.
     store_kv(k, v, k_cache, v_cache, slot_mapping)                   writes new tokens into their pages
 
-These top-level functions always run the Triton kernels: on CUDA tensors, or on CPU tensors when
-``TRITON_INTERPRET=1`` was set before the first call (fp16/fp32 only there). Triton is imported at the first
-call, so ``import tether.kernels`` works where triton is absent; choosing the torch path on a CPU-only machine is the
-engine backend's job. Design notes: docs/kernels.md.
+``max_q_len`` (the longest query run, also on ``shared_prefix_attention`` and ``cascade_attention``) saves a
+device sync when the caller knows it.
+
+These names are the kernel modules' own functions, re-exported. They always run the Triton kernels: on CUDA
+tensors, or on CPU tensors when ``TRITON_INTERPRET=1`` was set before the first use (fp16/fp32 only there).
+Each is imported from its module on first access (PEP 562), so ``import tether.kernels`` works where triton
+is absent and triton is imported only when a kernel is used; choosing the torch path on a CPU-only machine is
+the engine backend's job. Design notes: docs/kernels.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from tether.kernels.contract import CascadeLevel, KernelInputError, KernelUnavailableError
 
 if TYPE_CHECKING:
-    import torch
+    from tether.kernels.cascade import cascade_attention, shared_prefix_attention
+    from tether.kernels.merge_kernels import merge_attention_states
+    from tether.kernels.paged import paged_attention
+    from tether.kernels.store import store_kv
 
 __all__ = [
     "CascadeLevel",
@@ -45,86 +54,24 @@ __all__ = [
     "store_kv",
 ]
 
-
-def paged_attention(
-    q: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    block_table: torch.Tensor,
-    cu_seqlens_q: torch.Tensor,
-    kv_lens: torch.Tensor,
-    *,
-    causal: bool = True,
-    sm_scale: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prefill, extend and decode over the paged cache (split-KV decode when the batch is small)."""
-    from tether.kernels.paged import paged_attention as impl
-
-    return impl(q, k_cache, v_cache, block_table, cu_seqlens_q, kv_lens, causal=causal, sm_scale=sm_scale)
+_KERNELS = {
+    "cascade_attention": "tether.kernels.cascade",
+    "merge_attention_states": "tether.kernels.merge_kernels",
+    "paged_attention": "tether.kernels.paged",
+    "shared_prefix_attention": "tether.kernels.cascade",
+    "store_kv": "tether.kernels.store",
+}
 
 
-def merge_attention_states(
-    o_a: torch.Tensor, lse_a: torch.Tensor, o_b: torch.Tensor, lse_b: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact combination of two partial attentions (``o: [T, H, D]``, ``lse: [T, H]`` fp32) over disjoint
-    key sets; ``-inf`` on either side contributes nothing, on both gives ``o = 0, lse = -inf``. ``o`` keeps
-    ``o_a``'s dtype."""
-    from tether.kernels.contract import check_merge_args
-    from tether.kernels.merge_kernels import merge_two
-    from tether.kernels.runtime import ensure_runnable
-
-    check_merge_args(o_a, lse_a, o_b, lse_b)
-    ensure_runnable(o_a.dtype, o_a, lse_a, o_b, lse_b)
-    return merge_two(o_a, lse_a, o_b, lse_b, o_a.dtype)
+def __getattr__(name: str) -> Any:
+    """A kernel on first access (importing triton); ``ImportError`` where triton is absent."""
+    module = _KERNELS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    fn = getattr(importlib.import_module(module), name)
+    globals()[name] = fn
+    return fn
 
 
-def shared_prefix_attention(
-    q: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    prefix_blocks: torch.Tensor,
-    prefix_len: int,
-    block_table: torch.Tensor,
-    cu_seqlens_q: torch.Tensor,
-    kv_lens: torch.Tensor,
-    *,
-    causal: bool = True,
-    sm_scale: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every sequence's KV starts with the same ``prefix_len`` tokens in ``prefix_blocks``; ``block_table`` and
-    ``kv_lens`` describe each one's own KV after it."""
-    from tether.kernels.cascade import shared_prefix_attention as impl
-
-    return impl(
-        q, k_cache, v_cache, prefix_blocks, prefix_len, block_table, cu_seqlens_q, kv_lens,
-        causal=causal, sm_scale=sm_scale,
-    )  # fmt: skip
-
-
-def cascade_attention(
-    q: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    levels: Sequence[CascadeLevel],
-    block_table: torch.Tensor,
-    cu_seqlens_q: torch.Tensor,
-    kv_lens: torch.Tensor,
-    *,
-    causal: bool = True,
-    sm_scale: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A tree of shared prefixes (see ``CascadeLevel``), each level read once per group, merged root first."""
-    from tether.kernels.cascade import cascade_attention as impl
-
-    return impl(
-        q, k_cache, v_cache, levels, block_table, cu_seqlens_q, kv_lens, causal=causal, sm_scale=sm_scale
-    )
-
-
-def store_kv(
-    k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slot_mapping: torch.Tensor
-) -> None:
-    """Write ``k, v: [T, Hkv, D]`` at ``slot_mapping: [T]`` (block * block_size + offset; negative skips)."""
-    from tether.kernels.store import store_kv as impl
-
-    impl(k, v, k_cache, v_cache, slot_mapping)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

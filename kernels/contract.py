@@ -1,4 +1,4 @@
-"""Typed errors and argument checks shared by the Triton kernels and the torch reference (no triton import).
+"""Typed errors and argument checks shared by the Triton kernels and the torch versions (no triton import).
 
 Shapes (the contract in ``kernels/__init__.py``)::
 

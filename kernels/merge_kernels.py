@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from tether.kernels.contract import check_merge_args
+from tether.kernels.runtime import ensure_runnable
 from tether.kernels.tiles import block_d, next_power_of_2
 
 
@@ -111,6 +113,17 @@ def _reduce_splits_kernel(
         lse_ptr + t * s_lt + h * s_lh,
         tl.where(seen, m_safe + tl.log(tl.where(seen, total, 1.0)), float("-inf")),
     )
+
+
+def merge_attention_states(
+    o_a: torch.Tensor, lse_a: torch.Tensor, o_b: torch.Tensor, lse_b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact combination of two partial attentions (``o: [T, H, D]``, ``lse: [T, H]`` fp32) over disjoint
+    key sets; ``-inf`` on either side contributes nothing, on both gives ``o = 0, lse = -inf``. ``o`` keeps
+    ``o_a``'s dtype."""
+    check_merge_args(o_a, lse_a, o_b, lse_b)
+    ensure_runnable(o_a.dtype, o_a, lse_a, o_b, lse_b)
+    return merge_two(o_a, lse_a, o_b, lse_b, o_a.dtype)
 
 
 def merge_two(

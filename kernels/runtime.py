@@ -38,7 +38,7 @@ def ensure_runnable(dtype: torch.dtype, *tensors: torch.Tensor) -> None:
     elif device.type != "cuda":
         raise KernelUnavailableError(
             f"Triton kernels need CUDA tensors (got {device}); set TRITON_INTERPRET=1 before importing kernels "
-            "to run them on the CPU, or use kernels.reference"
+            "to run them on the CPU, or use kernels.torch_ops"
         )
 
 

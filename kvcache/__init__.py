@@ -11,7 +11,7 @@ from tether.kvcache.block_pool import BlockPool
 from tether.kvcache.cpu_tier import CpuTier
 from tether.kvcache.errors import (
     BlockStateError,
-    InvalidRequestError,
+    InvalidKVRequestError,
     KVCacheError,
     KVCacheIntegrityError,
     OutOfBlocksError,
@@ -38,7 +38,7 @@ __all__ = [
     "CopyQueue",
     "CpuTier",
     "EvictionPolicy",
-    "InvalidRequestError",
+    "InvalidKVRequestError",
     "KVCacheError",
     "KVCacheIntegrityError",
     "KVCacheManager",

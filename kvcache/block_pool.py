@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from tether.kvcache.block import Block
-from tether.kvcache.errors import BlockStateError, InvalidRequestError, OutOfBlocksError
+from tether.kvcache.errors import BlockStateError, InvalidKVRequestError, OutOfBlocksError
 from tether.kvcache.eviction import EvictionPolicy
 from tether.kvcache.prefix_index import PrefixIndex
 
@@ -36,7 +36,7 @@ class BlockPool:
 
     def __init__(self, num_blocks: int, eviction: EvictionPolicy):
         if num_blocks <= 0:
-            raise InvalidRequestError(f"a pool needs at least one block, got num_blocks={num_blocks}")
+            raise InvalidKVRequestError(f"a pool needs at least one block, got num_blocks={num_blocks}")
         self.num_blocks = num_blocks
         self.eviction = eviction
         self.blocks: list[Block] = [Block(block_id=i) for i in range(num_blocks)]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from tether.kvcache.block import Block, BlockKey
 from tether.kvcache.block_pool import BlockPool
-from tether.kvcache.errors import InvalidRequestError, KVCacheIntegrityError
+from tether.kvcache.errors import InvalidKVRequestError, KVCacheIntegrityError
 from tether.kvcache.eviction import EvictionPolicy
 from tether.kvcache.integrity import check_pool_integrity
 from tether.kvcache.stats import KVCounters
@@ -43,7 +43,7 @@ class CpuTier:
         offload_on_evict: bool = False,
     ):
         if num_blocks < 0:
-            raise InvalidRequestError(f"num_cpu_blocks must be >= 0, got {num_blocks}")
+            raise InvalidKVRequestError(f"num_cpu_blocks must be >= 0, got {num_blocks}")
         self.pool = BlockPool(num_blocks, eviction) if num_blocks else None
         if self.pool is not None:
             self.pool.on_evict = self._count_cpu_eviction
@@ -66,7 +66,7 @@ class CpuTier:
     @property
     def _blocks(self) -> BlockPool:
         if self.pool is None:
-            raise InvalidRequestError("the CPU tier has no blocks (num_cpu_blocks=0)")
+            raise InvalidKVRequestError("the CPU tier has no blocks (num_cpu_blocks=0)")
         return self.pool
 
     def lookup(self, key: BlockKey) -> int | None:
@@ -82,7 +82,9 @@ class CpuTier:
     def key(self, cpu_block: int) -> BlockKey:
         key = self.block(cpu_block).key
         if key is None:
-            raise InvalidRequestError(f"CPU block {cpu_block} holds no hash; only indexed blocks are fetched")
+            raise InvalidKVRequestError(
+                f"CPU block {cpu_block} holds no hash; only indexed blocks are fetched"
+            )
         return key
 
     def incref_all(self, cpu_blocks: Sequence[int]) -> None:

@@ -39,11 +39,11 @@ class UnknownPinError(KVCacheError):
         self.pin_id = pin_id
 
 
-class InvalidRequestError(KVCacheError):
+class InvalidKVRequestError(KVCacheError):
     """A call's arguments break the manager's contract (negative sizes, a prefix on a later call, ...)."""
 
 
-class StalePrefixError(InvalidRequestError):
+class StalePrefixError(InvalidKVRequestError):
     """A ``PrefixMatch`` names a block that no longer holds the matched hash (it was evicted since)."""
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from tether.kvcache.block_pool import BlockPool
 from tether.kvcache.cpu_tier import CpuTier
 from tether.kvcache.errors import (
-    InvalidRequestError,
+    InvalidKVRequestError,
     KVCacheIntegrityError,
     OutOfBlocksError,
     StalePrefixError,
@@ -75,7 +75,7 @@ class KVCacheManager:
         cpu_eviction: EvictionPolicy | str = "lru",
     ):
         if block_size <= 0:
-            raise InvalidRequestError(f"block_size must be positive, got {block_size}")
+            raise InvalidKVRequestError(f"block_size must be positive, got {block_size}")
         policy = get_eviction_policy(eviction) if isinstance(eviction, str) else eviction
         self.block_size = block_size
         self.enable_prefix_caching = enable_prefix_caching
@@ -276,7 +276,7 @@ class KVCacheManager:
         self._require(seq_id)
         capacity = self.num_tokens_capacity(seq_id)
         if not 0 <= num_computed_tokens <= min(len(token_ids), capacity):
-            raise InvalidRequestError(
+            raise InvalidKVRequestError(
                 f"sequence {seq_id!r}: num_computed_tokens={num_computed_tokens} must be within"
                 f" [0, {min(len(token_ids), capacity)}] ({len(token_ids)} tokens, capacity {capacity})"
             )
@@ -414,15 +414,15 @@ class KVCacheManager:
 
     def _check_request(self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None) -> None:
         if num_tokens < 0:
-            raise InvalidRequestError(f"sequence {seq_id!r}: num_tokens must be >= 0, got {num_tokens}")
+            raise InvalidKVRequestError(f"sequence {seq_id!r}: num_tokens must be >= 0, got {num_tokens}")
         if prefix is None:
             return
         if seq_id in self._owners:
-            raise InvalidRequestError(
+            raise InvalidKVRequestError(
                 f"sequence {seq_id!r} is already allocated; a prefix is adopted only on its first allocate"
             )
         if prefix.num_tokens != prefix.num_blocks * self.block_size:
-            raise InvalidRequestError(
+            raise InvalidKVRequestError(
                 f"sequence {seq_id!r}: prefix of {prefix.num_blocks} blocks claims {prefix.num_tokens} tokens"
                 f" with block_size {self.block_size}"
             )

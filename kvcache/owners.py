@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator
 
-from tether.kvcache.errors import InvalidRequestError
+from tether.kvcache.errors import InvalidKVRequestError
 
 
 class OwnerRefs:
@@ -25,7 +25,7 @@ class OwnerRefs:
     def open(self, owner: Hashable) -> None:
         """Start tracking ``owner`` with no blocks (it must not be tracked yet)."""
         if owner in self._held:
-            raise InvalidRequestError(f"owner {owner!r} already holds blocks; release it before reopening")
+            raise InvalidKVRequestError(f"owner {owner!r} already holds blocks; release it before reopening")
         self._held[owner] = []
 
     def extend(self, owner: Hashable, block_ids: Iterable[int]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.replay.bench import ReplaySettings, run_policy
 from tether.runtime.replay.http import replay_endpoint
-from tether.runtime.replay.workload import Program
+from tether.runtime.replay.workload import TraceProgram
 from tether.runtime.server.process import serve_process
 
 
@@ -44,7 +44,7 @@ class ServeBenchSettings:
 
 def run_serve_bench(
     settings: ServeBenchSettings,
-    programs: list[Program],
+    programs: list[TraceProgram],
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict:
     replay = settings.replay()

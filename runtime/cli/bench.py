@@ -92,7 +92,7 @@ def register_calibrate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="fit a step-time cost model to this machine's real engine")
     p.add_argument("--name", default="tiny-cpu")
     p.add_argument(
-        "--out", required=True, help="JSON file to write (runtime/sim/cost_models/NAME.json to ship it)"
+        "--out", required=True, help="JSON file to write (runtime/costs/cost_models/NAME.json to ship it)"
     )
     add_engine_args(p)
     p.set_defaults(func=run_calibrate)

@@ -167,11 +167,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace):
+    from tether.runtime.costs import load_cost_model
     from tether.runtime.engine.config import EngineConfig
     from tether.runtime.policies import get_policy
     from tether.runtime.replay.bench import ReplaySettings
     from tether.runtime.replay.workload import load_workload
-    from tether.runtime.sim.cost_model import load_cost_model
 
     programs = load_workload(args.workload)[: args.programs]
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]

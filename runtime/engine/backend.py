@@ -9,15 +9,16 @@ from typing import Protocol
 import torch
 from tether.kvcache import PendingCopies
 from tether.runtime.engine.models.config import ModelConfig
+from tether.runtime.engine.runner_output import RunnerOutput
 from tether.runtime.engine.scheduler import SchedulerOutput
 from tether.runtime.engine.structured.manager import StructuredOutputManager
 from tether.runtime.engine.tokenizer import Tokenizer
 
 
 class Runner(Protocol):
-    def run(self, plan: SchedulerOutput, copies: PendingCopies | None = None) -> dict[str, int]:
-        """Execute the KV block copies, then the plan; ``request_id -> sampled token`` for the chunks that
-        reach their sequence's end."""
+    def run(self, plan: SchedulerOutput, copies: PendingCopies | None = None) -> RunnerOutput:
+        """Execute the KV block copies, then the plan; the tokens sampled for the chunks that reach their
+        sequence's end."""
         ...
 
 

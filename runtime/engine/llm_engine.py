@@ -13,6 +13,7 @@ from collections.abc import Sequence as Seq
 
 import torch
 from tether.kvcache import KVCacheManager
+from tether.runtime.costs import default_cost_model_name, load_cost_model
 from tether.runtime.engine.backend import ExecutionBackend, ModelBackend
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.errors import InvalidRequestError, QueueFullError
@@ -26,7 +27,6 @@ from tether.runtime.engine.structured.manager import StructuredOutputManager
 from tether.runtime.engine.tracing import EngineTracer
 from tether.runtime.policies import PolicyContext, SchedulingPolicy, get_policy
 from tether.runtime.policies.programs import ProgramTable
-from tether.runtime.sim.cost_model import default_cost_model_name, load_cost_model
 from tether.runtime.tracing.writer import TraceSink
 from tether.tools.durations import ToolDurationStats
 

@@ -20,6 +20,7 @@ import torch
 from tether.kvcache import PendingCopies
 from tether.runtime.engine.attention import AttentionBackend, AttentionMetadata
 from tether.runtime.engine.models.config import ModelConfig
+from tether.runtime.engine.runner_output import RunnerOutput
 from tether.runtime.engine.sampler import Sampler
 from tether.runtime.engine.scheduler import SchedulerOutput
 from tether.runtime.engine.sequence import Sequence
@@ -154,19 +155,19 @@ class ModelRunner:
         hidden = self.model(inputs.input_ids, inputs.positions, attn)  # (T, H)
         return self.model.compute_logits(hidden[inputs.logits_indices])  # (N, V)
 
-    def run(self, out: SchedulerOutput, copies: PendingCopies | None = None) -> dict[str, int]:
-        """Execute a plan (after the KV block copies it needs); returns ``request_id -> sampled token`` for
-        the chunks that sample."""
+    def run(self, out: SchedulerOutput, copies: PendingCopies | None = None) -> RunnerOutput:
+        """Execute a plan (after the KV block copies it needs); returns the tokens of the chunks that
+        sample."""
         if copies is not None:
             self.kv.copy_blocks(copies)
         inputs = self.prepare(out)
         logits = self.forward_logits(inputs)
         if not inputs.sampled_seqs:
-            return {}
+            return RunnerOutput()
         seqs = list(inputs.sampled_seqs)
         banned = [self._banned(s) for s in seqs]
         tokens = self.sampler(logits, seqs, banned if any(banned) else None)
-        return {seq.request_id: tok for seq, tok in zip(seqs, tokens)}
+        return RunnerOutput.of((seq.request_id for seq in seqs), tokens)
 
     def _banned(self, seq: Sequence) -> tuple[int, ...]:
         """Ending tokens are not allowed before ``min_tokens`` outputs."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from tether.kvcache import KVCacheManager, PrefixMatch
 from tether.runtime.engine.admission import AdmissionPolicy, RequestFCFS
+from tether.runtime.engine.runner_output import RunnerOutput
 from tether.runtime.engine.sequence import FinishReason, Sequence, SequenceStatus
 
 
@@ -224,9 +225,9 @@ class Scheduler:
         self.add(seq)
 
     # -- results --------------------------------------------------------------------------------------------
-    def update(self, output: SchedulerOutput, sampled: dict[str, int]) -> list[Sequence]:
-        """Advance computed counts, register newly full blocks in the prefix cache and append sampled tokens
-        (``request_id -> token``). Returns the sequences that received a token."""
+    def update(self, output: SchedulerOutput, sampled: RunnerOutput) -> list[Sequence]:
+        """Advance computed counts, register newly full blocks in the prefix cache and append the sampled
+        tokens. Returns the sequences that received a token."""
         grown: list[Sequence] = []
         for chunk in output.chunks:
             seq = chunk.seq
@@ -243,6 +244,6 @@ class Scheduler:
             if chunk.end // bs > chunk.start // bs:  # a block filled up: register it in the prefix cache
                 self.kv.cache_blocks(seq.request_id, seq.token_ids, seq.num_computed_tokens)
             if chunk.samples:
-                seq.append_token(sampled[seq.request_id])
+                seq.append_token(sampled.token(seq.request_id))
                 grown.append(seq)
         return grown

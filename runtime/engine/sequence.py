@@ -7,11 +7,14 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
 from tether.dag.hints import ProgramHints
 from tether.kvcache import PrefixMatch
 from tether.runtime.engine.sampling_params import SamplingParams
+
+if TYPE_CHECKING:
+    import torch
 
 
 class SequenceStatus(enum.Enum):

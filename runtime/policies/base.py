@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from tether.kvcache import KVCacheManager
+    from tether.runtime.costs import CostModel
     from tether.runtime.engine.sequence import Sequence
     from tether.runtime.policies.programs import ProgramTable
-    from tether.runtime.sim.cost_model import CostModel
     from tether.tools.durations import ToolDurationStats
 
 

@@ -8,15 +8,18 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+from tether.runtime.costs import CostModel
 from tether.runtime.engine.config import EngineConfig
-from tether.runtime.engine.llm_engine import LLMEngine
-from tether.runtime.replay.driver import Arrivals, ProgramRun, ReplayDriver
-from tether.runtime.replay.workload import Program
+from tether.runtime.replay.driver import Arrivals, ReplayDriver, ReplayProgramRun
+from tether.runtime.replay.workload import TraceProgram
 from tether.runtime.sim.backend import SimBackend
 from tether.runtime.sim.clock import RealClock, VirtualClock
-from tether.runtime.sim.cost_model import CostModel
 from tether.runtime.tracing.writer import TraceSink
+
+if TYPE_CHECKING:
+    from tether.runtime.engine.llm_engine import LLMEngine
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ def measured_window(n: int, window: float) -> range:
 
 
 def build_engine(settings: ReplaySettings, policy: str) -> tuple[LLMEngine, VirtualClock | RealClock]:
+    """The engine (and its clock) that one policy's replay runs on; torch is imported here, not with the
+    module."""
+    from tether.runtime.engine.llm_engine import LLMEngine
+
     config = replace(settings.engine, policy=policy)
     if settings.simulate:
         assert settings.cost_model is not None
@@ -64,7 +71,7 @@ def build_engine(settings: ReplaySettings, policy: str) -> tuple[LLMEngine, Virt
 def run_policy(
     settings: ReplaySettings,
     policy: str,
-    programs: list[Program],
+    programs: list[TraceProgram],
     arrivals: Arrivals,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
@@ -90,7 +97,7 @@ def run_policy(
 
 
 def summarize(
-    policy: str, engine: LLMEngine, runs: list[ProgramRun], makespan: float, window: float = 0.0
+    policy: str, engine: LLMEngine, runs: list[ReplayProgramRun], makespan: float, window: float = 0.0
 ) -> dict:
     """One result row. JCT figures count the programs inside the measurement window; token and pin counts
     cover the whole run."""
@@ -118,7 +125,7 @@ def summarize(
     }
 
 
-def jct_figures(runs: list[ProgramRun], makespan: float, window: float = 0.0) -> dict:
+def jct_figures(runs: list[ReplayProgramRun], makespan: float, window: float = 0.0) -> dict:
     """The completion-time part of a result row (in-process or over HTTP): JCT figures count the programs
     inside the measurement window, throughput all of them."""
     by_arrival = sorted(runs, key=lambda r: r.arrival)
@@ -139,7 +146,7 @@ def quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
 
 
-def solo_jct(settings: ReplaySettings, programs: list[Program], memo: dict | None = None) -> float:
+def solo_jct(settings: ReplaySettings, programs: list[TraceProgram], memo: dict | None = None) -> float:
     """The lower bound: each program alone on the engine (``vllm``, nothing contends), average JCT over the
     programs inside the measurement window. ``memo`` (turns -> JCT) skips programs drawn more than once."""
     memo = {} if memo is None else memo
@@ -155,7 +162,7 @@ def solo_jct(settings: ReplaySettings, programs: list[Program], memo: dict | Non
 
 def run_replay(
     settings: ReplaySettings,
-    programs: list[Program],
+    programs: list[TraceProgram],
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
     arrivals = settings.arrivals(len(programs))

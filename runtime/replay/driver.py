@@ -23,19 +23,24 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
-from tether.runtime.replay.workload import Program
+from tether.runtime.replay.workload import TraceProgram
 from tether.runtime.sim.clock import Clock
 from tether.runtime.tracing.events import TraceEvent
 from tether.runtime.tracing.writer import TraceSink
 
+if TYPE_CHECKING:
+    from tether.runtime.engine.llm_engine import LLMEngine
+
 
 @dataclass
-class ProgramRun:
-    program: Program
+class ReplayProgramRun:
+    """One trace program's progress through a replay: its turn, its token context, arrival and finish."""
+
+    program: TraceProgram
     arrival: float
     seed: int
     turn: int = 0
@@ -73,7 +78,7 @@ class ReplayDriver:
     def __init__(
         self,
         engine: LLMEngine,
-        programs: list[Program],
+        programs: list[TraceProgram],
         arrivals: Arrivals,
         clock: Clock,
         *,
@@ -98,16 +103,18 @@ class ReplayDriver:
         self.on_progress = on_progress
         self._events: list[tuple[float, int, int]] = []  # (time, tie-break, program index)
         self._tie = 0
-        self._runs: list[ProgramRun] = []
+        self._runs: list[ReplayProgramRun] = []
         self._by_request: dict[str, int] = {}
         self._next_closed = 0
         self.trace = trace
         self._offset = time.time() - clock.now()  # the driver's clock -> the trace's wall clock
         self._turn_started: dict[int, float] = {}
 
-    def run(self) -> list[ProgramRun]:
+    def run(self) -> list[ReplayProgramRun]:
         start = self.clock.now()
-        self._runs = [ProgramRun(p, 0.0, self.seed * 1_000_003 + i) for i, p in enumerate(self.programs)]
+        self._runs = [
+            ReplayProgramRun(p, 0.0, self.seed * 1_000_003 + i) for i, p in enumerate(self.programs)
+        ]
         if self.arrivals.concurrency is not None:
             for _ in range(min(self.arrivals.concurrency, len(self._runs))):
                 self._start_next_closed(start)
@@ -158,7 +165,7 @@ class ReplayDriver:
             self._next_closed += 1
 
     def _emit(
-        self, kind: str, run: ProgramRun, node: str | None, attrs: dict, start: float | None = None
+        self, kind: str, run: ReplayProgramRun, node: str | None, attrs: dict, start: float | None = None
     ) -> None:
         if self.trace is not None:
             now = self.clock.now() + self._offset

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tether.runtime.replay.workload import Program
+from tether.runtime.replay.workload import TraceProgram
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class PrefillFloor:
         }
 
 
-def prefill_floor(programs: Iterable[Program], block_size: int) -> PrefillFloor:
+def prefill_floor(programs: Iterable[TraceProgram], block_size: int) -> PrefillFloor:
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     prompt = token = block = 0

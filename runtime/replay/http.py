@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import httpx
 from tether.runtime.replay.bench import jct_figures
-from tether.runtime.replay.driver import HINT_MODES, Arrivals, ProgramRun
-from tether.runtime.replay.workload import Program, Turn
+from tether.runtime.replay.driver import HINT_MODES, Arrivals, ReplayProgramRun
+from tether.runtime.replay.workload import TraceProgram, Turn
 
 
 class ReplayHTTPError(RuntimeError):
@@ -52,7 +52,7 @@ class ReplayOutputError(ReplayHTTPError):
 
 
 @dataclass
-class HTTPProgramRun(ProgramRun):
+class HTTPProgramRun(ReplayProgramRun):
     """A program's run over HTTP; ``arrival`` and ``finish`` are seconds since the replay started."""
 
     cache_hit_tokens: int = 0
@@ -89,7 +89,7 @@ class HTTPReplayDriver:
         client: httpx.AsyncClient,
         base_url: str,
         model: str,
-        programs: list[Program],
+        programs: list[TraceProgram],
         arrivals: Arrivals,
         *,
         seed: int = 0,
@@ -210,7 +210,7 @@ class HTTPReplayDriver:
 
 async def replay_endpoint(
     base_url: str,
-    programs: list[Program],
+    programs: list[TraceProgram],
     arrivals: Arrivals,
     *,
     model: str | None = None,

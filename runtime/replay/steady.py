@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from tether.runtime.replay.bench import ReplaySettings, run_replay, solo_jct
-from tether.runtime.replay.workload import Program
+from tether.runtime.replay.workload import TraceProgram
 
 
-def draw_programs(programs: list[Program], n: int, seed: int) -> list[Program]:
+def draw_programs(programs: list[TraceProgram], n: int, seed: int) -> list[TraceProgram]:
     """``n`` programs drawn uniformly with replacement, reproducible from ``seed``; the i-th draw is renamed
     ``<id>~<i>`` so that copies of one program are distinct programs to the engine."""
     if n < 1:
@@ -28,7 +28,7 @@ def draw_programs(programs: list[Program], n: int, seed: int) -> list[Program]:
 
 def run_seeds(
     settings: ReplaySettings,
-    workload: list[Program],
+    workload: list[TraceProgram],
     seeds: list[int],
     *,
     draw: int | None = None,

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from tether.runtime.replay.bench import ReplaySettings
 from tether.runtime.replay.steady import run_seeds
-from tether.runtime.replay.workload import Program
+from tether.runtime.replay.workload import TraceProgram
 
 CAPACITY_SLOWDOWN = 2.0
 
 
 def run_sweep(
     settings: ReplaySettings,
-    workload: list[Program],
+    workload: list[TraceProgram],
     rates: list[float],
     on_progress: Callable[[str, int, int], None] | None = None,
     *,

@@ -32,7 +32,9 @@ class Turn:
 
 
 @dataclass(frozen=True)
-class Program:
+class TraceProgram:
+    """One program of a trace: its turns as recorded (not ``tether.dag.Program``, the workflow graph)."""
+
     program_id: str
     turns: tuple[Turn, ...]
     arrival_s: float | None = None
@@ -41,7 +43,7 @@ class Program:
     def num_turns(self) -> int:
         return len(self.turns)
 
-    def scaled(self, token_scale: float, time_scale: float) -> Program:
+    def scaled(self, token_scale: float, time_scale: float) -> TraceProgram:
         """Token counts times ``token_scale`` (at least 1 per turn, invariant kept exactly) and tool seconds
         times ``time_scale``."""
         turns: list[Turn] = []
@@ -57,10 +59,10 @@ class Program:
             secs = None if t.tool_seconds is None else t.tool_seconds * time_scale
             turns.append(Turn(prompt, new, out, t.tool, secs))
             prompt += out
-        return Program(self.program_id, tuple(turns), self.arrival_s)
+        return TraceProgram(self.program_id, tuple(turns), self.arrival_s)
 
 
-def load_workload(path: str | Path) -> list[Program]:
+def load_workload(path: str | Path) -> list[TraceProgram]:
     path = Path(path)
     if not path.is_file():
         raise WorkloadError(f"{path}: no such workload file")
@@ -76,7 +78,7 @@ def load_workload(path: str | Path) -> list[Program]:
     return programs
 
 
-def _parse(line: str, where: str) -> Program:
+def _parse(line: str, where: str) -> TraceProgram:
     try:
         doc = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -96,7 +98,7 @@ def _parse(line: str, where: str) -> Program:
                 f"+ output + new_input = {want}"
             )
     arrival = doc.get("arrival_s")
-    return Program(pid, turns, float(arrival) if arrival is not None else None)
+    return TraceProgram(pid, turns, float(arrival) if arrival is not None else None)
 
 
 def _turn(t: object, where: str) -> Turn:

@@ -11,10 +11,9 @@ import random
 import time
 
 import numpy as np
+from tether.runtime.costs import LinearCostModel, step_features
 from tether.runtime.engine.config import EngineConfig
-from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sampling_params import SamplingParams
-from tether.runtime.sim.cost_model import LinearCostModel, step_features
 
 TERMS = ("overhead_s", "per_seq_s", "per_token_s", "per_pair_s", "per_kv_token_s")
 
@@ -22,6 +21,8 @@ TERMS = ("overhead_s", "per_seq_s", "per_token_s", "per_pair_s", "per_kv_token_s
 def measure_steps(
     config: EngineConfig, seed: int = 0, rounds: int = 6
 ) -> list[tuple[list[tuple[int, int]], float]]:
+    from tether.runtime.engine.llm_engine import LLMEngine  # the real engine: torch from here on
+
     engine = LLMEngine(config)
     rng = random.Random(seed)
     samples: list[tuple[list[tuple[int, int]], float]] = []

@@ -81,7 +81,7 @@ def test_bad_arguments_are_named():
 SCRIPT = """
 import sys
 sys.modules["triton"] = None  # as on a machine without triton
-import tether.kernels as kernels; import tether.kernels.reference; import tether.kernels.tiles
+import tether.kernels as kernels; import tether.kernels.torch_ops; import tether.kernels.tiles
 from tether.runtime.engine.attention import get_backend
 get_backend("torch")
 try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tether.kernels import reference
+from tether.kernels import torch_ops
 
 from tests.kernels.batches import assert_attention_close, make_batch
 from tests.kernels.conftest import kernel_dtypes
@@ -43,7 +43,7 @@ def test_split_keys_anywhere_and_merge_equals_whole(dtype, device):
         b = attend_keys(q, k[cut:], v[cut:])
         assert torch.isinf(a[1]).all() == (cut == 0) and torch.isinf(b[1]).all() == (cut == 37)
         assert_attention_close(kernels.merge_attention_states(*a, *b), whole)
-    expected = reference.dense_attention(q, k, v, causal=False, sm_scale=0.3)
+    expected = torch_ops.dense_attention(q, k, v, causal=False, sm_scale=0.3)
     assert_attention_close(whole, expected)
 
 
@@ -57,7 +57,7 @@ def test_merge_equals_reference_and_handles_minus_inf(dtype, device):
     o_a[0], o_b[1] = 0, 0
     o_a[2, 1] = o_b[2, 1] = 0
     got = kernels.merge_attention_states(o_a, lse_a, o_b, lse_b)
-    assert_attention_close(got, reference.merge_attention_states(o_a, lse_a, o_b, lse_b))
+    assert_attention_close(got, torch_ops.merge_attention_states(o_a, lse_a, o_b, lse_b))
     o, lse = got
     assert torch.equal(o[2, 1].float().cpu(), torch.zeros(40)) and lse[2, 1] == float("-inf")
     torch.testing.assert_close(o[0], o_b[0])  # an empty side leaves the other exactly
@@ -74,4 +74,4 @@ def test_queries_that_see_no_key(device):
     o, lse = kernels.paged_attention(*args)
     assert torch.equal(o[:5].cpu(), torch.zeros(5, 4, 32)) and (lse[:5] == float("-inf")).all()
     assert torch.isfinite(lse[5:]).all() and not torch.isnan(o).any()
-    assert_attention_close((o, lse), reference.paged_attention(*args))
+    assert_attention_close((o, lse), torch_ops.paged_attention(*args))

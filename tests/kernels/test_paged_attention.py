@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tether.kernels import reference
+from tether.kernels import torch_ops
 
 from tests.kernels.batches import assert_attention_close, make_batch
 from tests.kernels.conftest import kernel_dtypes
@@ -35,7 +35,7 @@ def test_kernel_equals_reference(num_seqs, hq, hkv, head_dim, dtype, device):
     for i, seqs in enumerate(SINGLE if num_seqs == 1 else TRIPLE):
         batch = make_batch(seqs, hq, hkv, head_dim, dtype, device, seed=i)
         got = kernels.paged_attention(*batch.args())
-        assert_attention_close(got, reference.paged_attention(*batch.args()))
+        assert_attention_close(got, torch_ops.paged_attention(*batch.args()))
 
 
 @pytest.mark.parametrize("dtype", kernel_dtypes(), ids=str)
@@ -43,13 +43,13 @@ def test_kernel_equals_reference(num_seqs, hq, hkv, head_dim, dtype, device):
 def test_non_causal_sees_every_key(hq, hkv, dtype, device):
     batch = make_batch(TRIPLE[1], hq, hkv, 32, dtype, device, seed=7)
     got = kernels.paged_attention(*batch.args(), causal=False, sm_scale=0.2)
-    assert_attention_close(got, reference.paged_attention(*batch.args(), causal=False, sm_scale=0.2))
+    assert_attention_close(got, torch_ops.paged_attention(*batch.args(), causal=False, sm_scale=0.2))
 
 
 def test_padded_head_dim_and_group_of_eight(device):
     """D=40 pads to BLOCK_D=64 (masked); Hq/Hkv=8 packs 8 heads per token into the M dimension."""
     batch = make_batch([(5, 9), (30, 1)], 16, 2, 40, torch.float32, device, seed=3)
-    assert_attention_close(kernels.paged_attention(*batch.args()), reference.paged_attention(*batch.args()))
+    assert_attention_close(kernels.paged_attention(*batch.args()), torch_ops.paged_attention(*batch.args()))
 
 
 def test_small_tiles_many_iterations_and_query_tiles(device):
@@ -60,7 +60,7 @@ def test_small_tiles_many_iterations_and_query_tiles(device):
                        tiles=TileConfig(block_m=16, block_n=16))  # fmt: skip
     assert plan.q_tiles == 10
     got = attend(*batch.args(), plan, causal=True, sm_scale=0.17)
-    assert_attention_close(got, reference.paged_attention(*batch.args(), sm_scale=0.17))
+    assert_attention_close(got, torch_ops.paged_attention(*batch.args(), sm_scale=0.17))
 
 
 @pytest.mark.parametrize("num_splits", [2, 3, 5])
@@ -71,7 +71,7 @@ def test_split_kv_decode_equals_reference(num_splits, device):
     plan = plan_launch(batch.q, batch.k_cache, 3, 1, max_kv, split=True, num_splits=num_splits)
     assert plan.num_splits == num_splits and plan.split_size % plan.tiles.block_n == 0
     got = attend(*batch.args(), plan, causal=True, sm_scale=0.125)
-    assert_attention_close(got, reference.paged_attention(*batch.args(), sm_scale=0.125))
+    assert_attention_close(got, torch_ops.paged_attention(*batch.args(), sm_scale=0.125))
 
 
 def test_small_decode_batch_dispatches_to_split_kv(device):
@@ -79,4 +79,4 @@ def test_small_decode_batch_dispatches_to_split_kv(device):
     batch = make_batch([(90, 1)], 4, 1, 32, torch.float16, device, seed=9)
     max_kv = batch.block_table.shape[1] * batch.k_cache.shape[1]
     assert plan_launch(batch.q, batch.k_cache, 1, 1, max_kv, split=True).num_splits > 1
-    assert_attention_close(kernels.paged_attention(*batch.args()), reference.paged_attention(*batch.args()))
+    assert_attention_close(kernels.paged_attention(*batch.args()), torch_ops.paged_attention(*batch.args()))

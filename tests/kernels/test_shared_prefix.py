@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tether.kernels import CascadeLevel, reference
+from tether.kernels import CascadeLevel, torch_ops
 
 from tests.kernels.batches import assert_attention_close, make_batch
 from tests.kernels.conftest import kernel_dtypes
@@ -31,9 +31,9 @@ def test_shared_prefix_equals_full_attention(prefix_len, seqs, hq, hkv, dtype, d
         batch.q, batch.k_cache, batch.v_cache, batch.prefix_blocks, prefix_len, *batch.args()[3:]
     )
     full = batch.with_prefix()
-    assert_attention_close(got, reference.paged_attention(*full.args()))
+    assert_attention_close(got, torch_ops.paged_attention(*full.args()))
     assert_attention_close(got, kernels.paged_attention(*full.args()))
-    expected = reference.shared_prefix_attention(
+    expected = torch_ops.shared_prefix_attention(
         batch.q, batch.k_cache, batch.v_cache, batch.prefix_blocks, prefix_len, *batch.args()[3:]
     )
     assert_attention_close(got, expected)
@@ -44,7 +44,7 @@ def test_empty_prefix_is_plain_paged_attention(device):
     got = kernels.shared_prefix_attention(
         batch.q, batch.k_cache, batch.v_cache, batch.prefix_blocks, 0, *batch.args()[3:], causal=False
     )
-    assert_attention_close(got, reference.paged_attention(*batch.args(), causal=False))
+    assert_attention_close(got, torch_ops.paged_attention(*batch.args(), causal=False))
 
 
 def test_two_level_tree_equals_full_attention(device):
@@ -72,6 +72,6 @@ def test_two_level_tree_equals_full_attention(device):
         batch.cu_seqlens_q,
         batch.kv_lens + 48,
     )
-    assert_attention_close(got, reference.paged_attention(*full))
-    assert_attention_close(got, reference.cascade_attention(batch.q, batch.k_cache, batch.v_cache, levels,
+    assert_attention_close(got, torch_ops.paged_attention(*full))
+    assert_attention_close(got, torch_ops.cascade_attention(batch.q, batch.k_cache, batch.v_cache, levels,
                                                             *batch.args()[3:]))  # fmt: skip

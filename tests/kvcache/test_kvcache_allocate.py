@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tether.kvcache import InvalidRequestError, KVCacheManager, OutOfBlocksError, UnknownSequenceError
+from tether.kvcache import InvalidKVRequestError, KVCacheManager, OutOfBlocksError, UnknownSequenceError
 
 
 def test_allocate_and_free_exact_ids(clock) -> None:
@@ -105,18 +105,18 @@ def test_unknown_sequence_errors_name_the_sequence() -> None:
 
 def test_invalid_requests() -> None:
     kv = KVCacheManager(num_blocks=4, block_size=4)
-    with pytest.raises(InvalidRequestError, match="'a'.*num_tokens"):
+    with pytest.raises(InvalidKVRequestError, match="'a'.*num_tokens"):
         kv.allocate("a", -1)
     kv.allocate("a", 4)
-    with pytest.raises(InvalidRequestError, match="'a' is already allocated"):
+    with pytest.raises(InvalidKVRequestError, match="'a' is already allocated"):
         kv.allocate("a", 8, kv.match([1, 2, 3]))
-    with pytest.raises(InvalidRequestError, match="num_computed_tokens=5"):
+    with pytest.raises(InvalidKVRequestError, match="num_computed_tokens=5"):
         kv.cache_blocks("a", [1, 2, 3, 4, 5], 5)
-    with pytest.raises(InvalidRequestError, match="num_computed_tokens=4"):
+    with pytest.raises(InvalidKVRequestError, match="num_computed_tokens=4"):
         kv.cache_blocks("a", [1, 2, 3], 4)
-    with pytest.raises(InvalidRequestError, match="block_size"):
+    with pytest.raises(InvalidKVRequestError, match="block_size"):
         KVCacheManager(num_blocks=4, block_size=0)
-    with pytest.raises(InvalidRequestError, match="num_blocks=0"):
+    with pytest.raises(InvalidKVRequestError, match="num_blocks=0"):
         KVCacheManager(num_blocks=0, block_size=4)
     assert kv.block_table("a") == [0]
     kv.check_integrity()

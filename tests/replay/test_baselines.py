@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 from tether.kvcache import KVCacheManager
 from tether.runtime.engine.programs import ProgramManager
+from tether.runtime.engine.runner_output import RunnerOutput
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.scheduler import ScheduledChunk, Scheduler, SchedulerConfig, SchedulerOutput
 from tether.runtime.engine.sequence import FinishReason, ProgramHints, Sequence
@@ -68,7 +69,7 @@ def seq(rid: str, n: int, index: int, base: int = 0, pid: str | None = None) -> 
 
 def step(s: Scheduler, kv: KVCacheManager) -> SchedulerOutput:
     out = s.schedule()
-    s.update(out, {c.seq.request_id: 7 for c in out.chunks if c.samples})
+    s.update(out, RunnerOutput(tuple((c.seq.request_id, 7) for c in out.chunks if c.samples)))
     kv.check_integrity()
     return out
 

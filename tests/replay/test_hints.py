@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sequence import ProgramHints, TurnOutcome
 from tether.runtime.replay.bench import ReplaySettings, run_replay
 from tether.runtime.replay.driver import Arrivals, ReplayDriver
-from tether.runtime.replay.workload import Program
+from tether.runtime.replay.workload import TraceProgram
 from tether.runtime.sim.backend import SimBackend
 from tether.runtime.sim.clock import VirtualClock
-from tether.runtime.sim.cost_model import H100_LLAMA31_8B
 
 from tests.replay.test_replay import PROGRAMS, program
 
@@ -30,15 +30,15 @@ LONG = program(
 )
 
 
-def truncated(p: Program, k: int) -> Program:
+def truncated(p: TraceProgram, k: int) -> TraceProgram:
     """The same program had it stopped after turn k (its last turn calls no tool)."""
     turns = list(p.turns[: k + 1])
     last = turns[-1]
     turns[-1] = type(last)(last.prompt_tokens, last.new_input_tokens, last.output_tokens, None, None)
-    return Program(p.program_id, tuple(turns))
+    return TraceProgram(p.program_id, tuple(turns))
 
 
-def replay_recording(programs: list[Program], hints: str = "online", policy: str = "tether"):
+def replay_recording(programs: list[TraceProgram], hints: str = "online", policy: str = "tether"):
     """Replays in simulation; returns every request's (hints, prompt length) and every turn end's outcome."""
     clock = VirtualClock()
     engine = LLMEngine(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints
@@ -12,18 +13,19 @@ from tether.runtime.policies import POLICIES, get_policy
 from tether.runtime.replay.bench import ReplaySettings, run_replay
 from tether.runtime.replay.driver import Arrivals
 from tether.runtime.replay.floor import PrefillFloor, prefill_floor
-from tether.runtime.replay.workload import Program, Turn, WorkloadError, load_workload
-from tether.runtime.sim.cost_model import H100_LLAMA31_8B
+from tether.runtime.replay.workload import TraceProgram, Turn, WorkloadError, load_workload
 
 
-def program(pid: str, turns: list[tuple[int, int, str | None, float | None]], first_prompt: int) -> Program:
+def program(
+    pid: str, turns: list[tuple[int, int, str | None, float | None]], first_prompt: int
+) -> TraceProgram:
     """(new_input, output, tool, seconds) per turn; prompt tokens follow the trace invariant."""
     out, prompt = [], 0
     for k, (new, output, tool, secs) in enumerate(turns):
         prompt = first_prompt if k == 0 else prompt + new
         out.append(Turn(prompt, prompt if k == 0 else new, output, tool, secs))
         prompt += output
-    return Program(pid, tuple(out))
+    return TraceProgram(pid, tuple(out))
 
 
 PROGRAMS = [

@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 from tether.runtime.cli import main
+from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.replay.bench import ReplaySettings, measured_window, solo_jct
 from tether.runtime.replay.steady import draw_programs, run_seeds
 from tether.runtime.replay.sweep import capacity
-from tether.runtime.sim.cost_model import H100_LLAMA31_8B
 
 from tests.replay.test_replay import PROGRAMS
 

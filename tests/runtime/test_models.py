@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 import torch
-from tether.kernels.reference import dense_attention
+from tether.kernels.torch_ops import dense_attention
 from tether.runtime.engine.errors import EngineError, InvalidRequestError, ModelLoadError
-from tether.runtime.engine.models.config import ModelConfig, RopeConfig
+from tether.runtime.engine.models.config import TINY_CONFIG, ModelConfig, RopeConfig
 from tether.runtime.engine.models.llama import LlamaForCausalLM
 from tether.runtime.engine.models.loader import load_model
-from tether.runtime.engine.models.presets import TINY_CONFIG, build_tiny_model
+from tether.runtime.engine.models.presets import build_tiny_model
 from tether.runtime.engine.models.rope import RotaryEmbedding, inv_frequencies
 from tether.runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, IncrementalDetokenizer, Tokenizer
 
@@ -354,8 +354,8 @@ def test_hf_tokenizer_of_checkpoint(tiny_checkpoint: Path) -> None:
 
 
 def test_llama3_8b_shape_preset_has_llama3_8b_parameter_count() -> None:
+    from tether.runtime.engine.models.config import LLAMA3_8B_SHAPE_CONFIG
     from tether.runtime.engine.models.llama import LlamaForCausalLM
-    from tether.runtime.engine.models.presets import LLAMA3_8B_SHAPE_CONFIG
 
     with torch.device("meta"):
         model = LlamaForCausalLM(LLAMA3_8B_SHAPE_CONFIG)

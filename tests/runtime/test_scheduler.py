@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tether.kvcache import KVCacheManager
+from tether.runtime.engine.runner_output import RunnerOutput
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
 from tether.runtime.engine.sequence import FinishReason, Sequence, SequenceStatus
@@ -25,7 +26,7 @@ def plan(out: SchedulerOutput) -> list[tuple[str, int, int]]:
 
 def step(s: Scheduler, kv: KVCacheManager, token: int = 7) -> SchedulerOutput:
     out = s.schedule()
-    s.update(out, {c.seq.request_id: token for c in out.chunks if c.samples})
+    s.update(out, RunnerOutput(tuple((c.seq.request_id, token) for c in out.chunks if c.samples)))
     kv.check_integrity()
     return out
 

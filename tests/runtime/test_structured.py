@@ -214,11 +214,11 @@ def test_params_that_stop_the_grammar_from_ending_are_rejected(llm, extra, field
 
 
 def test_engine_without_tokenizer_rejects_structured_requests():
+    from tether.runtime.costs import H100_LLAMA31_8B
     from tether.runtime.engine.config import EngineConfig
     from tether.runtime.engine.llm_engine import LLMEngine
     from tether.runtime.sim.backend import SimBackend
     from tether.runtime.sim.clock import VirtualClock
-    from tether.runtime.sim.cost_model import H100_LLAMA31_8B
 
     clock = VirtualClock()
     engine = LLMEngine(
@@ -243,9 +243,7 @@ def test_a_token_the_grammar_rejects_fails_only_its_request(llm):
 
     def corrupt(plan, copies=None):  # a sampler bug: a letter where the grammar wants a digit
         sampled = real_run(plan, copies)
-        if "digits" in sampled:
-            sampled["digits"] = ord("x")
-        return sampled
+        return sampled.replace("digits", ord("x")) if "digits" in sampled else sampled
 
     engine.runner.run = corrupt
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tether.kernels import reference
+from tether.kernels import torch_ops
 from tether.runtime.engine.attention import TorchAttentionBackend
 
 from tests.runtime.attention_batch import step_batch
@@ -23,7 +23,7 @@ def test_mixed_batch_matches_reference(hq, hkv):
     )
     kc, vc = k_cache.clone(), v_cache.clone()
     out = TorchAttentionBackend().forward(q, k, v, k_cache, v_cache, meta)
-    reference.store_kv(k, v, kc, vc, meta.slot_mapping)
-    expected, _ = reference.paged_attention(q, kc, vc, meta.block_table, meta.cu_seqlens_q, meta.kv_lens)
+    torch_ops.store_kv(k, v, kc, vc, meta.slot_mapping)
+    expected, _ = torch_ops.paged_attention(q, kc, vc, meta.block_table, meta.cu_seqlens_q, meta.kv_lens)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     assert torch.equal(k_cache, kc) and torch.equal(v_cache, vc)

@@ -12,7 +12,7 @@ import random  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from tether.kernels import reference  # noqa: E402
+from tether.kernels import torch_ops  # noqa: E402
 from tether.runtime import LLM, SamplingParams  # noqa: E402
 from tether.runtime.engine.attention import AttentionMetadata, TorchAttentionBackend, resolve_backend_name  # noqa: E402
 from tether.runtime.engine.attention.triton_backend import PrefixGroup, find_prefix_groups  # noqa: E402
@@ -86,7 +86,7 @@ def test_one_layer_on_a_mixed_batch_matches_torch_backend(hq, hkv):
     expected = TorchAttentionBackend().forward(q, k, v, kc, vc, meta)
     torch.testing.assert_close(out, expected, atol=2e-5, rtol=2e-5)
     assert torch.equal(k_cache, kc) and torch.equal(v_cache, vc)
-    reference_o, _ = reference.paged_attention(q, kc, vc, meta.block_table, meta.cu_seqlens_q, meta.kv_lens)
+    reference_o, _ = torch_ops.paged_attention(q, kc, vc, meta.block_table, meta.cu_seqlens_q, meta.kv_lens)
     torch.testing.assert_close(out, reference_o, atol=2e-5, rtol=2e-5)
     assert backend.forward(q, k, v, k_cache, v_cache, meta) is not None and backend.cascade_steps == 1
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from tether.runtime.costs import H100_LLAMA31_8B, LinearCostModel, load_cost_model
 from tether.runtime.sim.calibrate import fit
-from tether.runtime.sim.cost_model import H100_LLAMA31_8B, LinearCostModel, load_cost_model
 
 
 def test_fit_recovers_known_coefficients_from_exact_steps():

@@ -1,5 +1,5 @@
 """The torch backend for any device: one padded batched SDPA for all decoding sequences, SDPA per sequence for
-prefill and extend chunks. ``tether.kernels.reference`` stays the plain oracle it is tested against.
+prefill and extend chunks. ``tether.kernels.torch_ops`` is the plain version it is tested against.
 
 Everything that depends only on the step (which rows decode, their pages, the padding mask, host copies of
 the offsets) is computed once per ``AttentionMetadata`` in a ``StepPlan`` and reused by every layer.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tether.kernels import reference
+from tether.kernels import torch_ops
 from tether.runtime.engine.attention.base import AttentionMetadata
 
 
@@ -87,8 +87,8 @@ class TorchAttentionBackend:
             rows = plan.decode_rows
             o[rows] = decode_attention(q[rows], k_cache, v_cache, plan.decode_pages, plan.decode_mask, scale)
         for start, end, kv_len, s in plan.chunks:
-            kk = reference.gather_kv(k_cache, meta.block_table[s], kv_len)
-            vv = reference.gather_kv(v_cache, meta.block_table[s], kv_len)
+            kk = torch_ops.gather_kv(k_cache, meta.block_table[s], kv_len)
+            vv = torch_ops.gather_kv(v_cache, meta.block_table[s], kv_len)
             o[start:end] = prefill_attention(q[start:end], kk, vv, scale)
         return o
 
@@ -96,7 +96,7 @@ class TorchAttentionBackend:
 def store_kv(
     k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, plan: StepPlan
 ) -> None:
-    """``reference.store_kv`` with the step's slots computed once: ``k, v: [T, Hkv, D]`` into their pages."""
+    """``torch_ops.store_kv`` with the step's slots computed once: ``k, v: [T, Hkv, D]`` into their pages."""
     if plan.keep is not None:
         k, v = k[plan.keep], v[plan.keep]
     if k.dtype != k_cache.dtype:

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from tether.kernels.contract import CascadeLevel
+from tether.kernels import CascadeLevel
 from tether.runtime.engine.attention.base import AttentionMetadata
 
 MIN_SHARED_PREFIX_SEQS = 4
@@ -81,7 +81,7 @@ class TritonAttentionBackend:
 
     def __init__(self) -> None:
         try:
-            import tether.kernels.paged  # noqa: F401  (triton is needed from here on)
+            from tether.kernels import paged_attention  # noqa: F401  (triton is needed from here on)
         except ImportError as exc:
             raise RuntimeError(f"the triton attention backend needs triton: {exc}") from exc
         self._meta: AttentionMetadata | None = None
@@ -97,11 +97,9 @@ class TritonAttentionBackend:
         v_cache: torch.Tensor,
         meta: AttentionMetadata,
     ) -> torch.Tensor:
-        import tether.kernels as kernels
-        from tether.kernels.cascade import cascade_attention
-        from tether.kernels.paged import paged_attention
+        from tether.kernels import cascade_attention, paged_attention, store_kv
 
-        kernels.store_kv(k, v, k_cache, v_cache, meta.slot_mapping)
+        store_kv(k, v, k_cache, v_cache, meta.slot_mapping)
         scale = 1.0 / math.sqrt(q.shape[-1])
         plan = self._plan_for(meta, k_cache.shape[1])
         if plan is None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether.runtime.engine.errors import ModelLoadError
+from tether.runtime.engine.tokenizer import BYTE_VOCAB_SIZE
 
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM")
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
@@ -107,6 +108,54 @@ class ModelConfig:
             sliding_window=_sliding_window(hf_config, arch),
             o_proj_bias=llama_bias,
         )
+
+
+# The presets' shapes (the weights are built in ``presets``). ``tiny``: a small Llama with the byte tokenizer.
+TINY_CONFIG = ModelConfig(
+    architecture="LlamaForCausalLM",
+    vocab_size=BYTE_VOCAB_SIZE,
+    hidden_size=128,
+    num_layers=4,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=32,
+    intermediate_size=352,
+    rms_norm_eps=1e-5,
+    rope=RopeConfig(theta=10000.0),
+    max_position_embeddings=32768,
+    tie_word_embeddings=False,
+    attention_bias=False,
+    bos_token_id=256,
+    eos_token_ids=(257, 260),
+    sliding_window=None,
+)
+
+# Llama-3-8B's shapes with random weights: engine throughput on a GPU without a download. Byte tokenizer.
+LLAMA3_8B_SHAPE_CONFIG = ModelConfig(
+    architecture="LlamaForCausalLM",
+    vocab_size=128256,
+    hidden_size=4096,
+    num_layers=32,
+    num_heads=32,
+    num_kv_heads=8,
+    head_dim=128,
+    intermediate_size=14336,
+    rms_norm_eps=1e-5,
+    rope=RopeConfig(
+        theta=500000.0,
+        scaling_type="llama3",
+        factor=8.0,
+        low_freq_factor=1.0,
+        high_freq_factor=4.0,
+        original_max_position_embeddings=8192,
+    ),
+    max_position_embeddings=131072,
+    tie_word_embeddings=False,
+    attention_bias=False,
+    bos_token_id=256,
+    eos_token_ids=(257, 260),
+    sliding_window=None,
+)
 
 
 def rope_from_hf(hf_config: Any) -> RopeConfig:

@@ -8,63 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tether.runtime.engine.models.config import ModelConfig, RopeConfig
+from tether.runtime.engine.models.config import LLAMA3_8B_SHAPE_CONFIG, TINY_CONFIG, ModelConfig
 from tether.runtime.engine.models.llama import LlamaForCausalLM
 from tether.runtime.engine.tokenizer import (
     BOS_TOKEN,
-    BYTE_VOCAB_SIZE,
     CHATML_TEMPLATE,
     EOS_TOKEN,
     PAD_TOKEN,
     SPECIAL_TOKENS,
     ByteTokenizer,
-)
-
-TINY_CONFIG = ModelConfig(
-    architecture="LlamaForCausalLM",
-    vocab_size=BYTE_VOCAB_SIZE,
-    hidden_size=128,
-    num_layers=4,
-    num_heads=4,
-    num_kv_heads=2,
-    head_dim=32,
-    intermediate_size=352,
-    rms_norm_eps=1e-5,
-    rope=RopeConfig(theta=10000.0),
-    max_position_embeddings=32768,
-    tie_word_embeddings=False,
-    attention_bias=False,
-    bos_token_id=256,
-    eos_token_ids=(257, 260),
-    sliding_window=None,
-)
-
-
-# Llama-3-8B's shapes with random weights: engine throughput on a GPU without a download. Byte tokenizer.
-LLAMA3_8B_SHAPE_CONFIG = ModelConfig(
-    architecture="LlamaForCausalLM",
-    vocab_size=128256,
-    hidden_size=4096,
-    num_layers=32,
-    num_heads=32,
-    num_kv_heads=8,
-    head_dim=128,
-    intermediate_size=14336,
-    rms_norm_eps=1e-5,
-    rope=RopeConfig(
-        theta=500000.0,
-        scaling_type="llama3",
-        factor=8.0,
-        low_freq_factor=1.0,
-        high_freq_factor=4.0,
-        original_max_position_embeddings=8192,
-    ),
-    max_position_embeddings=131072,
-    tie_word_embeddings=False,
-    attention_bias=False,
-    bos_token_id=256,
-    eos_token_ids=(257, 260),
-    sliding_window=None,
 )
 
 PRESETS: dict[str, ModelConfig] = {"tiny": TINY_CONFIG, "llama3-8b-random": LLAMA3_8B_SHAPE_CONFIG}

@@ -1,4 +1,4 @@
-"""The torch reference attention: the oracle the Triton kernels will be tested against."""
+"""The torch versions of the attention contract: the oracle the Triton kernels are tested against."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from tether.kernels import reference
+from tether.kernels import torch_ops
 
 
 def paged(kv: torch.Tensor, block_size: int, perm: list[int], num_blocks: int) -> torch.Tensor:
@@ -27,7 +27,7 @@ def test_paged_equals_dense_over_permuted_pages(hq, hkv, causal):
     q = torch.randn(q_len, hq, d, generator=g)
     perm = [5, 1, 3]
     kc, vc = paged(k, bs, perm, 6), paged(v, bs, perm, 6)
-    o, lse = reference.paged_attention(
+    o, lse = torch_ops.paged_attention(
         q,
         kc,
         vc,
@@ -36,7 +36,7 @@ def test_paged_equals_dense_over_permuted_pages(hq, hkv, causal):
         torch.tensor([kv_len], dtype=torch.int32),
         causal=causal,
     )
-    eo, else_ = reference.dense_attention(q, k, v, causal=causal, sm_scale=1 / math.sqrt(d))
+    eo, else_ = torch_ops.dense_attention(q, k, v, causal=causal, sm_scale=1 / math.sqrt(d))
     torch.testing.assert_close(o, eo)
     torch.testing.assert_close(lse, else_)
 
@@ -48,11 +48,11 @@ def test_split_keys_and_merge_equals_whole():
         torch.randn(20, 2, 8, generator=g),
         torch.randn(20, 2, 8, generator=g),
     )
-    whole = reference.dense_attention(q, k, v, causal=False, sm_scale=0.3)
+    whole = torch_ops.dense_attention(q, k, v, causal=False, sm_scale=0.3)
     for cut in (1, 7, 19):
-        a = reference.dense_attention(q, k[:cut], v[:cut], causal=False, sm_scale=0.3)
-        b = reference.dense_attention(q, k[cut:], v[cut:], causal=False, sm_scale=0.3)
-        o, lse = reference.merge_attention_states(*a, *b)
+        a = torch_ops.dense_attention(q, k[:cut], v[:cut], causal=False, sm_scale=0.3)
+        b = torch_ops.dense_attention(q, k[cut:], v[cut:], causal=False, sm_scale=0.3)
+        o, lse = torch_ops.merge_attention_states(*a, *b)
         torch.testing.assert_close(o, whole[0])
         torch.testing.assert_close(lse, whole[1])
 
@@ -60,7 +60,7 @@ def test_split_keys_and_merge_equals_whole():
 def test_queries_that_see_no_key_give_zero_and_minus_inf():
     q = torch.randn(3, 2, 4)
     k = v = torch.randn(1, 2, 4)
-    o, lse = reference._attend_segment(q, k, v, causal=True, sm_scale=0.5)  # 3 queries, 1 key: 2 see nothing
+    o, lse = torch_ops._attend_segment(q, k, v, causal=True, sm_scale=0.5)  # 3 queries, 1 key: 2 see nothing
     assert torch.equal(o[:2], torch.zeros(2, 2, 4)) and torch.isinf(lse[:2]).all() and (lse[:2] < 0).all()
     assert torch.isfinite(lse[2]).all()
 
@@ -70,17 +70,17 @@ def test_merge_handles_minus_inf_on_either_side():
     lse = torch.randn(2, 3)
     empty_o, empty_lse = torch.zeros(2, 3, 4), torch.full((2, 3), float("-inf"))
     for args in ((o, lse, empty_o, empty_lse), (empty_o, empty_lse, o, lse)):
-        mo, mlse = reference.merge_attention_states(*args)
+        mo, mlse = torch_ops.merge_attention_states(*args)
         torch.testing.assert_close(mo, o)
         torch.testing.assert_close(mlse, lse)
-    mo, mlse = reference.merge_attention_states(empty_o, empty_lse, empty_o, empty_lse)
+    mo, mlse = torch_ops.merge_attention_states(empty_o, empty_lse, empty_o, empty_lse)
     assert torch.equal(mo, empty_o) and torch.isinf(mlse).all() and not torch.isnan(mo).any()
 
 
 def test_store_kv_writes_slots_and_skips_negative():
     kc, vc = torch.zeros(3, 2, 1, 1), torch.zeros(3, 2, 1, 1)
     k = torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1)
-    reference.store_kv(k, -k, kc, vc, torch.tensor([5, -1, 0]))
+    torch_ops.store_kv(k, -k, kc, vc, torch.tensor([5, -1, 0]))
     assert kc.flatten().tolist() == [3.0, 0, 0, 0, 0, 1.0]
     assert vc.flatten().tolist() == [-3.0, 0, 0, 0, 0, -1.0]
 
@@ -99,7 +99,7 @@ def test_shared_prefix_reference_equals_dense_over_prefix_then_own_keys():
     for (k, v), table in zip(own, tables):
         for i in range(k.shape[0]):
             kc[table[i // bs], i % bs], vc[table[i // bs], i % bs] = k[i], v[i]
-    o, lse = reference.shared_prefix_attention(
+    o, lse = torch_ops.shared_prefix_attention(
         q,
         kc,
         vc,
@@ -112,7 +112,7 @@ def test_shared_prefix_reference_equals_dense_over_prefix_then_own_keys():
     for s, (start, end) in enumerate([(0, 1), (1, 5)]):
         k = torch.cat([prefix_k, own[s][0]])
         v = torch.cat([prefix_v, own[s][1]])
-        eo, else_ = reference.dense_attention(q[start:end], k, v, causal=True, sm_scale=1 / math.sqrt(d))
+        eo, else_ = torch_ops.dense_attention(q[start:end], k, v, causal=True, sm_scale=1 / math.sqrt(d))
         torch.testing.assert_close(o[start:end], eo)
         torch.testing.assert_close(lse[start:end], else_)
 
@@ -121,7 +121,7 @@ def test_shared_prefix_reference_refuses_a_partial_page():
     q, cache = torch.zeros(1, 1, 4), torch.zeros(2, 4, 1, 4)
     i32 = torch.zeros(1, 1, dtype=torch.int32)
     with pytest.raises(ValueError, match="not whole pages"):
-        reference.shared_prefix_attention(
+        torch_ops.shared_prefix_attention(
             q, cache, cache, torch.tensor([1], dtype=torch.int32), 3, i32,
             torch.tensor([0, 1], dtype=torch.int32), torch.ones(1, dtype=torch.int32),
         )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Torch reference versions of the attention contract (the CPU path and the oracle for the Triton kernels).
+"""Torch versions of the attention contract: the engine's CPU path (the torch backend) and the oracle the Triton
+kernels are tested against.
 
 ``paged_attention`` semantics, per sequence ``s`` with ``q_len = cu_seqlens_q[s+1] - cu_seqlens_q[s]``::
 
