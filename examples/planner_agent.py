@@ -4,6 +4,7 @@ is right.
     python examples/planner_agent.py                      # a k=2 question from bench/agent_questions.py
     python examples/planner_agent.py --k 3 --index 4
     python examples/planner_agent.py --question "What is the total population of Paris and Quito?"
+    python examples/planner_agent.py --max-replans 0 --trace-dir out/demo/runs   # make demo's short run
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ async def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-replans", type=int, default=2)
     ap.add_argument("--latency", default="none", help='tool latency: "none" or "realistic"')
+    ap.add_argument("--trace-dir", default=None, help="where the run is recorded (default: ./.tether/runs)")
     args = ap.parse_args()
 
     set_latency(args.latency)
@@ -42,7 +44,8 @@ async def main() -> None:
         question = make_questions(k=args.k, n=args.index + 1, seed=args.seed)[args.index]
         text = question.text
     print(f"Question: {text}")
-    async with Planner(AGENT_TOOLS, model=args.model, max_replans=args.max_replans) as planner:
+    where = {"trace_dir": args.trace_dir} if args.trace_dir else {}
+    async with Planner(AGENT_TOOLS, model=args.model, max_replans=args.max_replans, **where) as planner:
         result = await planner.run(text)
         trace_path = planner.runtime.trace_path if planner.runtime else None
     for i, tasks in enumerate(result.plans):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 
 import torch
 from tether.runtime.engine.attention.base import AttentionBackend, AttentionFn, AttentionMetadata
@@ -20,14 +21,21 @@ __all__ = [
 BACKENDS = ("torch", "triton")
 
 
-def resolve_backend_name(name: str, device: torch.device) -> str:
-    """``auto``: ``triton`` on CUDA when triton is installed, ``torch`` otherwise (the CPU default). An
-    explicit name always wins."""
+def resolve_backend_name(
+    name: str, device: torch.device, self_check: Callable[[torch.device], bool] | None = None
+) -> str:
+    """``auto``: ``triton`` on CUDA when triton is installed and its kernels have passed the self-check on this
+    device (``self_check.triton_self_check_passed``: run once, cached per device), ``torch`` otherwise (the CPU
+    default; a failed check logs a warning). An explicit name always wins and is never checked."""
     if name != "auto":
         return name
-    if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
-        return "triton"
-    return "torch"
+    if device.type != "cuda" or importlib.util.find_spec("triton") is None:
+        return "torch"
+    if self_check is None:
+        from tether.runtime.engine.attention.self_check import triton_self_check_passed
+
+        self_check = triton_self_check_passed
+    return "triton" if self_check(device) else "torch"
 
 
 def get_backend(name: str) -> AttentionBackend:
