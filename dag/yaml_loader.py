@@ -42,6 +42,10 @@ def load_workflow(path: str | Path) -> Program:
         text = path.read_text()
     except OSError as exc:
         raise WorkflowSyntaxError(f"cannot read the workflow: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise WorkflowSyntaxError(
+            f"the workflow is not UTF-8 text: {exc.reason} at byte {exc.start}", path=path
+        ) from None
     return parse_workflow(text, path=path)
 
 

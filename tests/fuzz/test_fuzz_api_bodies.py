@@ -146,7 +146,7 @@ def _check_e2e(server: _Server, path: str, raw: bytes, valid: dict[str, Any]) ->
     assert integrity.status_code == 200, integrity.text
 
 
-@settings(FUZZ, max_examples=30)
+@settings(FUZZ, max_examples=40)
 @given(bodies(CHAT, CHAT_FIELDS))
 @example(b"[" * 100_000)
 @example(json.dumps({**CHAT, "seed": 2**70}).encode())  # was a 500: torch's manual_seed overflowed
@@ -155,7 +155,7 @@ def test_chat_end_to_end(server: _Server, raw: bytes) -> None:
     _check_e2e(server, "/v1/chat/completions", raw, CHAT)
 
 
-@settings(FUZZ, max_examples=30)
+@settings(FUZZ, max_examples=40)
 @given(bodies(COMPLETION, COMPLETION_FIELDS))
 @example(json.dumps({**COMPLETION, "seed": -(2**64)}).encode())
 @example(json.dumps({**COMPLETION, "top_p": 1e-50, "stream": True}).encode())

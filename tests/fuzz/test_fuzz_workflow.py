@@ -7,10 +7,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from tether.dag import DagError, compile_program, parse_workflow
+from tether.dag import DagError, compile_program, load_workflow, parse_workflow
 from tether.tools import ToolRegistry
 
 from tests.fuzz.counts import FUZZ, tried
@@ -120,6 +121,19 @@ def mutations(draw: st.DrawFn) -> dict[str, Any]:
 @given(mutations())
 def test_mutated_example(doc: dict[str, Any]) -> None:
     _check(yaml.safe_dump(doc, sort_keys=False))
+
+
+@settings(FUZZ, max_examples=60)
+@given(st.binary(max_size=60) | st.builds(lambda n: EXAMPLE.read_bytes()[:n], st.integers(0, 2000)))
+@example(b"name: \xff\xfe")  # was a raw UnicodeDecodeError from load_workflow
+def test_workflow_files(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> None:
+    tried("workflow")
+    path = tmp_path_factory.mktemp("wf") / "flow.yaml"
+    path.write_bytes(raw)
+    try:
+        compile_program(load_workflow(path), REGISTRY)
+    except DagError as exc:
+        assert "flow.yaml" in str(exc), exc
 
 
 def test_the_example_compiles() -> None:
