@@ -114,6 +114,16 @@ def test_truncated_and_flipped_gguf(workdir: Path, good_gguf: bytes, data: st.Da
     _check_gguf(path)
 
 
+def test_gguf_string_that_is_not_utf8(workdir: Path, good_gguf: bytes) -> None:
+    """Found by the fuzzer: a flipped byte in a metadata string was a raw UnicodeDecodeError."""
+    key = good_gguf.index(b"general.architecture")
+    at = good_gguf.index(b"llama", key)
+    path = workdir / "utf8.gguf"
+    path.write_bytes(good_gguf[:at] + b"\x80" + good_gguf[at + 1 :])
+    with pytest.raises(ModelLoadError, match="utf8.gguf.*general.architecture"):
+        read_gguf(path)
+
+
 @settings(FUZZ, max_examples=40)
 @given(st.binary(max_size=64))
 def test_random_bytes_gguf(workdir: Path, raw: bytes) -> None:

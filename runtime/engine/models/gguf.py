@@ -108,7 +108,10 @@ def read_header(reader: Any, path: Path) -> GGUFHeader:
             if default is ...:
                 raise ModelLoadError(f"{path}: GGUF metadata has no {key!r}")
             return default
-        return field.contents()
+        try:
+            return field.contents()
+        except (ValueError, IndexError) as exc:  # a string that is not UTF-8, an array cut short
+            raise ModelLoadError(f"{path}: GGUF metadata {key!r} is unreadable: {exc}") from None
 
     def count(key: str, default: Any = ..., minimum: int = 1) -> int:
         value = get(key, default)
