@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tether.runtime.server.errors import APIError
 from tether.runtime.server.protocol import ChatCompletionRequest, CompletionRequest, parse_body
 
-from tests.fuzz.counts import FUZZ, tried
+from tests.fuzz.counts import FUZZ, SCALE, tried
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 json_values = st.recursive(
@@ -73,7 +73,7 @@ def _check_parse(raw: bytes, model: type) -> None:
             assert exc.param and exc.param.split(".")[0].split("[")[0] in model.model_fields, exc
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=200 * SCALE)
 @given(bodies(CHAT, CHAT_FIELDS))
 @example(b"[" * 100_000)  # was an uncaught RecursionError in parse_body
 @example(b'{"model": "tiny", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}")
@@ -85,7 +85,7 @@ def test_chat_bodies(raw: bytes) -> None:
     _check_parse(raw, ChatCompletionRequest)
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=150 * SCALE)
 @given(bodies(COMPLETION, COMPLETION_FIELDS))
 def test_completion_bodies(raw: bytes) -> None:
     _check_parse(raw, CompletionRequest)
@@ -146,7 +146,7 @@ def _check_e2e(server: _Server, path: str, raw: bytes, valid: dict[str, Any]) ->
     assert integrity.status_code == 200, integrity.text
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=40 * SCALE)
 @given(bodies(CHAT, CHAT_FIELDS))
 @example(b"[" * 100_000)
 @example(json.dumps({**CHAT, "seed": 2**70}).encode())  # was a 500: torch's manual_seed overflowed
@@ -155,7 +155,7 @@ def test_chat_end_to_end(server: _Server, raw: bytes) -> None:
     _check_e2e(server, "/v1/chat/completions", raw, CHAT)
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=40 * SCALE)
 @given(bodies(COMPLETION, COMPLETION_FIELDS))
 @example(json.dumps({**COMPLETION, "seed": -(2**64)}).encode())
 @example(json.dumps({**COMPLETION, "top_p": 1e-50, "stream": True}).encode())

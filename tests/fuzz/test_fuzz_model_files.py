@@ -17,7 +17,7 @@ from tether.runtime.engine.errors import ModelLoadError
 from tether.runtime.engine.models.gguf import read_gguf
 from tether.runtime.engine.models.loader import read_model_config
 
-from tests.fuzz.counts import FUZZ, tried
+from tests.fuzz.counts import FUZZ, SCALE, tried
 
 gguf = pytest.importorskip("gguf")
 
@@ -100,7 +100,7 @@ def _check_gguf(path: Path) -> None:
         assert path.name in str(exc), exc
 
 
-@settings(FUZZ, max_examples=120)
+@settings(FUZZ, max_examples=120 * SCALE)
 @given(st.data())
 def test_truncated_and_flipped_gguf(workdir: Path, good_gguf: bytes, data: st.DataObject) -> None:
     raw = bytearray(good_gguf)
@@ -124,7 +124,7 @@ def test_gguf_string_that_is_not_utf8(workdir: Path, good_gguf: bytes) -> None:
         read_gguf(path)
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=40 * SCALE)
 @given(st.binary(max_size=64))
 def test_random_bytes_gguf(workdir: Path, raw: bytes) -> None:
     path = workdir / "random.gguf"
@@ -138,7 +138,7 @@ metadata_values = st.one_of(
 )  # fmt: skip
 
 
-@settings(FUZZ, max_examples=80)
+@settings(FUZZ, max_examples=80 * SCALE)
 @given(
     st.dictionaries(st.sampled_from(sorted(METADATA)), metadata_values, max_size=3),
     st.sets(st.sampled_from(sorted(METADATA))),
@@ -192,7 +192,7 @@ def _check_config(workdir: Path, raw: bytes) -> None:
         assert "config.json" in str(exc), exc
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=60 * SCALE)
 @given(st.binary(max_size=40) | st.builds(lambda n: json.dumps(CONFIG).encode()[:n], st.integers(0, 400)))
 def test_random_and_truncated_config(workdir: Path, raw: bytes) -> None:
     _check_config(workdir, raw)
@@ -201,7 +201,7 @@ def test_random_and_truncated_config(workdir: Path, raw: bytes) -> None:
 CONFIG_KEYS = [*sorted(CONFIG), "head_dim", "rope_parameters", "mlp_bias"]
 
 
-@settings(FUZZ, max_examples=120)
+@settings(FUZZ, max_examples=120 * SCALE)
 @given(
     st.dictionaries(st.sampled_from(CONFIG_KEYS), json_values, max_size=3),
     st.sets(st.sampled_from(sorted(CONFIG))),

@@ -7,7 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from tether.agents.planner import PlanError, PlanStreamParser, parse_plan
 
-from tests.fuzz.counts import FUZZ, tried
+from tests.fuzz.counts import FUZZ, SCALE, tried
 
 TOOLS = ["search", "compare", "fetch"]
 GOOD = """Thought: look both up
@@ -100,7 +100,7 @@ def mutated(draw: st.DrawFn) -> str:
 chunk_sizes = st.lists(st.integers(0, 12), max_size=20)
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=250 * SCALE)
 @given(mutated(), chunk_sizes)
 @example("1" * 5000 + ". search(1)", [])
 @example('{"id": ' + "1" * 5000 + ', "tool": "search"}', [])
@@ -111,7 +111,7 @@ def test_mutated_plans(text: str, chunks: list[int]) -> None:
     _check(text, chunks)
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=150 * SCALE)
 @given(st.lists(st.sampled_from(PIECES) | st.characters(), max_size=40).map("".join), chunk_sizes)
 def test_random_plans(text: str, chunks: list[int]) -> None:
     _check(text, chunks)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from tether.tools import ToolArgumentError, tool
 
-from tests.fuzz.counts import FUZZ, tried
+from tests.fuzz.counts import FUZZ, SCALE, tried
 
 
 class Unit(enum.Enum):
@@ -76,7 +76,7 @@ def _check(args: Any) -> None:
         assert _names_an_argument(exc, args), exc
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=200 * SCALE)
 @given(st.dictionaries(arg_names, json_values, max_size=5))
 @example({"place": {"city": "x"}, "days": float("nan")})
 @example({"place": {"city": "x"}, "days": 10**400})
@@ -86,13 +86,13 @@ def test_random_arguments(args: dict[str, Any]) -> None:
     _check(args)
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=150 * SCALE)
 @given(st.sampled_from(sorted(FIELDS)), json_values)
 def test_one_bad_field(name: str, value: Any) -> None:
     _check({**good, name: value})
 
 
-@settings(FUZZ, max_examples=50)
+@settings(FUZZ, max_examples=50 * SCALE)
 @given(json_values)
 @example({".": None})
 def test_not_a_mapping(value: Any) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tether.dag import DagError, compile_program, load_workflow, parse_workflow
 from tether.tools import ToolRegistry
 
-from tests.fuzz.counts import FUZZ, tried
+from tests.fuzz.counts import FUZZ, SCALE, tried
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "research.yaml"
 BASE: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
@@ -58,7 +58,7 @@ def _check(text: str, compile_too: bool = True) -> None:
         assert str(EXAMPLE) in str(exc) or exc.node is not None, str(exc)
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=150 * SCALE)
 @given(st.text(max_size=200))
 @example("nodes: [{id: a, tool: search, args: {query: x}}]\n? [1, 2]\n: x\n")
 @example("&a [*a]")
@@ -66,7 +66,7 @@ def test_random_text(text: str) -> None:
     _check(text)
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=100 * SCALE)
 @given(json_values)
 def test_random_documents(doc: Any) -> None:
     _check(yaml.safe_dump(doc))
@@ -99,6 +99,8 @@ def mutations(draw: st.DrawFn) -> dict[str, Any]:
             parent[key]  # noqa: B018 - the path may be gone after an earlier mutation
         except (KeyError, IndexError, TypeError):
             continue
+        if not isinstance(parent, (dict, list)):
+            continue
         op = draw(st.sampled_from(["drop", "rename", "retype", "ref", "cycle", "tool"]))
         if op == "drop":
             del parent[key]
@@ -117,13 +119,13 @@ def mutations(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=250 * SCALE)
 @given(mutations())
 def test_mutated_example(doc: dict[str, Any]) -> None:
     _check(yaml.safe_dump(doc, sort_keys=False))
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=60 * SCALE)
 @given(st.binary(max_size=60) | st.builds(lambda n: EXAMPLE.read_bytes()[:n], st.integers(0, 2000)))
 @example(b"name: \xff\xfe")  # was a raw UnicodeDecodeError from load_workflow
 def test_workflow_files(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> None:
