@@ -3,12 +3,14 @@ fed the same text in random chunks, agrees with ``parse_plan``."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from tether.agents.planner import PlanError, PlanStreamParser, parse_plan
 
 from tests.fuzz.counts import FUZZ, SCALE, tried
 
+pytestmark = pytest.mark.filterwarnings("error")  # a warning from ast must not change what parses
 TOOLS = ["search", "compare", "fetch"]
 GOOD = """Thought: look both up
 1. search("kv cache", k=3)
@@ -107,6 +109,7 @@ chunk_sizes = st.lists(st.integers(0, 12), max_size=20)
 @example("1. search(" + "[" * 300 + ")", [])
 @example('{"id": 1, "tool": "search", "args": ' + "[" * 3000 + "}", [])
 @example("1. search('\x00')", [])
+@example('1. search("\\,")', [])  # ast warned "invalid escape sequence": under -W error it failed the plan
 def test_mutated_plans(text: str, chunks: list[int]) -> None:
     _check(text, chunks)
 
