@@ -42,6 +42,10 @@ def load_workflow(path: str | Path) -> Program:
         text = path.read_text()
     except OSError as exc:
         raise WorkflowSyntaxError(f"cannot read the workflow: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise WorkflowSyntaxError(
+            f"the workflow is not UTF-8 text: {exc.reason} at byte {exc.start}", path=path
+        ) from None
     return parse_workflow(text, path=path)
 
 
@@ -61,13 +65,21 @@ def parse_workflow(text: str, *, path: str | Path | None = None) -> Program:
         raise WorkflowSyntaxError(f"invalid YAML: {exc}", path=src) from None
     lines: dict[Loc, int] = {}
     if root is not None:
-        _index(root, (), lines, src)
+        _index(root, (), lines, src, set(), set())
     return _Builder(src, lines, src.stem if path is not None else "workflow").program(data)
 
 
-def _index(node: yaml.Node, loc: Loc, lines: dict[Loc, int], src: Path) -> None:
-    """Record the line of every key and item; reject duplicate keys (YAML would keep the last silently)."""
+def _index(
+    node: yaml.Node, loc: Loc, lines: dict[Loc, int], src: Path, active: set[int], done: set[int]
+) -> None:
+    """Record the line of every key and item; reject duplicate keys (YAML would keep the last silently) and
+    aliases that contain themselves. An alias's node is walked once (``done``): nested aliases stay linear."""
     lines.setdefault(loc, node.start_mark.line + 1)
+    if id(node) in active:
+        raise WorkflowSyntaxError("a YAML alias refers to itself", path=src, line=node.start_mark.line + 1)
+    if id(node) in done:
+        return
+    active.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key, value in node.value:
@@ -79,10 +91,12 @@ def _index(node: yaml.Node, loc: Loc, lines: dict[Loc, int], src: Path) -> None:
                 )
             seen[name] = line
             lines[(*loc, name)] = line
-            _index(value, (*loc, name), lines, src)
+            _index(value, (*loc, name), lines, src, active, done)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, (*loc, i), lines, src)
+            _index(item, (*loc, i), lines, src, active, done)
+    active.discard(id(node))
+    done.add(id(node))
 
 
 class _Builder:

@@ -156,7 +156,9 @@ class Tool:
         for key in args:
             if key not in self.args_model.model_fields:
                 raise ToolArgumentError(
-                    self.name, key, f"unexpected argument (expected one of: {', '.join(self._field_names)})"
+                    self.name,
+                    str(key),
+                    f"unexpected argument (expected one of: {', '.join(self._field_names)})",
                 )
         known = {k: v for k, v in args.items() if k not in unresolved}
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from typing import Any
 
 from tether.agents.planner.plan import RefString, TaskRef
@@ -137,7 +138,9 @@ def parse_call_args(rest: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
     escape = _escape_token(rest)
     source = _CALL + "(" + _rewrite(rest, escape)
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():  # "\," warns (invalid escape): the same plan parses under -W error
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ArgsError(f"cannot parse the arguments: {exc.msg}") from None
     call = tree.body

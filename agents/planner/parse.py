@@ -28,8 +28,8 @@ from typing import Any
 from tether.agents.planner.literals import ArgsError, parse_call_args, split_refs
 from tether.agents.planner.plan import END_OF_PLAN, JOIN, PlanError, PlanTask, TaskRef, collect_refs
 
-_TASK = re.compile(r"(\d+)\.\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\((.*)")
-_NUMBERED = re.compile(r"\d+\.")
+_TASK = re.compile(r"(\d{1,18})\.\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\((.*)")  # int() refuses > 4300 digits
+_NUMBERED = re.compile(r"\d{1,18}\.")
 
 
 def tool_names(tools: Any) -> frozenset[str] | None:
@@ -70,6 +70,8 @@ def _json_task(text: str) -> tuple[int, str, tuple[Any, ...], dict[str, Any]]:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ArgsError(f"bad JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # an integer over 4300 digits, nesting past the stack
+        raise ArgsError(f"bad JSON: {exc}") from None
     if not isinstance(obj, dict) or set(obj) - {"id", "tool", "args", "thought"}:
         raise ArgsError('a JSON task is {"id": N, "tool": "name", "args": {...}}')
     idx, tool, args = obj.get("id"), obj.get("tool"), obj.get("args", {})
@@ -77,10 +79,13 @@ def _json_task(text: str) -> tuple[int, str, tuple[Any, ...], dict[str, Any]]:
         raise ArgsError(f"'id' must be an integer, got {idx!r}")
     if not isinstance(tool, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", tool):
         raise ArgsError(f"'tool' must be a tool name, got {tool!r}")
-    if isinstance(args, dict):
-        return idx, tool, (), {k: _json_value(v) for k, v in args.items()}
-    if isinstance(args, list):
-        return idx, tool, tuple(_json_value(v) for v in args), {}
+    try:
+        if isinstance(args, dict):
+            return idx, tool, (), {k: _json_value(v) for k, v in args.items()}
+        if isinstance(args, list):
+            return idx, tool, tuple(_json_value(v) for v in args), {}
+    except RecursionError:
+        raise ArgsError("'args' is nested too deeply") from None
     raise ArgsError(f"'args' must be an object or a list, got {type(args).__name__}")
 
 

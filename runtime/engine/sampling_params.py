@@ -50,6 +50,11 @@ class SamplingParams:
         )
         self._check(all(s for s in self.stop), "stop", "stop strings must be non-empty")
         self._check(
+            self.seed is None or -(2**63) <= self.seed < 2**64,
+            "seed",
+            f"must fit in 64 bits, got {self.seed}",
+        )
+        self._check(
             self.structured_outputs is None or isinstance(self.structured_outputs, StructuredOutputs),
             "structured_outputs",
             f"expected StructuredOutputs, got {type(self.structured_outputs).__name__}",

@@ -93,7 +93,7 @@ def parse_body(raw: bytes, model: type[M]) -> M:
     ``param``, as ``messages[0].role``)."""
     try:
         doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, an int over 4300 digits, deep nesting
         raise bad_request(f"the body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(doc, dict):
         raise bad_request(f"the body must be a JSON object, got {type(doc).__name__}", code="invalid_json")
@@ -129,6 +129,6 @@ def _is_branch_tag(part: str) -> bool:
 def _jsonable(value: Any) -> bool:
     try:
         json.dumps(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return False
     return True

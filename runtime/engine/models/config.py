@@ -85,22 +85,23 @@ class ModelConfig:
         arch = _architecture(hf_config)
         if getattr(hf_config, "mlp_bias", False):
             raise ModelLoadError(f"{arch}: mlp_bias=True is not supported")
-        heads = hf_config.num_attention_heads
-        head_dim = getattr(hf_config, "head_dim", None) or hf_config.hidden_size // heads
+        heads = _count(hf_config, "num_attention_heads")
+        hidden = _count(hf_config, "hidden_size")
+        head_dim = _count(hf_config, "head_dim", None) or max(1, hidden // heads)
         is_qwen2 = arch == "Qwen2ForCausalLM"
         llama_bias = bool(getattr(hf_config, "attention_bias", False)) and arch == "LlamaForCausalLM"
         return cls(
             architecture=arch,
-            vocab_size=hf_config.vocab_size,
-            hidden_size=hf_config.hidden_size,
-            num_layers=hf_config.num_hidden_layers,
+            vocab_size=_count(hf_config, "vocab_size"),
+            hidden_size=hidden,
+            num_layers=_count(hf_config, "num_hidden_layers"),
             num_heads=heads,
-            num_kv_heads=getattr(hf_config, "num_key_value_heads", None) or heads,
+            num_kv_heads=_count(hf_config, "num_key_value_heads", None) or heads,
             head_dim=head_dim,
-            intermediate_size=hf_config.intermediate_size,
-            rms_norm_eps=float(hf_config.rms_norm_eps),
+            intermediate_size=_count(hf_config, "intermediate_size"),
+            rms_norm_eps=_number({"rms_norm_eps": getattr(hf_config, "rms_norm_eps", None)}, "rms_norm_eps"),
             rope=rope_from_hf(hf_config),
-            max_position_embeddings=hf_config.max_position_embeddings,
+            max_position_embeddings=_count(hf_config, "max_position_embeddings"),
             tie_word_embeddings=bool(getattr(hf_config, "tie_word_embeddings", False)),
             attention_bias=is_qwen2 or llama_bias,
             bos_token_id=getattr(hf_config, "bos_token_id", None),
@@ -166,20 +167,43 @@ def rope_from_hf(hf_config: Any) -> RopeConfig:
     else:
         params = getattr(hf_config, "rope_scaling", None) or {}
         theta = getattr(hf_config, "rope_theta", 10000.0)
+    if not isinstance(params, dict):
+        raise ModelLoadError(f"rope_scaling must be a mapping, got {params!r}")
     rope_type = params.get("rope_type", params.get("type", "default"))
     if params.get("partial_rotary_factor", 1.0) != 1.0:
         raise ModelLoadError(f"partial_rotary_factor={params['partial_rotary_factor']} is not supported")
     original = params.get("original_max_position_embeddings")
     if rope_type == "llama3" and original is None:
-        original = hf_config.max_position_embeddings
+        original = _count(hf_config, "max_position_embeddings")
+    if original is not None and (isinstance(original, bool) or not isinstance(original, int) or original < 1):
+        raise ModelLoadError(
+            f"rope original_max_position_embeddings must be an integer >= 1, got {original!r}"
+        )
     return RopeConfig(
-        theta=float(theta),
+        theta=_number({"rope_theta": theta}, "rope_theta"),
         scaling_type=rope_type,
-        factor=float(params.get("factor", 1.0)),
-        low_freq_factor=float(params.get("low_freq_factor", 1.0)),
-        high_freq_factor=float(params.get("high_freq_factor", 4.0)),
+        factor=_number(params, "factor", 1.0),
+        low_freq_factor=_number(params, "low_freq_factor", 1.0),
+        high_freq_factor=_number(params, "high_freq_factor", 4.0),
         original_max_position_embeddings=original,
     )
+
+
+def _count(hf_config: Any, name: str, default: Any = ...) -> Any:
+    """``hf_config.name`` as an integer >= 1 (``default`` when absent or ``None``); ``ModelLoadError``."""
+    value = getattr(hf_config, name, None)
+    if value is None and default is not ...:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelLoadError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _number(params: Any, name: str, default: Any = ...) -> float:
+    value = params.get(name, default) if isinstance(params, dict) else default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelLoadError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
 def _architecture(hf_config: Any) -> str:

@@ -99,7 +99,7 @@ class GGUFHeader:
 
 
 def read_header(reader: Any, path: Path) -> GGUFHeader:
-    """Raises ``ModelLoadError`` naming the file and the key at fault."""
+    """Raises ``ModelLoadError`` naming the file and the key at fault (missing, mistyped or out of range)."""
     fields = reader.fields
 
     def get(key: str, default: Any = ...) -> Any:
@@ -108,57 +108,81 @@ def read_header(reader: Any, path: Path) -> GGUFHeader:
             if default is ...:
                 raise ModelLoadError(f"{path}: GGUF metadata has no {key!r}")
             return default
-        return field.contents()
+        try:
+            return field.contents()
+        except (ValueError, IndexError) as exc:  # a string that is not UTF-8, an array cut short
+            raise ModelLoadError(f"{path}: GGUF metadata {key!r} is unreadable: {exc}") from None
+
+    def count(key: str, default: Any = ..., minimum: int = 1) -> int:
+        value = get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ModelLoadError(
+                f"{path}: GGUF metadata {key!r} must be an integer >= {minimum}, got {value!r}"
+            )
+        return value
+
+    def real(key: str, default: Any = ...) -> float:
+        value = get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ModelLoadError(f"{path}: GGUF metadata {key!r} must be a number, got {value!r}")
+        return float(value)
+
+    def token(key: str) -> int | None:
+        return None if get(key, None) is None else count(key, minimum=0)
 
     arch = get("general.architecture")
-    if arch not in ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise ModelLoadError(
             f"{path}: GGUF architecture {arch!r} is not supported (supported: {', '.join(ARCHITECTURES)})"
         )
-    hidden = int(get(f"{arch}.embedding_length"))
-    heads = int(get(f"{arch}.attention.head_count"))
-    head_dim = int(get(f"{arch}.attention.key_length", hidden // heads))
-    rotary = int(get(f"{arch}.rope.dimension_count", head_dim))
+    hidden = count(f"{arch}.embedding_length")
+    heads = count(f"{arch}.attention.head_count")
+    kv_heads = count(f"{arch}.attention.head_count_kv", heads)
+    if heads % kv_heads:
+        raise ModelLoadError(f"{path}: head_count {heads} is not a multiple of head_count_kv {kv_heads}")
+    head_dim = count(f"{arch}.attention.key_length", max(1, hidden // heads))
+    rotary = count(f"{arch}.rope.dimension_count", head_dim)
     if rotary != head_dim:
         raise ModelLoadError(f"{path}: partial rotary ({rotary} of {head_dim} dims) is not supported")
     names = {t.name for t in reader.tensors}
     if "rope_freqs.weight" in names:
         raise ModelLoadError(f"{path}: per-frequency rope factors (rope_freqs.weight) are not supported")
+    layers = count(f"{arch}.block_count")
+    if layers > len(names):
+        raise ModelLoadError(
+            f"{path}: GGUF metadata gives {layers} blocks but the file has {len(names)} tensors"
+        )
     tokens = fields.get("tokenizer.ggml.tokens")
-    vocab = int(get(f"{arch}.vocab_size", len(tokens.data) if tokens is not None else 0))
+    vocab = count(f"{arch}.vocab_size", len(tokens.data) if tokens is not None else 0, minimum=0)
     if vocab <= 0:
         raise ModelLoadError(f"{path}: GGUF metadata gives no vocabulary size")
     return GGUFHeader(
         arch=arch,
         vocab_size=vocab,
         hidden_size=hidden,
-        intermediate_size=int(get(f"{arch}.feed_forward_length")),
-        num_layers=int(get(f"{arch}.block_count")),
+        intermediate_size=count(f"{arch}.feed_forward_length"),
+        num_layers=layers,
         num_heads=heads,
-        num_kv_heads=int(get(f"{arch}.attention.head_count_kv", heads)),
+        num_kv_heads=kv_heads,
         head_dim=head_dim,
-        rms_norm_eps=float(get(f"{arch}.attention.layer_norm_rms_epsilon")),
-        rope_theta=float(get(f"{arch}.rope.freq_base", 10000.0)),
-        rope_scaling=_rope_scaling(get, arch, path),
-        max_position_embeddings=int(get(f"{arch}.context_length")),
+        rms_norm_eps=real(f"{arch}.attention.layer_norm_rms_epsilon"),
+        rope_theta=real(f"{arch}.rope.freq_base", 10000.0),
+        rope_scaling=_rope_scaling(get, real, arch, path),
+        max_position_embeddings=count(f"{arch}.context_length"),
         tie_word_embeddings="output.weight" not in names,
-        bos_token_id=_maybe_int(get("tokenizer.ggml.bos_token_id", None)),
-        eos_token_id=_maybe_int(get("tokenizer.ggml.eos_token_id", None)),
-        eot_token_id=_maybe_int(get("tokenizer.ggml.eot_token_id", None)),
+        bos_token_id=token("tokenizer.ggml.bos_token_id"),
+        eos_token_id=token("tokenizer.ggml.eos_token_id"),
+        eot_token_id=token("tokenizer.ggml.eot_token_id"),
     )
 
 
-def _rope_scaling(get: Any, arch: str, path: Path) -> dict[str, Any] | None:
+def _rope_scaling(get: Any, real: Any, arch: str, path: Path) -> dict[str, Any] | None:
     kind = get(f"{arch}.rope.scaling.type", "none")
     if kind in ("none", ""):
         return None
     if kind == "linear":
-        return {"rope_type": "linear", "factor": float(get(f"{arch}.rope.scaling.factor"))}
+        return {"rope_type": "linear", "factor": real(f"{arch}.rope.scaling.factor")}
     raise ModelLoadError(f"{path}: rope scaling {kind!r} is not supported (supported: none, linear)")
-
-
-def _maybe_int(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 def hf_tensor_name(gguf_name: str) -> str | None:
@@ -193,21 +217,25 @@ def read_tensors(reader: Any, header: GGUFHeader, path: Path) -> dict[str, np.nd
             raise ModelLoadError(
                 f"{path}: tensor {t.name!r} has type {t.tensor_type.name}, which cannot be dequantized"
             ) from exc
-        w = w.reshape(tuple(int(d) for d in reversed(t.shape)))  # GGUF lists dims innermost first
-        if header.arch in PERMUTED_QK and name.endswith(("q_proj.weight", "q_proj.bias")):
-            w = unpermute_qk(w, header.num_heads)
-        elif header.arch in PERMUTED_QK and name.endswith(("k_proj.weight", "k_proj.bias")):
-            w = unpermute_qk(w, header.num_kv_heads)
+        shape = tuple(int(d) for d in reversed(t.shape))  # GGUF lists dims innermost first
+        try:
+            w = w.reshape(shape)
+            if header.arch in PERMUTED_QK and name.endswith(("q_proj.weight", "q_proj.bias")):
+                w = unpermute_qk(w, header.num_heads)
+            elif header.arch in PERMUTED_QK and name.endswith(("k_proj.weight", "k_proj.bias")):
+                w = unpermute_qk(w, header.num_kv_heads)
+        except ValueError as exc:  # data and shape disagree, or rows not divisible by the heads
+            raise ModelLoadError(f"{path}: tensor {t.name!r} of shape {shape}: {exc}") from None
         out[name] = np.ascontiguousarray(w)
     if header.tie_word_embeddings:
         out.pop("lm_head.weight", None)
     return out
 
 
-def convert_gguf(path: Path, out: Path) -> None:
-    """Write the checkpoint directory ``out`` (see the module docstring) from the GGUF file ``path``."""
+def read_gguf(path: Path) -> tuple[GGUFHeader, dict[str, np.ndarray]]:
+    """The header and every tensor the model needs (float32, Hugging Face names); ``ModelLoadError`` naming
+    ``path`` for a file that is not GGUF, is truncated, or lacks or mistypes what a Llama / Qwen2 needs."""
     import gguf
-    from safetensors.numpy import save_file
 
     try:
         reader = gguf.GGUFReader(str(path))
@@ -218,6 +246,14 @@ def convert_gguf(path: Path, out: Path) -> None:
     missing = _expected_names(header) - tensors.keys()
     if missing:
         raise ModelLoadError(f"{path}: GGUF file lacks tensors for {sorted(missing)[:3]}")
+    return header, tensors
+
+
+def convert_gguf(path: Path, out: Path) -> None:
+    """Write the checkpoint directory ``out`` (see the module docstring) from the GGUF file ``path``."""
+    from safetensors.numpy import save_file
+
+    header, tensors = read_gguf(path)
     out.mkdir(parents=True, exist_ok=True)
     header.hf_config().save_pretrained(out)
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})

@@ -51,8 +51,7 @@ def load_model(
             model=net.prepare_for_inference(), config=PRESETS[model], tokenizer=ByteTokenizer(), name=model
         )
     path = checkpoint_dir(model)
-    hf_config = _read_hf_config(path)
-    config = ModelConfig.from_hf(hf_config)
+    hf_config, config = read_model_config(path)
     dtype = dtype or _config_dtype(hf_config) or _device_default_dtype(device)
     net = _build_empty(config, device, dtype)
     load_safetensors(net, path)
@@ -97,6 +96,15 @@ def load_hf_tokenizer(path: Path, *, extra_eos_ids: list[int]) -> HFTokenizer:
     except Exception as exc:  # transformers raises many types here
         raise ModelLoadError(f"{path}: cannot load the tokenizer: {exc}") from exc
     return HFTokenizer(hf_tokenizer, extra_eos_ids=extra_eos_ids)
+
+
+def read_model_config(path: Path) -> tuple[Any, ModelConfig]:
+    """The checkpoint's transformers config and our view of it; ``ModelLoadError`` naming ``config.json``."""
+    hf_config = _read_hf_config(path)
+    try:
+        return hf_config, ModelConfig.from_hf(hf_config)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{path / 'config.json'}: {exc}") from None
 
 
 def _read_hf_config(path: Path) -> Any:
