@@ -48,7 +48,8 @@ deps:
 			|| echo "apt-get could not install chromium: the UI browser tests will be skipped"; \
 	else echo "chromium not found and not root: apt-get install chromium to run the UI browser tests"; fi
 
-# The OpenAI Agents SDK in its own environment: its import name, `agents`, is also this repository's package.
+# The OpenAI Agents SDK in its own environment: its dependencies stay out of .venv, and its import name, `agents`,
+# is also this checkout's top-level folder (installed as tether.agents).
 AGENTS_VENV := .venv-agents
 agents-sdk: $(AGENTS_VENV)/.installed
 

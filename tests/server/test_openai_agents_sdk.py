@@ -1,6 +1,6 @@
 """A real agent framework on the server: ``examples/openai_agents_sdk.py`` (the OpenAI Agents SDK, two function
-tools) against ``tether serve --model smollm2``. The SDK runs in ``.venv-agents`` (``make agents-sdk``): its
-import name ``agents`` is this repository's agent package too."""
+tools) against ``tether serve --model smollm2``. The SDK runs in ``.venv-agents`` (``make agents-sdk``), from a
+folder outside the checkout: its import name ``agents`` is also the checkout's top-level folder."""
 
 from __future__ import annotations
 
