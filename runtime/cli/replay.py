@@ -136,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
         sweep = run_sweep(settings, programs, rates, progress, seeds=seeds, draw=args.draw)
         doc.update(sweep)
         if args.plot:
-            plot_sweep(sweep, Path(args.plot), title=f"{Path(args.workload).name}, {len(programs)} programs")
+            drawn = f"{args.draw} programs drawn from {len(programs)}" if args.draw else f"{len(programs)} programs"
+            where = f"simulated ({settings.cost_model.name})" if args.simulate else "real engine"
+            plot_sweep(sweep, Path(args.plot), title=f"{Path(args.workload).name}, {drawn}\n{where}")
         for point in sweep["results_at_rate"]:
             print(f"rate {point['rate']} programs/s")
             print(format_summary(point["summary"]))
