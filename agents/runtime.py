@@ -112,8 +112,9 @@ class AgentRuntime:
         recorder = None
         if trace is None:
             recorder = RunRecorder("agents", "agents", trace_dir=trace_dir, meta={"model": model})
-            sink: TraceSink | None = recorder.trace()
-            path: Path | None = recorder.trace().path
+            writer = recorder.trace()
+            sink: TraceSink | None = writer
+            path: Path | None = writer.path
             owns_trace = False
         else:
             sink, path, owns_trace = _trace(trace)

@@ -43,15 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from tether.dag.errors import DagError
-    from tether.dag.inputs import parse_assignments
-    from tether.dag.yaml_loader import load_workflow
     from tether.runtime.executor.errors import ExecutorError
     from tether.runtime.executor.workflow import prepare_workflow, run_workflow
     from tether.tools.errors import ToolError
 
     try:
-        inputs = parse_assignments(load_workflow(args.file), args.input)
-        prepared = prepare_workflow(args.file, inputs, remote_tools=bool(args.broker))
+        prepared = prepare_workflow(args.file, assignments=args.input, remote_tools=bool(args.broker))
     except (DagError, ToolError, ExecutorError) as exc:
         print(f"tether run: {exc}", file=sys.stderr)
         return 2

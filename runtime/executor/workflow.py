@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,15 +34,17 @@ def prepare_workflow(
     path: str | Path,
     inputs: Mapping[str, Any] | None = None,
     *,
+    assignments: Sequence[str] = (),
     remote_tools: bool = False,
     stats: ToolDurationStats | None = None,
 ) -> tuple[CompiledProgram, dict[str, Any]]:
     """Load, compile and bind inputs: everything that can fail before anything runs (``DagError`` naming the
-    file, line and node; ``ToolError``). ``remote_tools``: the tools are known only to MQTT workers, so a
+    file, line and node; ``ToolError``). ``assignments``: more inputs as ``"key=value"`` text (``--input``),
+    typed by the program's declared inputs. ``remote_tools``: the tools are known only to MQTT workers, so a
     workflow without ``tools:`` files is not checked against a registry. ``stats`` predicts tool durations
     (default: the deployment's, ``tether.tools.store.deployment_stats()``)."""
     from tether.dag.compiler import compile_program
-    from tether.dag.inputs import bind_inputs
+    from tether.dag.inputs import bind_inputs, parse_assignments
     from tether.dag.yaml_loader import load_workflow
     from tether.tools.registry import ToolRegistry
     from tether.tools.store import deployment_stats
@@ -54,7 +56,8 @@ def prepare_workflow(
         registry.load(spec, base_dir=path.resolve().parent)
     registry_or_none = None if remote_tools and not program.tools else registry
     compiled = compile_program(program, registry_or_none, stats=stats or deployment_stats())
-    return compiled, bind_inputs(program, dict(inputs or {}))
+    given = {**dict(inputs or {}), **parse_assignments(program, list(assignments))}
+    return compiled, bind_inputs(program, given)
 
 
 async def run_workflow(

@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tether.runtime.engine.async_engine import AsyncEngine
@@ -56,10 +55,6 @@ def create_app(
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
         state.metrics.requests.labels(request.url.path, str(exc.status)).inc()
         return exc.response()
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return APIError(400, str(exc.errors()[:1])).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
