@@ -92,8 +92,8 @@ class AsyncEngine:
     ) -> AsyncEngine:
         """Loads the model on the engine thread itself, off the event loop (``tool_stats``, ``observe_tools``:
         as ``LLMEngine`` takes them). One thread runs every torch call:
-        on CPU, OpenMP work from a second thread (a loader thread, then the step thread) made steps about 2.5x
-        slower on the 2-core machine (measured), as the two threads' OpenMP pools compete for the cores."""
+        on CPU, OpenMP work from a second thread (a loader thread, then the step thread) made steps about 2x
+        slower on the 2-core machine (``bench/engine_threads.py``), as the two threads' OpenMP pools compete."""
         engine = cls(_build=lambda: LLMEngine(config, tool_stats=tool_stats, observe_tools=observe_tools))
         await asyncio.to_thread(engine._built.wait)
         if engine._build_error is not None:
