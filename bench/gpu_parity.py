@@ -21,10 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parity(model: str, device: str, dtype: str) -> dict:
-    from tether.runtime import LLM
-
     from tests.runtime.test_smollm2 import GREEDY_32, hf_greedy
     from tests.smollm2 import CHAT_PROMPTS, conversation, transformers_smollm2
+    from tether.runtime import LLM
 
     llm = LLM(model, device=device, dtype=dtype)
     if model == "smollm2":

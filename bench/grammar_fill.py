@@ -15,12 +15,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import xgrammar as xgr  # noqa: E402
-from tether.agents.planner import plan_grammar  # noqa: E402
-from tether.agents.react_grammar import react_grammar  # noqa: E402
-from tether.runtime.engine.models.sources import checkpoint_dir  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from examples.agent_tools import AGENT_TOOLS  # noqa: E402
+from tether.agents.planner import plan_grammar  # noqa: E402
+from tether.agents.react_grammar import react_grammar  # noqa: E402
+from tether.runtime.engine.models.sources import checkpoint_dir  # noqa: E402
 
 UNBOUNDED = '"\\"" schar* "\\""'
 BOUNDED = '"\\"" schar{0,200} "\\""'

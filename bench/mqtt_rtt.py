@@ -38,6 +38,7 @@ if "--tree" in sys.argv:  # the checkout whose runner and worker are timed (--co
 sys.path.insert(0, str(REPO))
 
 import aiomqtt  # noqa: E402
+
 from tether.tools.mqtt import MqttToolRunner  # noqa: E402
 from tether.tools.mqtt.broker import EmbeddedBroker  # noqa: E402
 from tether.tools.mqtt.connection import NODELAY, BrokerAddress  # noqa: E402

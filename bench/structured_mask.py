@@ -45,9 +45,10 @@ SCHEMA = {
 
 def load_tokenizer():
     """SmolLM2's tokenizer (the named model's converted checkpoint), or a synthetic 49152-token one."""
+    from transformers import AutoTokenizer
+
     from tether.runtime.engine.errors import ModelLoadError
     from tether.runtime.engine.models.sources import checkpoint_dir
-    from transformers import AutoTokenizer
 
     try:
         return AutoTokenizer.from_pretrained(str(checkpoint_dir("smollm2"))), "SmolLM2-135M-Instruct"
@@ -136,6 +137,7 @@ def advance(manager: StructuredOutputManager, seq: Sequence, doc: list[int], pos
 
 def apply_only(manager: StructuredOutputManager, batch: int, vocab: int) -> dict:
     import xgrammar as xgr
+
     from tether.runtime.engine.structured.bitmask import apply_bitmask
 
     bitmask = manager._rows(batch)  # the filled bitmask of the last step

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import networkx as nx
 from pydantic import TypeAdapter
+
 from tether.dag.errors import UnknownReferenceError
 from tether.dag.hints import LLMHints
 from tether.dag.ir import LLMCall, Program, ToolCall

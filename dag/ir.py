@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from tether.dag.errors import DuplicateNodeError, ReferenceSyntaxError
 from tether.dag.refs import NODE_ID, Ref, RefSyntaxError, Template, compile_template
 

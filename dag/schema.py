@@ -8,6 +8,7 @@ from typing import Any, Literal, Optional, Union
 
 import pydantic
 from pydantic import ConfigDict, Field, TypeAdapter
+
 from tether.dag.refs import PathItem
 
 _PRIMITIVES: dict[str, Any] = {

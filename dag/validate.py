@@ -7,6 +7,7 @@ from typing import Any
 
 import networkx as nx
 from pydantic import TypeAdapter
+
 from tether.dag.errors import (
     CycleError,
     OutputSchemaError,

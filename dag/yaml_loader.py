@@ -12,6 +12,7 @@ from typing import Any
 
 import pydantic
 import yaml
+
 from tether.dag.errors import WorkflowSyntaxError
 from tether.dag.ir import InputSpec, LLMCall, Program, SourceMap, ToolCall
 from tether.dag.refs import NODE_ID

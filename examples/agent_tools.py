@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 
 from pydantic import BaseModel
+
 from tether.tools import Tool, ToolError, ToolRegistry, default_registry, tool
 
 HERE = Path(__file__).resolve().parent

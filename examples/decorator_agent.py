@@ -17,10 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
+from examples.agent_tools import AGENT_TOOLS, calculator, lookup, set_latency  # noqa: E402
 from tether.agents.decorator import agent, llm  # noqa: E402
 from tether.agents.runtime import AgentRuntime  # noqa: E402
-
-from examples.agent_tools import AGENT_TOOLS, calculator, lookup, set_latency  # noqa: E402
 
 
 @agent(name="city_populations")

@@ -1,23 +1,23 @@
 """An OpenAI Agents SDK agent (the ``openai-agents`` package) on ``tether serve``, unchanged but for its base URL.
 
-    make agents-sdk                                    # .venv-agents: the SDK in its own environment
     .venv/bin/tether serve --model smollm2 &           # in another shell
-    .venv-agents/bin/python examples/openai_agents_sdk.py --base-url http://127.0.0.1:8000/v1
+    .venv/bin/python examples/openai_agents_sdk.py --base-url http://127.0.0.1:8000/v1
 
-The SDK lives in its own virtual environment: the main one stays free of its dependencies, and its import name,
-``agents``, is also the name of this checkout's top-level folder (installed as ``tether.agents``), which
-shadows it for code run from the repository root. The agent has two function tools; the first turn forces a
+The SDK (``openai-agents``) is in the main environment's test extra. Its import name, ``agents``, is also the name
+of this checkout's top-level folder (installed as ``tether.agents``); that folder is a namespace portion, so the
+SDK wins even from the repository root (tether/_layout.py). The agent has two function tools; the first turn forces a
 tool call (``tool_choice="required"``, which the SDK resets to ``auto`` after the call, so the model then
 answers), so SmolLM2-135M calls a tool with arguments generated under its JSON schema. Prints one JSON line:
 the tool calls made and the final answer.
 """
 
-# ruff: noqa: I001 - `agents` here is the SDK (third party), not this repository's package of the same name
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+
+from openai import AsyncOpenAI
 
 from agents import (
     Agent,
@@ -27,7 +27,6 @@ from agents import (
     function_tool,
     set_tracing_disabled,
 )
-from openai import AsyncOpenAI
 
 CALLS: list[dict] = []
 

@@ -16,12 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.agent_questions import check_answer, make_questions  # noqa: E402
+from examples.agent_tools import AGENT_TOOLS, set_latency  # noqa: E402
 from tether.agents.planner import format_plan  # noqa: E402
 from tether.agents.planner.agent import Planner  # noqa: E402
 from tether.agents.planner.prompts import render_value  # noqa: E402
-
-from bench.agent_questions import check_answer, make_questions  # noqa: E402
-from examples.agent_tools import AGENT_TOOLS, set_latency  # noqa: E402
 
 
 async def main() -> None:

@@ -11,6 +11,7 @@ import asyncio
 import re
 
 from pydantic import BaseModel
+
 from tether.tools import tool
 
 CORPUS = {

@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+
 from tether.kernels.contract import CascadeLevel, KernelInputError, check_attention_args, check_index_args
 from tether.kernels.merge_kernels import merge_two
 from tether.kernels.paged import attend, plan_launch

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
 from tether.kernels.contract import check_merge_args
 from tether.kernels.runtime import ensure_runnable
 from tether.kernels.tiles import block_d, next_power_of_2

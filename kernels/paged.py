@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+
 from tether.kernels.attention_kernel import LOG2E, paged_attention_kernel
 from tether.kernels.contract import check_attention_args
 from tether.kernels.merge_kernels import reduce_splits

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 import torch
+
 from tether.kernels.contract import KernelInputError, KernelUnavailableError
 from tether.kernels.tiles import INTERPRETER_SMS
 

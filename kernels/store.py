@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
 from tether.kernels.contract import KernelInputError
 from tether.kernels.runtime import ensure_runnable, interpreted
 from tether.kernels.tiles import block_d

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+
 from tether.kernels.contract import CascadeLevel
 
 

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 
+def _fresh_home(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Path:
+    home = tmp_path_factory.mktemp("tether_home")
+    (home / "models").symlink_to(models, target_is_directory=True)
+    return home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _real_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The real ``models/`` folder; meanwhile the session's own fixtures (the servers, the SmolLM2 ``LLM``), which
+    start before any test's home is set, get a session ``TETHER_HOME`` of their own."""
+    from tether.home import tether_home
+
+    models = tether_home() / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TETHER_HOME", str(_fresh_home(tmp_path_factory, models)))
+        yield models
+
+
 @pytest.fixture(autouse=True)
-def _tether_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _tether_home(
+    _real_models: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No test reads or writes the real ``TETHER_HOME`` (the deployment's tool durations, runs): it is a fresh
     folder per test, unless the test sets its own. Its ``models/`` links to the real one, so converted models
     (SmolLM2's GGUF, converted once) are shared across tests and runs."""
-    from tether.home import tether_home
-
-    real_models = tether_home() / "models"
-    real_models.mkdir(parents=True, exist_ok=True)
-    home = tmp_path_factory.mktemp("tether_home")
-    (home / "models").symlink_to(real_models, target_is_directory=True)
-    monkeypatch.setenv("TETHER_HOME", str(home))
+    monkeypatch.setenv("TETHER_HOME", str(_fresh_home(tmp_path_factory, _real_models)))
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,9 @@ def conversation(prompt: str) -> list[dict[str, Any]]:
 def transformers_smollm2() -> Any:
     """The same GGUF file loaded by transformers' own GGUF path (float32, eager attention)."""
     import torch
-    from tether.runtime.engine.models.sources import named_model_path
     from transformers import AutoModelForCausalLM
+
+    from tether.runtime.engine.models.sources import named_model_path
 
     path = named_model_path("smollm2")
     model = AutoModelForCausalLM.from_pretrained(

@@ -1,6 +1,6 @@
 """Tether: a runtime for agentic LLM workloads. The packages live under this one namespace (``runtime``,
-``dag``, ``tools``, ``kvcache``, ``kernels``, ``agents``; see
-docs/architecture.md), and this module re-exports what users touch::
+``dag``, ``tools``, ``kvcache``, ``kernels``, ``agents``: each a face under ``tether/`` over its top-level folder,
+tether/_layout.py and docs/architecture.md), and this module re-exports what users touch::
 
     from tether import LLM, SamplingParams, StructuredOutputs, AsyncEngine, tool, agent, llm, Planner, run_workflow
 
@@ -11,14 +11,7 @@ never pulls torch in.
 from __future__ import annotations
 
 import importlib
-import os
 from typing import TYPE_CHECKING, Any
-
-# A source checkout (or a git worktree) used without installing it: ``tether.runtime`` and the other packages
-# are the folders beside this one, as the installed package maps them (setup.py's package-dir).
-_checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if os.path.isfile(os.path.join(_checkout, "setup.py")) and os.path.isdir(os.path.join(_checkout, "runtime")):
-    __path__.append(_checkout)  # noqa: F821 - a package's __path__
 
 if TYPE_CHECKING:
     from tether.agents.decorator import agent, llm

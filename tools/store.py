@@ -25,10 +25,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tether.home import tether_home
 from tether.tools.durations import ToolDurationStats
 from tether.tools.errors import ToolStatsError
-
-from tether.home import tether_home
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 import pydantic_core
 from pydantic import ConfigDict, Field, TypeAdapter
+
 from tether.tools.context import call_hook
 from tether.tools.docstrings import parse_docstring
 from tether.tools.errors import (

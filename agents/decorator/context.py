@@ -18,6 +18,7 @@ from typing import Any
 import pydantic
 import pydantic_core
 from pydantic import TypeAdapter
+
 from tether.agents.decorator.errors import (
     AgentArgumentError,
     AgentContextError,

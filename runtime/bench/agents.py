@@ -210,10 +210,9 @@ async def build_agents(
 ) -> tuple[dict[str, Any], Any, list[str]]:
     """One ``AgentRuntime`` on ``model`` with ``AGENT_TOOLS``, and the agents on it: the planner (if
     ``tether.agents.planner.agent`` imports) and ReAct. Returns (agents, runtime, notes)."""
+    from examples.agent_tools import AGENT_TOOLS
     from tether.agents.react import ReActAgent
     from tether.agents.runtime import AgentRuntime
-
-    from examples.agent_tools import AGENT_TOOLS
 
     rt = await AgentRuntime.create(AGENT_TOOLS, model=model, trace=trace, **engine_kwargs)
     agents: dict[str, Any] = {}

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.structured import StructuredOutputs
@@ -133,8 +134,9 @@ def hf_decode_b1(hf: Any, prompt: list[int], n: int) -> float:
 def load_transformers(engine: LLMEngine) -> Any:
     """transformers' own model class over the checkpoint Tether loaded (for a GGUF file or named model, the
     converted directory: the same dequantized weights), in Tether's dtype."""
-    from tether.runtime.engine.models.sources import checkpoint_dir
     from transformers import AutoModelForCausalLM
+
+    from tether.runtime.engine.models.sources import checkpoint_dir
 
     path = checkpoint_dir(engine.config.model)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=engine.dtype, attn_implementation="sdpa")

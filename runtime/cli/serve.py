@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     import uvicorn
+
     from tether.runtime.engine.async_engine import AsyncEngine
     from tether.runtime.engine.config import EngineConfig
     from tether.runtime.engine.errors import EngineError

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print("tether ui: -o/--output needs --snapshot RUN_ID", file=sys.stderr)
         return 2
     import uvicorn
+
     from tether.runtime.ui import create_ui_app
 
     app = create_ui_app(root)
@@ -68,7 +69,7 @@ def _snapshot(root: Path, run_id: str, output: Path | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m runtime.cli.ui``: the same command without the ``tether`` front end."""
+    """``python -m tether.runtime.cli.ui``: the same command without the ``tether`` front end."""
     parser = argparse.ArgumentParser(prog="tether ui")
     add_args(parser)
     return run(parser.parse_args(argv))

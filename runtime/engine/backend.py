@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import torch
+
 from tether.kvcache import PendingCopies
 from tether.runtime.engine.models.config import ModelConfig
 from tether.runtime.engine.runner_output import RunnerOutput

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from collections.abc import Sequence as Seq
 
 import torch
+
 from tether.kvcache import KVCacheManager
 from tether.runtime.costs import default_cost_model_name, load_cost_model
 from tether.runtime.engine.backend import ExecutionBackend, ModelBackend

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
 from tether.kvcache import PendingCopies
 from tether.runtime.engine.attention import AttentionBackend, AttentionMetadata
 from tether.runtime.engine.models.config import ModelConfig

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
+
 from tether.runtime.engine.sequence import Sequence
 
 if TYPE_CHECKING:

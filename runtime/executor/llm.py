@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pydantic
 from pydantic import TypeAdapter
+
 from tether.dag.compiler import LLMHints
 from tether.runtime.executor.errors import LLMBackendError, LLMOutputError
 

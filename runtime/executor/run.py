@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pydantic_core
+
 from tether.dag.compiler import CompiledProgram, LLMHints, extend
 from tether.dag.inputs import bind_inputs
 from tether.dag.ir import LLMCall, ToolCall, ToolFailure

@@ -1,4 +1,4 @@
-"""``python -m runtime.policies.fit_prior [TRACE ...]``: refit ``turns_prior.json``, the offline prior of
+"""``python -m tether.runtime.policies.fit_prior [TRACE ...]``: refit ``turns_prior.json``, the offline prior of
 ``RemainingWorkPredictor``: the total turns of every program in the given traces (default: the shared
 workloads). Only finished, recorded programs are read."""
 
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
         parts.append(f"{Path(trace).name}: {len(programs)}")
     doc = {
         "source": f"total turns of every program in {', '.join(parts)}, fitted offline; regenerate with "
-        "`python -m runtime.policies.fit_prior`",
+        "`python -m tether.runtime.policies.fit_prior`",
         "total_turns": sorted(totals),
     }
     PRIOR_PATH.write_text(json.dumps(doc) + "\n")

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
+
 from tether.runtime.replay.bench import jct_figures
 from tether.runtime.replay.driver import HINT_MODES, Arrivals, ReplayProgramRun
 from tether.runtime.replay.workload import TraceProgram, Turn

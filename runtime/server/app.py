@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from tether.runtime.engine.async_engine import AsyncEngine
 from tether.runtime.server.chat import chat_completion
 from tether.runtime.server.completions import completion

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
+
 from tether.runtime.server.errors import bad_request
 
 

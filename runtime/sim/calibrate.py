@@ -11,6 +11,7 @@ import random
 import time
 
 import numpy as np
+
 from tether.runtime.costs import LinearCostModel, step_features
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.sampling_params import SamplingParams

@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 import pydantic_core
+
 from tether.runtime.tracing.events import TraceEvent
 from tether.runtime.tracing.store import Run
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
 import pydantic_core
+
 from tether.runtime.tracing.events import TraceEvent
 
 

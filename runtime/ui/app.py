@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from tether.runtime.tracing import RunNotFoundError, TraceFormatError, load_run
 from tether.runtime.tracing.store import run_meta
 from tether.runtime.ui.exports import FORMATS, export_text, filename

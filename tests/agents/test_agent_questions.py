@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tether.tools import LocalToolRunner, ToolRegistry
 
 from bench.agent_questions import (
     TEMPLATES,
@@ -19,6 +18,7 @@ from bench.agent_questions import (
     make_questions,
 )
 from examples import agent_tools as at
+from tether.tools import LocalToolRunner, ToolRegistry
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,8 @@ import time
 
 import pytest
 from pydantic import BaseModel
+
+from tests.executor.conftest import ScriptedLLM
 from tether.agents.decorator import (
     AgentContextError,
     ForeignHandleError,
@@ -26,8 +28,6 @@ from tether.dag.errors import ToolArgumentsError
 from tether.runtime.executor import Executor, NodeFailedError
 from tether.runtime.tracing import MemoryTraceSink
 from tether.tools import LocalToolRunner, tool
-
-from tests.executor.conftest import ScriptedLLM
 
 SLOW_S = 0.3
 

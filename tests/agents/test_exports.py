@@ -1,4 +1,4 @@
-"""``agents`` exports every front-end lazily: importing it loads neither torch nor the executor."""
+"""``tether.agents`` exports every front-end lazily: importing it loads neither torch nor the executor."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ def test_every_export_resolves():
 
 
 def test_import_is_light():
-    code = "import sys, agents; print('torch' in sys.modules, 'tether.runtime.executor' in sys.modules)"
+    code = (
+        "import sys, tether.agents; print('torch' in sys.modules, 'tether.runtime.executor' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

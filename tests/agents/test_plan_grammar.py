@@ -8,6 +8,7 @@ from typing import Literal
 
 import pytest
 from pydantic import BaseModel
+
 from tether.agents.planner import PlanError, PlanGrammarError, parse_plan, plan_grammar
 from tether.tools import tool
 

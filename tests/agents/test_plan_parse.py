@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel
+
 from tether.agents.planner import (
     PlanError,
     PlanTask,

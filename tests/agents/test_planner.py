@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+
 from tether.agents.planner import format_plan, parse_plan, plan_grammar
 from tether.agents.planner.agent import Planner
 from tether.agents.planner.joiner import parse_joiner
@@ -269,12 +270,12 @@ def test_parse_joiner():
     assert (d.answer, d.replan) == (None, False)
 
 
+@pytest.mark.slow  # SmolLM2 end to end
 async def test_smollm2_end_to_end_k2():
-    from tether.agents.planner.agent import is_local_engine
-    from tether.runtime.engine.models.sources import named_model_path
-
     from bench.agent_questions import make_questions
     from examples.agent_tools import AGENT_TOOLS, set_latency
+    from tether.agents.planner.agent import is_local_engine
+    from tether.runtime.engine.models.sources import named_model_path
 
     try:
         named_model_path("smollm2")

@@ -5,6 +5,7 @@ end-to-end run on SmolLM2."""
 from __future__ import annotations
 
 import pytest
+
 from tether.agents.react import LAST_STEP_NOTE, ReActAgent, observation_text
 from tether.agents.react_grammar import ReActFormatError, parse_turn, react_grammar, signature, tool_specs
 from tether.agents.result import AgentResult, LLMUsage, Observation
@@ -273,6 +274,7 @@ async def test_harness_same_questions_sequential_alternating():
     assert "react/planner" in format_table(result)
 
 
+@pytest.mark.slow  # SmolLM2 end to end
 async def test_smollm2_end_to_end():
     from bench.agent_questions import make_questions
     from examples.agent_tools import AGENT_TOOLS, set_latency

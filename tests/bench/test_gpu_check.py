@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
+
 from bench import gpu_check
 from bench.gpu_check import Step
 
@@ -29,6 +31,7 @@ def test_steps_are_recorded_passed_skipped_or_failed(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "absent.json").read_text()) == {"skipped": "needs CUDA"}
 
 
+@pytest.mark.slow  # the kernel grid step in a subprocess (Triton interpreter)
 def test_dry_run_kernel_grid_step_passes_on_cpu(tmp_path):
     assert gpu_check.main(["--dry-run", "--out", str(tmp_path), "--only", "kernels_grid,bench_kernels"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+
 from tether.dag import LLMCall, ToolCall, compile_program, extend, parse_workflow
 from tether.dag.compiler import LLMHints
 from tether.dag.errors import UnknownReferenceError

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from tether.dag import LLMHints, ProgramHints
 from tether.dag.hints import ProgramHints as HintsType
 

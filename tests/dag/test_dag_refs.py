@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel
+
 from tether.dag.refs import (
     Ref,
     RefResolutionError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+
 from tether.dag import LLMCall, Program, ToolCall, compile_program, parse_workflow
 from tether.dag.errors import (
     CycleError,

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from tether.dag import LLMCall, ToolCall, load_workflow, parse_workflow
 from tether.dag.errors import ReferenceSyntaxError, WorkflowSyntaxError
 

@@ -8,11 +8,11 @@ import textwrap
 from collections.abc import Callable
 
 import pytest
+
+from tests.executor import executor_tools
 from tether.dag import CompiledProgram, compile_program, parse_workflow
 from tether.runtime.executor.llm import LLMRequest, LLMResult
 from tether.tools import ToolRegistry
-
-from tests.executor import executor_tools
 
 REGISTRY = ToolRegistry()
 REGISTRY.load("tests.executor.executor_tools")

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 from pydantic import BaseModel
+
 from tether.tools import tool
 
 CALLS: Counter[str] = Counter()  # tool name -> calls started (reset by the tests' fixture)

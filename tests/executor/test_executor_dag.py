@@ -7,13 +7,13 @@ import asyncio
 import time
 
 from pydantic import BaseModel
+
+from tests.executor import executor_tools
+from tests.executor.conftest import REGISTRY, ScriptedLLM, compile_yaml
 from tether.dag import LLMCall, ToolCall
 from tether.runtime.executor import Executor, ProgramRun
 from tether.runtime.tracing import MemoryTraceSink
 from tether.tools import LocalToolRunner
-
-from tests.executor import executor_tools
-from tests.executor.conftest import REGISTRY, ScriptedLLM, compile_yaml
 
 DIAMOND = """\
     nodes:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
+from tests.executor import executor_tools
+from tests.executor.conftest import REGISTRY, ScriptedLLM, compile_yaml
 from tether.dag.errors import InputError
 from tether.runtime.executor import (
     Executor,
@@ -18,9 +21,6 @@ from tether.runtime.executor.errors import NoLLMBackendError
 from tether.runtime.tracing import MemoryTraceSink
 from tether.tools import LocalToolRunner, ToolTimeoutError
 from tether.tools.errors import ToolArgumentError, ToolExecutionError
-
-from tests.executor import executor_tools
-from tests.executor.conftest import REGISTRY, ScriptedLLM, compile_yaml
 
 FLAKY = """\
     nodes:

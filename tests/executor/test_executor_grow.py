@@ -7,6 +7,8 @@ import asyncio
 import json
 
 import pytest
+
+from tests.executor.conftest import REGISTRY, ScriptedLLM
 from tether.dag import (
     LLMCall,
     Message,
@@ -30,8 +32,6 @@ from tether.runtime.executor import (
 )
 from tether.runtime.tracing import MemoryTraceSink
 from tether.tools import LocalToolRunner
-
-from tests.executor.conftest import REGISTRY, ScriptedLLM
 
 
 def held(llm: ScriptedLLM | None = None, trace: MemoryTraceSink | None = None):

@@ -4,6 +4,8 @@ the ``ProgramHints`` it sends, and the program's KV pin released when the progra
 from __future__ import annotations
 
 import pytest
+
+from tests.executor.conftest import REGISTRY, compile_yaml
 from tether.runtime import SamplingParams
 from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
 from tether.runtime.engine.config import EngineConfig
@@ -13,8 +15,6 @@ from tether.runtime.executor import Executor, NodeFailedError, ProgramRun
 from tether.runtime.executor.backends.local_engine import LocalEngineBackend
 from tether.runtime.tracing import MemoryTraceSink
 from tether.tools import LocalToolRunner
-
-from tests.executor.conftest import REGISTRY, compile_yaml
 
 CONFIG = EngineConfig(model="tiny", num_kv_blocks=64, policy="continuum-fixed")  # pins 2 s per tool call
 SYSTEM = "You are a helpful assistant that keeps answers short and plain."

@@ -11,12 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from tests.executor.conftest import REGISTRY, compile_yaml
 from tether.dag.compiler import LLMHints
 from tether.runtime.executor import Executor, LLMBackendError, LLMRequest
 from tether.runtime.executor.backends.openai import OpenAIBackend
 from tether.tools import LocalToolRunner
-
-from tests.executor.conftest import REGISTRY, compile_yaml
 
 
 class EchoServer:

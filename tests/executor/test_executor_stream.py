@@ -5,6 +5,8 @@ calls parsed from a forced ``tool_choice``, and a ``grammar`` constraint."""
 from __future__ import annotations
 
 import pytest
+
+from tests.executor.conftest import REGISTRY
 from tether.dag import LLMCall, Message, MessageToolCall, Program, ToolCall, compile_program, node_ref
 from tether.runtime import SamplingParams
 from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
@@ -14,8 +16,6 @@ from tether.runtime.executor import Executor, LLMDelta, ProgramRun
 from tether.runtime.executor.backends.local_engine import LocalEngineBackend
 from tether.runtime.tracing import MemoryTraceSink
 from tether.tools import LocalToolRunner
-
-from tests.executor.conftest import REGISTRY
 
 SYSTEM = "You are a helpful assistant that keeps answers short and plain."
 

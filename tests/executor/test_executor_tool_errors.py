@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tether.dag import Program, ToolCall, ToolFailure, compile_program, node_ref
 from tether.runtime.executor import Executor, NodeFailedError
 from tether.runtime.tracing import MemoryTraceSink

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.executor.conftest import REGISTRY, ScriptedLLM, compile_yaml
 from tether.dag import LLMCall, Program, ToolCall, compile_program
 from tether.runtime.executor import Executor
 from tether.runtime.tracing import MemoryTraceSink
 from tether.tools import LocalToolRunner
-
-from tests.executor.conftest import REGISTRY, ScriptedLLM, compile_yaml
 
 FANOUT = """\
 name: fanout

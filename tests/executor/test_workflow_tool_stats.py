@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli.test_cli_run import MARKS, workdir, write  # noqa: F401 - the fixture
 from tether.agents.runtime import AgentRuntime
 from tether.runtime.cli import main
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.executor.backends.local_engine import LocalEngineBackend
 from tether.runtime.executor.workflow import prepare_workflow
 from tether.tools.store import FILE_NAME, deployment_stats
-
-from tests.executor.test_executor_cli import MARKS, workdir, write  # noqa: F401 - the fixture
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,12 @@ import httpx
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
+from tests.fuzz.counts import FUZZ, SCALE, tried
 from tether.runtime.server.errors import APIError
 from tether.runtime.server.protocol import ChatCompletionRequest, CompletionRequest, parse_body
 
-from tests.fuzz.counts import FUZZ, SCALE, tried
+pytestmark = pytest.mark.slow  # a hypothesis hunt: hundreds of generated inputs per target
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 json_values = st.recursive(

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
+from tests.fuzz.counts import FUZZ, SCALE, tried
 from tether.runtime.engine.errors import ModelLoadError
 from tether.runtime.engine.models.gguf import read_gguf
 from tether.runtime.engine.models.loader import read_model_config
 
-from tests.fuzz.counts import FUZZ, SCALE, tried
+pytestmark = pytest.mark.slow  # a hypothesis hunt: hundreds of generated inputs per target
 
 gguf = pytest.importorskip("gguf")
 

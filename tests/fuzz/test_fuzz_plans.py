@@ -6,11 +6,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from tether.agents.planner import PlanError, PlanStreamParser, parse_plan
 
 from tests.fuzz.counts import FUZZ, SCALE, tried
+from tether.agents.planner import PlanError, PlanStreamParser, parse_plan
 
-pytestmark = pytest.mark.filterwarnings("error")  # a warning from ast must not change what parses
+pytestmark = [
+    pytest.mark.slow,  # a hypothesis hunt: hundreds of generated inputs per target
+    pytest.mark.filterwarnings("error"),  # a warning from ast must not change what parses
+]
 TOOLS = ["search", "compare", "fetch"]
 GOOD = """Thought: look both up
 1. search("kv cache", k=3)

@@ -8,12 +8,15 @@ import datetime
 import enum
 from typing import Any, Literal
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
-from tether.tools import ToolArgumentError, tool
 
 from tests.fuzz.counts import FUZZ, SCALE, tried
+from tether.tools import ToolArgumentError, tool
+
+pytestmark = pytest.mark.slow  # a hypothesis hunt: hundreds of generated inputs per target
 
 
 class Unit(enum.Enum):

@@ -11,10 +11,12 @@ import pytest
 import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
+from tests.fuzz.counts import FUZZ, SCALE, tried
 from tether.dag import DagError, compile_program, load_workflow, parse_workflow
 from tether.tools import ToolRegistry
 
-from tests.fuzz.counts import FUZZ, SCALE, tried
+pytestmark = pytest.mark.slow  # a hypothesis hunt: hundreds of generated inputs per target
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "research.yaml"
 BASE: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())

@@ -17,11 +17,12 @@ import tempfile
 from pathlib import Path
 
 import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
 from tether.kernels.attention_kernel import paged_attention_kernel
 from tether.kernels.merge_kernels import _merge_two_kernel, _reduce_splits_kernel
 from tether.kernels.store import _store_kv_kernel
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 
 
 def compile_kernel(fn, pointers: dict[str, str], consts: dict, unit: tuple[str, ...], arch: int, warps: int,

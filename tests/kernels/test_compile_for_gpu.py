@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("triton")
+pytestmark = pytest.mark.slow  # Triton's real compiler (ptxas) in a subprocess
 
 
 def test_kernels_compile_for_sm90_and_sm80_without_spills():

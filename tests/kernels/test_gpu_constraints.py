@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from tether.kernels.tiles import TileConfig, attention_tiles, block_d, choose_num_splits, split_size
 
 
@@ -99,6 +100,7 @@ except kernels.KernelUnavailableError as e:
 """
 
 
+@pytest.mark.slow  # a subprocess importing torch with triton hidden
 def test_imports_without_triton_and_refuses_cpu_tensors_when_compiled():
     pytest.importorskip("triton")
     root = Path(__file__).resolve().parents[2]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tether.kernels import torch_ops
 
 from tests.kernels.batches import assert_attention_close, make_batch
 from tests.kernels.conftest import kernel_dtypes
+from tether.kernels import torch_ops
 
 pytest.importorskip("triton")
 

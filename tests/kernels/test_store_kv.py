@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tether.kernels import torch_ops
 
 from tests.kernels.conftest import kernel_dtypes
+from tether.kernels import torch_ops
 
 pytest.importorskip("triton")
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from tether.kernels import torch_ops
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 import tether.kvcache.eviction as kvcache_eviction
 from tether.kvcache import (
     BlockStateError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tether.kvcache import KVCacheIntegrityError, KVCacheManager
 
 A = [1, 2, 3, 4, 5, 6, 7, 8]

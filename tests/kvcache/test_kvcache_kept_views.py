@@ -13,6 +13,7 @@ import random
 from collections import Counter
 
 import pytest
+
 from tether.kvcache import BlockKey, BlockPool, KVCacheIntegrityError, KVCacheManager, LRUEviction, hash_block
 from tether.kvcache.block import Block
 

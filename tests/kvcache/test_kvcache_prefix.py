@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 import tether.kvcache.manager as kvcache_manager
 from tether.kvcache import KVCacheManager, OutOfBlocksError, PrefixMatch, StalePrefixError, hash_block
 

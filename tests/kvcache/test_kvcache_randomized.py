@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from tether.kvcache import KVCacheManager, OutOfBlocksError
 
 BLOCK_SIZE = 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from tether.kvcache import KVCacheIntegrityError, KVCacheManager
 
 A = [1, 2, 3, 4, 5, 6, 7, 8]

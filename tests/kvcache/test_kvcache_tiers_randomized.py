@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from tether.kvcache import (
     KVCacheManager,
     OutOfBlocksError,

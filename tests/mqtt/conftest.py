@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from tether.tools.mqtt.broker import EmbeddedBroker
 from tether.tools.mqtt.mosquitto import MosquittoBroker, find_mosquitto
 from tether.tools.registry import ToolRegistry
@@ -34,7 +35,7 @@ async def mosquitto() -> AsyncIterator[MosquittoBroker]:
         yield broker
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
+@pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.slow)])
 async def broker_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """The same test against both brokers."""
     if request.param == "mosquitto" and find_mosquitto() is None:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from pydantic import BaseModel
+
 from tether.tools.tool import tool
 
 RUNS: dict[str, int] = {}

@@ -7,6 +7,9 @@ import json
 
 import aiomqtt
 import pytest
+
+from tests.mqtt.conftest import wait_until
+from tests.mqtt.remote_tools import Point
 from tether.tools.errors import ToolArgumentError, ToolExecutionError, ToolTimeoutError
 from tether.tools.local import LocalToolRunner
 from tether.tools.mqtt import (
@@ -20,9 +23,6 @@ from tether.tools.mqtt import (
 from tether.tools.mqtt.envelope import ResultEnvelope, encode
 from tether.tools.registry import ToolRegistry
 from tether.tools.runner import DEFAULT_TOOL_TIMEOUT_S, ToolRunner
-
-from tests.mqtt.conftest import wait_until
-from tests.mqtt.remote_tools import Point
 
 
 async def test_round_trip(broker_url: str, registry: ToolRegistry) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tether.tools.errors import ToolArgumentError, ToolExecutionError
 from tether.tools.mqtt import topics
 from tether.tools.mqtt.connection import BrokerAddress

@@ -8,12 +8,12 @@ import asyncio
 import time
 
 import aiomqtt
+
+from tests.mqtt.conftest import wait_until
 from tether.tools.mqtt import ToolWorker
 from tether.tools.mqtt.envelope import AckEnvelope, CallEnvelope, decode_reply, encode
 from tether.tools.mqtt.topics import worker_call
 from tether.tools.registry import ToolRegistry
-
-from tests.mqtt.conftest import wait_until
 
 REPLY = "tether/clients/probe/reply"
 

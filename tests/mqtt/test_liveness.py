@@ -6,6 +6,7 @@ import asyncio
 
 import aiomqtt
 import pytest
+
 from tether.tools.mqtt import BrokerConnectionError, MqttToolRunner, ToolWorker
 from tether.tools.mqtt.broker import EmbeddedBroker
 from tether.tools.mqtt.envelope import WorkerStatus, encode

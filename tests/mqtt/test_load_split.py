@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from tether.tools.mqtt import MqttToolRunner, ToolWorker
-from tether.tools.registry import ToolRegistry
+import pytest
 
 from tests.mqtt.conftest import wait_until
+from tether.tools.mqtt import MqttToolRunner, ToolWorker
+from tether.tools.registry import ToolRegistry
 
 CALLS = 8
 
@@ -29,6 +30,7 @@ def _serving(runner: MqttToolRunner) -> set[str]:
     return {w.worker_id for w in runner.roster.serving("slow")}
 
 
+@pytest.mark.slow  # a mosquitto process
 async def test_two_workers_split_the_load_with_a_shared_subscription(
     mosquitto, registry: ToolRegistry
 ) -> None:

@@ -9,11 +9,13 @@ import time
 from collections.abc import Callable
 
 import pytest
+
+from tests.mqtt.conftest import wait_until
 from tether.tools.mqtt import BrokerConnectionError, MqttToolRunner, ToolWorker
 from tether.tools.mqtt.mosquitto import MosquittoBroker
 from tether.tools.registry import ToolRegistry
 
-from tests.mqtt.conftest import wait_until
+pytestmark = pytest.mark.slow  # mosquitto restarted under a `tether worker` subprocess
 
 Spawn = Callable[..., subprocess.Popen[bytes]]
 BACK_WITHIN_S = 10.0

@@ -8,10 +8,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from tests.mqtt.conftest import REPO, TOOLS_FILE, wait_until
 from tether.runtime.tracing import read_trace
 from tether.tools.mqtt import MqttToolRunner
 
-from tests.mqtt.conftest import REPO, TOOLS_FILE, wait_until
+pytestmark = pytest.mark.slow  # mosquitto, two `tether worker` processes and `tether run` in a subprocess
 
 NODES = 6
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
+from tests.replay.test_replay import PROGRAMS, program
 from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
@@ -14,8 +16,6 @@ from tether.runtime.replay.driver import Arrivals, ReplayDriver
 from tether.runtime.replay.workload import TraceProgram
 from tether.runtime.sim.backend import SimBackend
 from tether.runtime.sim.clock import VirtualClock
-
-from tests.replay.test_replay import PROGRAMS, program
 
 LONG = program(
     "long",

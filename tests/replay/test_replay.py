@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.sampling_params import SamplingParams

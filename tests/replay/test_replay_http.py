@@ -8,8 +8,8 @@ import random
 
 import httpx
 import pytest
-from tether.runtime.cli import main
-from tether.runtime.replay import http as replay_http
+
+from tests.replay.test_replay import program
 from tether.runtime.replay.driver import Arrivals
 from tether.runtime.replay.http import (
     HTTPReplayDriver,
@@ -21,8 +21,6 @@ from tether.runtime.replay.http import (
     summarize_http,
 )
 from tether.runtime.replay.report import format_table
-
-from tests.replay.test_replay import program
 
 BASE = "http://fake/v1"
 PROGRAMS = [
@@ -237,29 +235,3 @@ async def test_result_row_has_the_jct_keys_and_prints():
 async def test_served_model_is_the_first_listed():
     async with make_client(transport=httpx.MockTransport(FakeServer())) as client:
         assert await served_model(client, BASE) == "fake-model"
-
-
-def test_cli_endpoint(tmp_path, monkeypatch, capsys):
-    trace = tmp_path / "t.jsonl"
-    trace.write_text(
-        "\n".join(
-            json.dumps({"program_id": p.program_id, "turns": [t.__dict__ for t in p.turns]}) for p in PROGRAMS
-        )
-    )
-    server = FakeServer()
-    monkeypatch.setattr(
-        replay_http,
-        "make_client",
-        lambda api_key=None, **kw: make_client(api_key, transport=httpx.MockTransport(server)),
-    )
-    args = ["replay", "--workload", str(trace), "--endpoint", BASE + "/", "--concurrency", "2", "--quiet"]
-    assert main([*args, "--simulate"]) == 2
-    assert "--simulate cannot be used with --endpoint" in capsys.readouterr().err
-    out = tmp_path / "r.json"
-    assert main([*args, "--policies", "tether", "--served-model", "s", "--json", str(out)]) == 0
-    captured = capsys.readouterr()
-    assert "ignored: --policies" in captured.err and captured.out.splitlines()[2].startswith("http ")
-    doc = json.loads(out.read_text())
-    assert doc["settings"]["endpoint"] == BASE + "/" and doc["settings"]["served_model"] == "s"
-    assert doc["results"][0]["prompt_tokens"] == 314 and doc["results"][0]["cache_hit_tokens"] == 174
-    assert server.bodies["swe/a#1"][0]["model"] == "s"

@@ -1,19 +1,18 @@
-"""Steady-state evaluation: reproducible draws and seeds, the measurement window, capacity, the CLI's JSON."""
+"""Steady-state evaluation: reproducible draws and seeds, the measurement window, capacity (the command's JSON:
+tests/cli/test_cli_replay.py)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import pytest
-from tether.runtime.cli import main
+
+from tests.replay.test_replay import PROGRAMS
 from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.replay.bench import ReplaySettings, measured_window, solo_jct
 from tether.runtime.replay.steady import draw_programs, run_seeds
 from tether.runtime.replay.sweep import capacity
-
-from tests.replay.test_replay import PROGRAMS
 
 
 def settings(**kw) -> ReplaySettings:
@@ -81,27 +80,3 @@ def test_capacity_is_the_last_rate_within_the_slowdown():
     at = [point(0.1, 10.0), point(0.2, 19.0), point(0.3, 25.0), point(0.4, 15.0)]
     assert capacity(at, 10.0, 2.0) == {"x": 0.2}  # 0.4 is under 2x again, but 0.3 was not
     assert capacity(at, 10.0, 1.5) == {"x": 0.1}
-
-
-def test_cli_records_hints_draw_seeds_and_tier(tmp_path, capsys):
-    trace = tmp_path / "w.jsonl"
-    trace.write_text(
-        "\n".join(
-            json.dumps({"program_id": p.program_id, "turns": [t.__dict__ for t in p.turns]}) for p in PROGRAMS
-        )
-    )
-    out = tmp_path / "r.json"
-    args = ["replay", "--workload", str(trace), "--simulate", "--kv-blocks", "32", "--cpu-kv-blocks", "1x"]
-    args += ["--draw", "10", "--seeds", "0,1", "--rate", "4", "--quiet", "--policies", "lmcache,tether"]
-    assert main([*args, "--json", str(out)]) == 0
-    doc = json.loads(out.read_text())
-    st = doc["settings"]
-    assert (st["hints"], st["draw"], st["seeds"], st["window"]) == ("online", 10, [0, 1], 0.1)
-    assert (st["cpu_kv_blocks"], st["cpu_tier_x"]) == (32, 1.0)
-    assert [r["label"] for r in doc["summary"]] == ["lmcache", "tether"]
-    printed = capsys.readouterr().out
-    assert "mean [min, max]" in printed and "leave out the first and last 10%" in printed
-    assert main([*args, "--hints", "oracle", "--seeds", "0"]) == 0
-    assert "tether+oracle" in capsys.readouterr().out
-    assert main([*args[:-1], "tether:order=sjf"]) == 2
-    assert "order 'sjf'" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from tether.runtime.engine.models.presets import build_byte_level_hf_tokenizer, save_tiny_checkpoint
 
 _COMMON: dict[str, Any] = dict(

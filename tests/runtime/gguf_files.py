@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from tether.runtime.engine.models.presets import bytes_to_unicode
 from tether.runtime.engine.tokenizer import CHATML_TEMPLATE
 

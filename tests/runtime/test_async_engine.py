@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from tether.runtime import LLM, SamplingParams
 from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
 from tether.runtime.engine.config import EngineConfig

@@ -6,6 +6,7 @@ import json
 import logging
 
 import torch
+
 from tether.runtime.engine.attention import resolve_backend_name
 from tether.runtime.engine.attention import self_check as sc
 

@@ -13,18 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tether.runtime.engine.chat import (
-    TOOLS_SYSTEM_BLOCK,
-    ParsedChat,
-    Tool,
-    ToolCallParseError,
-    lower_messages,
-    normalize_tools,
-    parse_tool_calls,
-    tool_choice_constraint,
-)
-from tether.runtime.engine.errors import InvalidRequestError
-from tether.runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, Tokenizer
 
 from tests.runtime.chat_data import (
     BLOCK,
@@ -40,6 +28,18 @@ from tests.runtime.chat_data import (
     WEATHER,
     chatml,
 )
+from tether.runtime.engine.chat import (
+    TOOLS_SYSTEM_BLOCK,
+    ParsedChat,
+    Tool,
+    ToolCallParseError,
+    lower_messages,
+    normalize_tools,
+    parse_tool_calls,
+    tool_choice_constraint,
+)
+from tether.runtime.engine.errors import InvalidRequestError
+from tether.runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, Tokenizer
 
 # --- rendering: the byte tokenizer (ChatML, no default system prompt) ------------------------------------
 
@@ -110,6 +110,7 @@ def smollm2() -> HFTokenizer:
     return HFTokenizer(AutoTokenizer.from_pretrained(str(path), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 
+@pytest.mark.slow  # SmolLM2's tokenizer read from its GGUF file (about 4 s)
 def test_smollm2_end_of_turn_and_default_system_prompt(smollm2: HFTokenizer) -> None:
     assert isinstance(smollm2, Tokenizer)
     assert smollm2.end_of_turn_token == "<|im_end|>"
@@ -118,6 +119,7 @@ def test_smollm2_end_of_turn_and_default_system_prompt(smollm2: HFTokenizer) -> 
     assert smollm2.default_system_prompt == SMOL_SYSTEM and not smollm2.supports_tools
 
 
+@pytest.mark.slow  # SmolLM2's tokenizer read from its GGUF file (about 4 s)
 def test_smollm2_without_tools_is_its_template(smollm2: HFTokenizer) -> None:
     assert smollm2.apply_chat_template([USER]) == chatml(("system", SMOL_SYSTEM), ("user", USER["content"]))
     assert smollm2.apply_chat_template([USER]) == smollm2.hf.apply_chat_template(
@@ -125,6 +127,7 @@ def test_smollm2_without_tools_is_its_template(smollm2: HFTokenizer) -> None:
     )
 
 
+@pytest.mark.slow  # SmolLM2's tokenizer read from its GGUF file (about 4 s)
 def test_smollm2_keeps_its_default_system_prompt_before_the_tools_block(smollm2: HFTokenizer) -> None:
     assert smollm2.apply_chat_template([USER], tools=TOOLS) == chatml(
         ("system", SMOL_SYSTEM + "\n\n" + BLOCK), ("user", USER["content"])
@@ -230,6 +233,7 @@ def test_byte_tokenizer_conversation_is_one_growing_prefix() -> None:
     assert _assert_one_growing_prefix(ByteTokenizer()) == 3
 
 
+@pytest.mark.slow  # SmolLM2's tokenizer read from its GGUF file (about 4 s)
 def test_smollm2_conversation_is_one_growing_prefix(smollm2: HFTokenizer) -> None:
     assert _assert_one_growing_prefix(smollm2) == 3
 

@@ -8,18 +8,18 @@ import random
 from typing import Any
 
 import pytest
-from tether.runtime.engine.chat import (
-    normalize_tools,
-    parse_tool_calls,
-    tool_choice_constraint,
-)
-from tether.runtime.engine.errors import InvalidRequestError
 
 from tests.runtime.chat_data import (
     TIME,
     TOOLS,
     WEATHER,
 )
+from tether.runtime.engine.chat import (
+    normalize_tools,
+    parse_tool_calls,
+    tool_choice_constraint,
+)
+from tether.runtime.engine.errors import InvalidRequestError
 
 # --- forced tool calls: the grammar ------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from tether.runtime import LLM, SamplingParams
 from tether.runtime.engine.errors import InvalidRequestError, ModelLoadError
 

@@ -4,6 +4,7 @@ group's other requests count as resident, so they are admitted next and hit the 
 from __future__ import annotations
 
 import pytest
+
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sampling_params import SamplingParams

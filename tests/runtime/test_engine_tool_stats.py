@@ -4,6 +4,7 @@ given, unless the tool runner measures the calls itself (``observe_tools=False``
 from __future__ import annotations
 
 import pytest
+
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sampling_params import SamplingParams

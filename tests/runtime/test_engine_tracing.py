@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sampling_params import SamplingParams

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import torch
+
 from tether.runtime import LLM, SamplingParams
 from tether.runtime.engine.scheduler import SchedulerOutput
 

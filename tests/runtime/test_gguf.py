@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from tests.runtime.gguf_files import BOS_ID, EOS_ID, hf_model, permute, write_gguf
 from tether.runtime import LLM, SamplingParams
 from tether.runtime.engine.errors import ModelLoadError
 from tether.runtime.engine.models import sources
 from tether.runtime.engine.models.gguf import hf_tensor_name, unpermute_qk
 from tether.runtime.engine.models.loader import load_model
-
-from tests.runtime.gguf_files import BOS_ID, EOS_ID, hf_model, permute, write_gguf
 
 gguf = pytest.importorskip("gguf")
 T = gguf.GGMLQuantizationType

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import torch
+
+from tests.runtime.conftest import HFCheckpoint
 from tether.kernels.torch_ops import dense_attention
 from tether.runtime.engine.errors import EngineError, InvalidRequestError, ModelLoadError
 from tether.runtime.engine.models.config import TINY_CONFIG, ModelConfig, RopeConfig
@@ -20,8 +22,6 @@ from tether.runtime.engine.models.loader import load_model
 from tether.runtime.engine.models.presets import build_tiny_model
 from tether.runtime.engine.models.rope import RotaryEmbedding, inv_frequencies
 from tether.runtime.engine.tokenizer import ByteTokenizer, HFTokenizer, IncrementalDetokenizer, Tokenizer
-
-from tests.runtime.conftest import HFCheckpoint
 
 TEXT = "Tether keeps KV warm while tools run. héllo wörld ✓"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tether.runtime.engine.runner_output import RunnerOutput
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import torch
+
 from tether.runtime.engine.sampler import Sampler
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import Sequence

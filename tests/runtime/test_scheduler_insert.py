@@ -6,6 +6,7 @@ import bisect
 import random
 
 import pytest
+
 from tether.kvcache import KVCacheManager
 from tether.runtime.engine.scheduler import Scheduler, SchedulerConfig
 

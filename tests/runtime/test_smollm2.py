@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
-from tether.runtime import SamplingParams
 
 from tests.smollm2 import CHAT_PROMPTS, conversation
+from tether.runtime import SamplingParams
+
+pytestmark = pytest.mark.slow  # SmolLM2 end to end, against transformers loading the same file
 
 NEW_TOKENS = 32
 GREEDY_32 = SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS, ignore_eos=True)
@@ -106,6 +109,7 @@ def _schema(name: str) -> dict:
 
 def test_forced_tool_calls_have_arguments_valid_against_the_schema(smollm2):
     import jsonschema
+
     from tether.runtime.engine.chat import parse_tool_calls
 
     questions = ["What's the weather in Oslo?", "What is 17 plus 25?", "Tell me about Rome."]
@@ -125,6 +129,7 @@ def test_forced_tool_calls_have_arguments_valid_against_the_schema(smollm2):
 
 def test_json_schema_outputs_validate_in_a_mixed_batch(smollm2):
     import jsonschema
+
     from tether.runtime.engine.structured import StructuredOutputs
 
     person = {

@@ -12,6 +12,7 @@ import re
 
 import jsonschema
 import pytest
+
 from tether.runtime import LLM, SamplingParams
 from tether.runtime.engine.errors import InvalidRequestError
 from tether.runtime.engine.structured import StructuredOutputs

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import xgrammar as xgr
+
 from tether.runtime.engine.errors import InvalidRequestError
 from tether.runtime.engine.models.presets import build_byte_level_hf_tokenizer
 from tether.runtime.engine.sampler import Sampler

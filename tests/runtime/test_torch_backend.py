@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tether.kernels import torch_ops
-from tether.runtime.engine.attention import TorchAttentionBackend
 
 from tests.runtime.attention_batch import step_batch
+from tether.kernels import torch_ops
+from tether.runtime.engine.attention import TorchAttentionBackend
 
 
 @pytest.mark.parametrize(("hq", "hkv"), [(4, 4), (4, 1), (8, 2)])

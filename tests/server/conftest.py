@@ -1,4 +1,4 @@
-"""Server processes shared by the server tests (module order: each starts once per test run)."""
+"""Server processes shared by the server tests (session scope: each starts once per test run)."""
 
 from __future__ import annotations
 
@@ -22,4 +22,13 @@ def tiny_server() -> Iterator[str]:
 def smollm2_server() -> Iterator[str]:
     """``tether serve --model smollm2``: chat, tools and the agent framework."""
     with serve("--model", "smollm2", "--num-kv-blocks", "1024", "--max-num-batched-tokens", "512") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def limited_server() -> Iterator[str]:
+    """``tether serve --model tiny`` with one running request, one waiting, and programs ended after 0.5 s
+    idle: the queue-full test (requests without a program) and the idle-reaper test (the only program here)."""
+    limits = ("--max-num-seqs", "1", "--max-num-waiting", "1", "--program-idle-timeout", "0.5")
+    with serve("--model", "tiny", *limits) as url:
         yield url

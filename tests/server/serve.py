@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
+
 from tether.runtime.server.process import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,6 +11,8 @@ import pytest
 
 from tests.server.serve import integrity
 
+pytestmark = pytest.mark.slow  # the openai client against a `tether serve --model smollm2` process
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = json.loads((ROOT / "examples" / "tools" / "weather.json").read_text())
 WEATHER_SCHEMA = TOOLS[0]["function"]["parameters"]

@@ -10,7 +10,9 @@ import httpx
 import openai
 import pytest
 
-from tests.server.serve import API_KEY, integrity, metric, serve
+from tests.server.serve import API_KEY, integrity, metric
+
+pytestmark = pytest.mark.slow  # `tether serve` processes (tiny_server, limited_server)
 
 
 @pytest.fixture
@@ -110,25 +112,26 @@ def test_unsupported_values_are_refused_by_name(client: openai.OpenAI) -> None:
     ok(client)
 
 
-def test_full_waiting_queue_is_503_with_retry_after() -> None:
+def test_full_waiting_queue_is_503_with_retry_after(limited_server: str) -> None:
     """One request runs (max 1 sequence), one waits (cap 1): the next is refused with Retry-After."""
-    with serve("--model", "tiny", "--max-num-seqs", "1", "--max-num-waiting", "1") as url:
-        client = openai.OpenAI(base_url=url, api_key="none", max_retries=0)
-        long = {"model": "tiny", "max_tokens": 20000, "extra_body": {"ignore_eos": True, "min_tokens": 20000}}
-        running = client.completions.create(prompt="a", stream=True, **long)
-        chunks = iter(running)  # kept: dropping the iterator would close the stream
-        next(chunks)  # admitted and running
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(lambda: client.completions.create(model="tiny", prompt="b", max_tokens=2))
-            deadline = time.monotonic() + 30
-            while metric(url, "tether_requests_waiting") < 1:
-                assert time.monotonic() < deadline, "the second request never queued"
-                time.sleep(0.05)
-            refused = httpx.post(f"{url}/completions", json={"model": "tiny", "prompt": "c", "max_tokens": 2})
-            assert refused.status_code == 503
-            assert refused.headers["Retry-After"] == "1"
-            assert refused.json()["error"]["code"] == "queue_full"
-            running.close()  # the long request is aborted: the waiting one runs
-            assert waiting.result(timeout=60).choices[0].finish_reason == "length"
-        ok(client)
-        integrity(url)
+    client = openai.OpenAI(base_url=limited_server, api_key="none", max_retries=0)
+    long = {"model": "tiny", "max_tokens": 20000, "extra_body": {"ignore_eos": True, "min_tokens": 20000}}
+    running = client.completions.create(prompt="a", stream=True, **long)
+    chunks = iter(running)  # kept: dropping the iterator would close the stream
+    next(chunks)  # admitted and running
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(lambda: client.completions.create(model="tiny", prompt="b", max_tokens=2))
+        deadline = time.monotonic() + 30
+        while metric(limited_server, "tether_requests_waiting") < 1:
+            assert time.monotonic() < deadline, "the second request never queued"
+            time.sleep(0.05)
+        refused = httpx.post(
+            f"{limited_server}/completions", json={"model": "tiny", "prompt": "c", "max_tokens": 2}
+        )
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.json()["error"]["code"] == "queue_full"
+        running.close()  # the long request is aborted: the waiting one runs
+        assert waiting.result(timeout=60).choices[0].finish_reason == "length"
+    ok(client)
+    integrity(limited_server)

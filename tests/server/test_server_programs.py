@@ -9,8 +9,11 @@ import urllib.parse
 
 import httpx
 import openai
+import pytest
 
-from tests.server.serve import API_KEY, integrity, metric, serve
+from tests.server.serve import API_KEY, integrity, metric
+
+pytestmark = pytest.mark.slow  # `tether serve` processes (tiny_server, limited_server)
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -58,18 +61,18 @@ def test_ending_an_unknown_program_is_harmless(tiny_server: str) -> None:
     integrity(tiny_server)
 
 
-def test_idle_programs_are_ended() -> None:
-    with serve("--model", "tiny", "--program-idle-timeout", "0.5") as url:
-        body = {"model": "tiny", "prompt": list(range(40, 90)), "max_tokens": 2, "session_id": "quiet"}
-        assert httpx.post(f"{url}/completions", json=body, timeout=60).status_code == 200
-        assert metric(url, "tether_kv_blocks", 'state="pinned"') > 0
-        deadline = time.monotonic() + 10
-        while metric(url, "tether_kv_blocks", 'state="pinned"') > 0:
-            assert time.monotonic() < deadline, "the idle program kept its pin"
-            time.sleep(0.1)
-        assert metric(url, "tether_programs_ended_total", 'reason="idle"') == 1
-        assert metric(url, "tether_programs") == 0
-        integrity(url)
+def test_idle_programs_are_ended(limited_server: str) -> None:
+    url = limited_server
+    body = {"model": "tiny", "prompt": list(range(40, 90)), "max_tokens": 2, "session_id": "quiet"}
+    assert httpx.post(f"{url}/completions", json=body, timeout=60).status_code == 200
+    assert metric(url, "tether_kv_blocks", 'state="pinned"') > 0
+    deadline = time.monotonic() + 10
+    while metric(url, "tether_kv_blocks", 'state="pinned"') > 0:
+        assert time.monotonic() < deadline, "the idle program kept its pin"
+        time.sleep(0.1)
+    assert metric(url, "tether_programs_ended_total", 'reason="idle"') == 1
+    assert metric(url, "tether_programs") == 0
+    integrity(url)
 
 
 async def test_32_concurrent_sessions_of_5_turns(tiny_server: str) -> None:

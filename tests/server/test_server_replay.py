@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tether.runtime.cli import main
-from tether.runtime.replay.workload import load_workload
+import pytest
 
 from tests.replay.test_replay import program
 from tests.server.serve import API_KEY, integrity, metric
+from tether.runtime.cli import main
+from tether.runtime.replay.workload import load_workload
+
+pytestmark = pytest.mark.slow  # `tether replay --endpoint` against a `tether serve` process
 
 PROGRAMS = [
     program("tb/a", [(0, 6, "bash:ls", 0.05), (9, 5, "bash:cat", 0.02), (4, 3, None, None)], first_prompt=60),

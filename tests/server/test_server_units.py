@@ -4,6 +4,7 @@ validation errors, program identity and turn outcomes."""
 from __future__ import annotations
 
 import pytest
+
 from tether.runtime.engine.chat import Tool
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tether.runtime.costs import H100_LLAMA31_8B, LinearCostModel, load_cost_model
 from tether.runtime.sim.calibrate import fit
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tether.tools import LocalToolRunner, ToolArgumentError, ToolRegistry
 
 from examples import agent_tools as at
+from tether.tools import LocalToolRunner, ToolArgumentError, ToolRegistry
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from tether.tools import (
     EmpiricalDistribution,
     ExponentialPrior,

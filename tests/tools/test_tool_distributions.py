@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from tether.tools import DurationModel, EmpiricalDistribution, ExponentialPrior, ToolStatsError
 
 SAMPLES = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]  # sorted: 1 1 2 3 4 5 6 9

@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+
 from tether.tools.durations import ToolDurationStats
 from tether.tools.store import (
     FILE_NAME,

@@ -7,6 +7,7 @@ import asyncio
 import threading
 
 import pytest
+
 from tether.tools import ToolArgumentError, ToolExecutionError, tool
 from tether.tools.errors import ToolResultError, ToolTimeoutError
 

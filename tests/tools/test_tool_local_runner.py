@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from tether.tools import LocalToolRunner, ToolRegistry, ToolTimeoutError, UnknownToolError, tool
 from tether.tools.durations import ToolDurationStats
 from tether.tools.runner import ToolRunner

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from tether.tools import ToolRegistry, UnknownToolError, tool
 from tether.tools.errors import ToolDefinitionError, ToolLoadError
 

@@ -7,6 +7,7 @@ import enum
 
 import pytest
 from pydantic import BaseModel
+
 from tether.tools import Tool, ToolArgumentError, tool
 from tether.tools.errors import ToolDefinitionError, ToolResultError
 

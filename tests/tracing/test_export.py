@@ -1,8 +1,8 @@
-"""Exporters (Chrome Trace Event JSON, OTLP JSON, JSON lines) and ``tether trace export`` on hand-built runs."""
+"""Exporters (Chrome Trace Event JSON, OTLP JSON, JSON lines) on hand-built runs (the ``tether trace export``
+command: tests/cli/test_cli_trace.py)."""
 
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
 import importlib.util
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tether.runtime.cli import trace as trace_cli
+
 from tether.runtime.tracing import RunRecorder, TraceEvent, load_run, read_trace
 from tether.runtime.tracing.export import ExportError, export_run, span_start
 from tether.runtime.tracing.export_chrome import assign_lanes, to_chrome
@@ -408,52 +408,6 @@ def test_replay_run_traces(tmp_path: Path) -> None:
         export_run(run, "chrome", "sglang")
     with pytest.raises(ExportError, match="unknown export format"):
         export_run(run, "svg")
-
-
-# ---- tether trace export
-
-
-def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tether")
-    trace_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-def test_cli_export(tmp_path: Path, capsys) -> None:
-    run_id = record(tmp_path, {"main": research_events()})
-    out = tmp_path / "trace.json"
-    assert (
-        cli(["trace", "export", run_id, "--format", "chrome", "-o", str(out), "--trace-dir", str(tmp_path)])
-        == 0
-    )
-    assert_chrome_well_formed(json.loads(out.read_text()))
-    out = tmp_path / "otlp.json"
-    assert (
-        cli(
-            ["trace", "export", run_id, "--format", "otlp-json", "-o", str(out), "--trace-dir", str(tmp_path)]
-        )
-        == 0
-    )
-    assert_otlp_well_formed(json.loads(out.read_text()))
-
-
-@pytest.mark.parametrize("problem", ["unknown run", "malformed trace", "unknown trace"])
-def test_cli_errors_exit_2(tmp_path: Path, capsys, problem: str) -> None:
-    run_id = record(tmp_path, {"main": research_events()})
-    args = ["trace", "export", run_id, "-o", str(tmp_path / "x.json"), "--trace-dir", str(tmp_path)]
-    if problem == "unknown run":
-        args[2] = "no-such-run"
-    elif problem == "malformed trace":
-        path = tmp_path / run_id / "events.jsonl"
-        lines = path.read_text().splitlines(keepends=True)
-        path.write_text("".join([lines[0], "{not json\n", *lines[1:]]))
-    else:
-        args += ["--trace", "sglang"]
-    assert cli(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("tether trace export: ") and err.count("\n") == 1
-    assert not (tmp_path / "x.json").exists()
 
 
 def test_incomplete_run(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from tether.runtime.ui.process import ui_process
 
-from tests.ui.traces import write_agent_run, write_malformed_run, write_replay_run, write_truncated_run
+from tests.ui.traces import Runs, write_runs
+from tether.runtime.ui.process import ui_process
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "out" / "ui"
@@ -24,25 +24,9 @@ def chromium_path() -> str | None:
     return found or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 
-@dataclass(frozen=True)
-class Runs:
-    root: Path
-    agent: str
-    replay: str
-    malformed: str
-    truncated: str
-
-
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    root = tmp_path_factory.mktemp("runs")
-    return Runs(
-        root,
-        agent=write_agent_run(root).run_id,
-        replay=write_replay_run(root).run_id,
-        malformed=write_malformed_run(root),
-        truncated=write_truncated_run(root),
-    )
+    return write_runs(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,10 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from tether.runtime.tracing import load_run
-from tether.runtime.ui import create_ui_app
 
 from tests.ui.traces import BASE, ev, llm_turn, tool_call, write_agent_run
+from tether.runtime.tracing import load_run
+from tether.runtime.ui import create_ui_app
 
 
 @pytest.fixture(scope="module")

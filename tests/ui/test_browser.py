@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tether.runtime.tracing import load_run
-from tether.runtime.ui.process import ui_process
+import pytest
 
 from tests.ui.conftest import ARTIFACTS, REPO
 from tests.ui.traces import counts, llm_turn, research_program, tool_call, write_agent_run
+from tether.runtime.tracing import load_run
+from tether.runtime.ui.process import ui_process
+
+pytestmark = pytest.mark.slow  # headless Chromium (playwright) against a `tether ui` process
 
 TIMEOUT_MS = 15_000
 

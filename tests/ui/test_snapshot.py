@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import re
 
+from tests.ui.traces import llm_turn, write_agent_run
 from tether.runtime.ui.runs import run_view
 from tether.runtime.ui.snapshot import snapshot_html
-
-from tests.ui.traces import llm_turn, write_agent_run
 
 
 def inlined_payload(html: str) -> dict:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from tether.runtime.tracing import TraceFormatError, read_trace
-from tether.runtime.ui.tail import TraceTail
 
 from tests.ui.traces import research_program
+from tether.runtime.tracing import TraceFormatError, read_trace
+from tether.runtime.ui.tail import TraceTail
 
 
 def lines(n: int) -> list[str]:

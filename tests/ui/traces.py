@@ -4,6 +4,7 @@ from ``BASE`` so the expected counts and token sums are exact."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from tether.runtime.tracing import ENGINE_PROGRAM, RunRecorder, TraceEvent
@@ -209,3 +210,24 @@ def counts(events: list[TraceEvent]) -> dict[str, int]:
     for e in events:
         out[e.kind] = out.get(e.kind, 0) + 1
     return out
+
+
+@dataclass(frozen=True)
+class Runs:
+    """One folder holding each kind of run: ids of the agent and replay runs, a malformed and a truncated one."""
+
+    root: Path
+    agent: str
+    replay: str
+    malformed: str
+    truncated: str
+
+
+def write_runs(root: Path) -> Runs:
+    return Runs(
+        root,
+        agent=write_agent_run(root).run_id,
+        replay=write_replay_run(root).run_id,
+        malformed=write_malformed_run(root),
+        truncated=write_truncated_run(root),
+    )

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
+
 from tether.tools.mqtt import topics
 from tether.tools.mqtt.connection import (
     DEFAULT_BACKOFF,

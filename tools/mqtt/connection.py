@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 from aiomqtt import ProtocolVersion
 from aiomqtt.exceptions import MqttConnectError
+
 from tether.tools.mqtt.errors import BrokerConnectionError
 
 DEFAULT_PORT = 1883

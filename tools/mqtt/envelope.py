@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
 from tether.tools.mqtt.errors import MqttProtocolError
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import aiomqtt
 import pydantic_core
 from aiomqtt import ProtocolVersion
+
 from tether.tools.errors import ToolError, ToolExecutionError, ToolTimeoutError
 from tether.tools.mqtt import topics
 from tether.tools.mqtt.connection import (

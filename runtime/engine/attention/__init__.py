@@ -6,6 +6,7 @@ import importlib.util
 from collections.abc import Callable
 
 import torch
+
 from tether.runtime.engine.attention.base import AttentionBackend, AttentionFn, AttentionMetadata
 from tether.runtime.engine.attention.torch_backend import TorchAttentionBackend
 

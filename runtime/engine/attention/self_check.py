@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
 from tether.runtime.engine.attention.base import AttentionMetadata
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
 from tether.kernels import torch_ops
 from tether.runtime.engine.attention.base import AttentionMetadata
 

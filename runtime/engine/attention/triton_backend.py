@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+
 from tether.kernels import CascadeLevel
 from tether.runtime.engine.attention.base import AttentionMetadata
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from tether.runtime.engine.attention.base import AttentionFn
 from tether.runtime.engine.models.config import ModelConfig
 from tether.runtime.engine.models.rope import RotaryEmbedding, apply_rotary, step_tables
-from torch import nn
 
 
 class RMSNorm(nn.Module):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from tether.runtime.engine.errors import ModelLoadError
 from tether.runtime.engine.models.config import ModelConfig
 from tether.runtime.engine.models.llama import LlamaForCausalLM

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from tether.runtime.engine.models.config import LLAMA3_8B_SHAPE_CONFIG, TINY_CONFIG, ModelConfig
 from tether.runtime.engine.models.llama import LlamaForCausalLM
 from tether.runtime.engine.tokenizer import (

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 
 import torch
-from tether.runtime.engine.models.config import RopeConfig
 from torch import nn
+
+from tether.runtime.engine.models.config import RopeConfig
 
 
 def inv_frequencies(rope: RopeConfig, head_dim: int) -> torch.Tensor:

@@ -16,9 +16,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.runtime.engine.errors import ModelLoadError
-
 from tether.home import tether_home
+from tether.runtime.engine.errors import ModelLoadError
 
 CONVERTER_VERSION = 2  # bump when convert_gguf's output changes, so stale caches are not reused
 DONE_FILE = "tether_gguf.json"  # written last: a cache dir without it is incomplete

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import xgrammar as xgr
+
 from tether.runtime.engine.structured.params import FIELD, StructuredOutputs
 
 JSON_SEPARATORS = (", ", ": ")  # json.dumps' defaults

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+
 from tether.runtime.engine.errors import InvalidRequestError, StructuredOutputError
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import Sequence
@@ -25,6 +26,7 @@ from tether.runtime.engine.structured.params import FIELD
 
 if TYPE_CHECKING:
     import xgrammar as xgr
+
     from tether.runtime.engine.structured.compiler import CacheStats, GrammarCompilerCache
 
 
@@ -104,6 +106,7 @@ class StructuredOutputManager:
                     request_id, FIELD, "this engine has no tokenizer, so it cannot follow a grammar"
                 )
             import xgrammar as xgr
+
             from tether.runtime.engine.structured.compiler import GrammarCompilerCache
             from tether.runtime.engine.structured.tokenizer_info import (
                 UnsupportedTokenizerError,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import xgrammar as xgr
+
 from tether.runtime.engine.tokenizer import ByteTokenizer
 
 

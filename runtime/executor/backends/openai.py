@@ -18,6 +18,7 @@ import urllib.parse
 from typing import Any
 
 import httpx
+
 from tether.runtime.executor.errors import LLMBackendError
 from tether.runtime.executor.llm import LLMRequest, LLMResult, LLMToolCall
 

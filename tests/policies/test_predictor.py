@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tether.runtime.policies import get_policy
 from tether.runtime.policies.predictor import RemainingWorkPredictor
 from tether.runtime.policies.tether import TetherOptions

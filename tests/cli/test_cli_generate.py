@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test runs `tether` in a subprocess that loads a model (SmolLM2 in one)
+
 
 def tether(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(

@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass
 
 import pytest
+
 from tether.kvcache import KVCacheManager
 from tether.runtime.engine.programs import ProgramManager
 from tether.runtime.engine.runner_output import RunnerOutput

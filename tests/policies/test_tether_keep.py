@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+
+from tests.policies.test_baselines import Clock, context
 from tether.kvcache import KVCacheManager
 from tether.runtime.policies.base import Drop, ParkPin
 from tether.runtime.policies.keep import give_up, residual_s, victim_order
 from tether.tools.durations import ToolDurationStats
-
-from tests.replay.test_baselines import Clock, context
 
 
 def pinned(kv: KVCacheManager, pid: str, blocks: int, base: int, expires: float = 100.0) -> None:

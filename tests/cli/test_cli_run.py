@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tether.runtime.cli import main
 from tether.runtime.tracing import read_trace
 from tether.tools import ToolRegistry

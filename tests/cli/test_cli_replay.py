@@ -1,0 +1,65 @@
+"""``tether replay``: ``--endpoint`` against a fake server (tests/replay/test_replay_http.py's), and
+``--simulate`` with drawn programs, seeds, hints and a CPU tier, each recorded in the JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.replay.test_replay import PROGRAMS
+from tests.replay.test_replay_http import BASE, FakeServer
+from tests.replay.test_replay_http import PROGRAMS as HTTP_PROGRAMS
+from tether.runtime.cli import main
+from tether.runtime.replay import http as replay_http
+from tether.runtime.replay.http import make_client
+from tether.runtime.replay.workload import TraceProgram
+
+
+def write_workload(path: Path, programs: list[TraceProgram]) -> Path:
+    lines = (
+        json.dumps({"program_id": p.program_id, "turns": [t.__dict__ for t in p.turns]}) for p in programs
+    )
+    path.write_text("\n".join(lines))
+    return path
+
+
+def test_endpoint_replays_over_http_and_ignores_the_policies(tmp_path, monkeypatch, capsys):
+    workload = write_workload(tmp_path / "t.jsonl", HTTP_PROGRAMS)
+    server = FakeServer()
+    monkeypatch.setattr(
+        replay_http,
+        "make_client",
+        lambda api_key=None, **kw: make_client(api_key, transport=httpx.MockTransport(server)),
+    )
+    args = ["replay", "--workload", str(workload), "--endpoint", BASE + "/", "--concurrency", "2", "--quiet"]
+    assert main([*args, "--simulate"]) == 2
+    assert "--simulate cannot be used with --endpoint" in capsys.readouterr().err
+    out = tmp_path / "r.json"
+    assert main([*args, "--policies", "tether", "--served-model", "s", "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "ignored: --policies" in captured.err and captured.out.splitlines()[2].startswith("http ")
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["endpoint"] == BASE + "/" and doc["settings"]["served_model"] == "s"
+    assert doc["results"][0]["prompt_tokens"] == 314 and doc["results"][0]["cache_hit_tokens"] == 174
+    assert server.bodies["swe/a#1"][0]["model"] == "s"
+
+
+def test_simulate_records_hints_draw_seeds_and_tier(tmp_path, capsys):
+    workload = write_workload(tmp_path / "w.jsonl", PROGRAMS)
+    out = tmp_path / "r.json"
+    args = ["replay", "--workload", str(workload), "--simulate", "--kv-blocks", "32", "--cpu-kv-blocks", "1x"]
+    args += ["--draw", "10", "--seeds", "0,1", "--rate", "4", "--quiet", "--policies", "lmcache,tether"]
+    assert main([*args, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    st = doc["settings"]
+    assert (st["hints"], st["draw"], st["seeds"], st["window"]) == ("online", 10, [0, 1], 0.1)
+    assert (st["cpu_kv_blocks"], st["cpu_tier_x"]) == (32, 1.0)
+    assert [r["label"] for r in doc["summary"]] == ["lmcache", "tether"]
+    printed = capsys.readouterr().out
+    assert "mean [min, max]" in printed and "leave out the first and last 10%" in printed
+    assert main([*args, "--hints", "oracle", "--seeds", "0"]) == 0
+    assert "tether+oracle" in capsys.readouterr().out
+    assert main([*args[:-1], "tether:order=sjf"]) == 2
+    assert "order 'sjf'" in capsys.readouterr().err
