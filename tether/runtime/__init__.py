@@ -1,4 +1,4 @@
-"""``runtime``: the engine and its offline API (``from tether.runtime import LLM, SamplingParams``), the
+"""``tether.runtime``: the engine and its offline API (``from tether.runtime import LLM, SamplingParams``), the
 executor, policies, replay and simulation, tracing, the server and the UI. Heavy imports are lazy so
 ``import tether.runtime`` works everywhere (without torch)."""
 
@@ -50,4 +50,4 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'runtime' has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
