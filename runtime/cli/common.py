@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tether.runtime.engine.threads import resolve_threads
+
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
@@ -16,6 +18,12 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="cpu", help="cpu or cuda")
     g.add_argument(
         "--dtype", default=None, help="float32 | float16 | bfloat16 (default: fp32 on CPU, bf16 on CUDA)"
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads on CPU (default: the CPUs this process may use, less one; docs/engine.md)",
     )
     g.add_argument("--block-size", type=int, default=16)
     g.add_argument("--num-kv-blocks", type=int, default=None)
@@ -45,7 +53,9 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def engine_kwargs(args: argparse.Namespace) -> dict:
+    threads = resolve_threads(args.threads).threads if args.device == "cpu" else args.threads
     return dict(
+        num_threads=threads,
         device=args.device,
         dtype=args.dtype,
         block_size=args.block_size,

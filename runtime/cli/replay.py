@@ -56,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="the real engine's torch threads on CPU (default: usable CPUs less one; ignored by --simulate)",
+    )
+    p.add_argument(
         "--simulate", action="store_true", help="virtual clock and a cost model instead of the model"
     )
     p.add_argument(
@@ -171,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace):
     from tether.runtime.costs import load_cost_model
     from tether.runtime.engine.config import EngineConfig
+    from tether.runtime.engine.threads import resolve_threads
     from tether.runtime.policies import get_policy
     from tether.runtime.replay.bench import ReplaySettings
     from tether.runtime.replay.workload import load_workload
@@ -198,6 +205,7 @@ def _settings(args: argparse.Namespace):
         num_cpu_kv_blocks=_cpu_blocks(args.cpu_kv_blocks, args.kv_blocks),
         seed=args.seed,
         cost_model=args.cost_model,
+        num_threads=None if args.simulate or args.device != "cpu" else resolve_threads(args.threads).threads,
     )
     cost = load_cost_model(args.cost_model or "h100-llama3.1-8b") if args.simulate else None
     window = args.window if args.window is not None else (0.1 if args.draw else 0.0)

@@ -29,6 +29,7 @@ class EngineConfig:
     num_cpu_kv_blocks: int | None = None  # None: 4x the GPU blocks when the policy uses a CPU tier, else 0
     cost_model: str | None = None  # the policies' estimate of step times; None: the backend's or a default
     max_num_waiting: int | None = None  # cap on requests waiting for admission (QueueFullError); None: none
+    num_threads: int | None = None  # torch intra-op threads for the model (threads.py); None: torch's own
 
     def __post_init__(self) -> None:
         if self.block_size < 1 or self.block_size & (self.block_size - 1):
@@ -37,5 +38,7 @@ class EngineConfig:
             raise ValueError(f"num_kv_blocks must be >= 1, got {self.num_kv_blocks}")
         if self.max_num_waiting is not None and self.max_num_waiting < 1:
             raise ValueError(f"max_num_waiting must be >= 1, got {self.max_num_waiting}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
         if self.max_num_batched_tokens < 1:
             raise ValueError(f"max_num_batched_tokens must be >= 1, got {self.max_num_batched_tokens}")

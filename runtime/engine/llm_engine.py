@@ -25,6 +25,7 @@ from tether.runtime.engine.scheduler import Scheduler, SchedulerConfig, Schedule
 from tether.runtime.engine.sequence import FinishReason, ProgramHints, Sequence, TurnOutcome
 from tether.runtime.engine.stop import StopChecker
 from tether.runtime.engine.structured.manager import StructuredOutputManager
+from tether.runtime.engine.threads import apply_threads
 from tether.runtime.engine.tracing import EngineTracer
 from tether.runtime.policies import PolicyContext, SchedulingPolicy, get_policy
 from tether.runtime.policies.programs import ProgramTable
@@ -51,6 +52,8 @@ class LLMEngine:
         is observed unless ``observe_tools`` is False (the tool runner measures the calls itself)."""
         self.config = config
         self.clock = clock
+        if backend is None and config.num_threads is not None:
+            apply_threads(config.num_threads)  # before the model loads, on the thread that will step it
         self.backend = backend or ModelBackend(
             config.model,
             config.device,
