@@ -21,7 +21,7 @@ import random
 import statistics
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 CHILD = Path(__file__).with_name("peer_child.py")
@@ -61,11 +61,9 @@ class PeerResult:
     tether: PeerFigures
     vllm: PeerFigures
     parity: tuple[int, int]  # prompts whose greedy tokens match all the way, of how many
-    rounds: list[dict] = field(default_factory=list)
+    rounds: list[dict]  # every round's figures per system, in order
 
     def as_dict(self) -> dict:
-        from dataclasses import asdict
-
         return asdict(self)
 
 
@@ -117,15 +115,22 @@ def random_prompts(rng: random.Random, count: int, length: int, vocab: int) -> l
     return [[rng.randrange(100, vocab) for _ in range(length)] for _ in range(count)]
 
 
-def measure_round(child: Child, prompts: dict[str, list[list[int]]], decode_tokens: int) -> dict:
-    """One round of every figure on one system, from the round's prompts (same for both systems)."""
-    out = {}
-    seconds, _ = child.generate(prompts["prefill"], 1)
-    out["prefill_tps"] = sum(len(p) for p in prompts["prefill"]) / seconds
-    for key in [k for k in prompts if k.startswith("decode_n_")]:
-        batch = int(key.removeprefix("decode_n_"))
-        t_n, _ = child.generate(prompts[key], decode_tokens)
-        t_1, _ = child.generate(prompts[f"decode_1_{batch}"], 1)
+@dataclass(frozen=True)
+class RoundPrompts:
+    """One round's prompts, the same for both systems: the prefill prompt, and per decode batch ``b`` the ``b``
+    prompts decoded ``n`` tokens and the ``b`` others given one token (``t(1)``)."""
+
+    prefill: list[list[int]]
+    decode: dict[int, tuple[list[list[int]], list[list[int]]]]
+
+
+def measure_round(child: Child, prompts: RoundPrompts, decode_tokens: int) -> dict:
+    """One round of every figure on one system: ``prefill_tps`` and ``decode_{b}_tps`` per batch ``b``."""
+    seconds, _ = child.generate(prompts.prefill, 1)
+    out = {"prefill_tps": sum(len(p) for p in prompts.prefill) / seconds}
+    for batch, (decoded, single) in prompts.decode.items():
+        t_n, _ = child.generate(decoded, decode_tokens)
+        t_1, _ = child.generate(single, 1)
         out[f"decode_{batch}_tps"] = batch * (decode_tokens - 1) / max(t_n - t_1, 1e-9)
     return out
 
@@ -155,10 +160,10 @@ def run_peer(
         rng = random.Random(seed)
         rounds, loads = [], []
         for r in range(repeats):
-            prompts = {"prefill": random_prompts(rng, 1, prefill_len, vocab_size)}
+            prompts = RoundPrompts(random_prompts(rng, 1, prefill_len, vocab_size), {})
             for b in decode_batches:
-                prompts[f"decode_n_{b}"] = random_prompts(rng, b, prompt_len, vocab_size)
-                prompts[f"decode_1_{b}"] = random_prompts(rng, b, prompt_len, vocab_size)
+                decoded = random_prompts(rng, b, prompt_len, vocab_size)
+                prompts.decode[b] = (decoded, random_prompts(rng, b, prompt_len, vocab_size))
             order = ("tether", "vllm") if r % 2 == 0 else ("vllm", "tether")
             row = {}
             for system in order:
