@@ -3,11 +3,12 @@
     .venv/bin/python bench/cpu_step.py [--model smollm2] [--threads N]
 
 1. Weight matmuls of SmolLM2-135M's shapes at batch 1 / 8 / 32, every layer's weights distinct (cold caches,
-   as in a real step), float32 row-major (``[out, in]``, what ``nn.Linear`` stores) against column-major
-   (``[in, out]`` contiguous, what ``prepare_for_inference`` stores on CPU in float32), and bfloat16 row-major.
+   as in a real step): float32 row-major (``[out, in]``, what ``nn.Linear`` stores), column-major (``[in, out]``
+   contiguous, what ``prepare_for_inference`` keeps for one float32 row on one thread) and oneDNN-prepacked
+   (``models/linear.py``, what it runs otherwise); bfloat16 row-major and prepacked.
 2. Decode attention (SDPA, GQA 9/3 heads, D 64) in float32 against bfloat16, at 80 and 1024 cached tokens.
-3. One real batch-1 decode step of the model (torch profiler): the matmuls' share of the forward pass; in
-   float32 also with the weights put back row-major (the engine-level effect of the column-major layout).
+3. One real batch-1 decode step of the model (torch profiler): the matmuls' share of the forward pass, with
+   the weights prepacked (the default) and as plain ``F.linear`` (``prepare_for_inference(pack=False)``).
 4. Load time of the model (first load converts a GGUF file; later loads read the cached safetensors).
 """
 
@@ -37,13 +38,20 @@ def timed(fn: Callable[[], object], repeats: int = 5) -> float:
     return 1e3 * statistics.median(times)
 
 
-def matmuls(batch: int, dtype: torch.dtype, column_major: bool) -> float:
+def matmuls(batch: int, dtype: torch.dtype, layout: str) -> float:
+    """``layout``: "row", "column" or "packed" (oneDNN, ``PackedLinear`` without its single-row path)."""
+    from tether.runtime.engine.models.linear import PackedLinear
+
     gen = torch.Generator().manual_seed(0)
     weights = [torch.randn(o, i, generator=gen).to(dtype) for _ in range(LAYERS) for o, i in LAYER_SHAPES]
     weights.append(torch.randn(VOCAB, HIDDEN, generator=gen).to(dtype))
-    if column_major:
-        weights = [w.t().contiguous().t() for w in weights]
     xs = {i: torch.randn(batch, i, generator=gen).to(dtype) for i in (576, 1536)}
+    if layout == "packed":
+        packed = [(PackedLinear.of(w, None), w.shape[1]) for w in weights]
+        packed = [(PackedLinear(p.packed, None, p.in_features), k) for p, k in packed]  # oneDNN at every size
+        return timed(lambda: [lin(xs[k]) for lin, k in packed])
+    if layout == "column":
+        weights = [w.t().contiguous().t() for w in weights]
 
     def step() -> None:
         for w in weights:
@@ -60,18 +68,8 @@ def decode_sdpa(length: int, dtype: torch.dtype) -> float:
     )
 
 
-def row_major(net: torch.nn.Module) -> None:
-    """Undo the column-major layout of ``prepare_for_inference`` (same values, ``[out, in]`` contiguous)."""
-    for module in net.modules():
-        if isinstance(module, torch.nn.Linear):
-            module.weight.data = module.weight.data.contiguous()
-    for layer in net.model.layers:
-        layer.self_attn.fuse(column_major=False)
-        layer.mlp.fuse(column_major=False)
-
-
-def model_step(model: str, dtype: str, *, rows: bool = False) -> tuple[float, float, float]:
-    """(load s, forward ms, matmul ms) of one batch-1 decode step; ``rows``: weights row-major."""
+def model_step(model: str, dtype: str, *, pack: bool = True) -> tuple[float, float, float]:
+    """(load s, forward ms, matmul ms) of one batch-1 decode step; ``pack=False``: plain ``F.linear``."""
     from torch.profiler import ProfilerActivity, profile
 
     from tether.runtime import LLM, SamplingParams
@@ -80,8 +78,11 @@ def model_step(model: str, dtype: str, *, rows: bool = False) -> tuple[float, fl
     llm = LLM(model, num_kv_blocks=256, dtype=dtype)
     load = time.perf_counter() - t0
     engine = llm.engine
-    if rows:
-        row_major(engine.runner.model)
+    if not pack:
+        for module in engine.runner.model.modules():  # back to row-major [out, in], then unpacked
+            if isinstance(module, torch.nn.Linear):
+                module.weight.data = module.weight.data.contiguous()
+        engine.runner.model.prepare_for_inference(pack=False)
     engine.add_request(list(range(100, 164)), SamplingParams(temperature=0.0, max_tokens=64, ignore_eos=True))
     for _ in range(8):
         engine.step()
@@ -90,7 +91,8 @@ def model_step(model: str, dtype: str, *, rows: bool = False) -> tuple[float, fl
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(10):
             engine.runner.forward_logits(inputs)
-    mm = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in ("aten::mm", "aten::addmm"))
+    matmul_ops = ("aten::mm", "aten::addmm", "mkldnn::_linear_pointwise")
+    mm = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in matmul_ops)
     engine.abort(next(iter(engine._seqs)))
     engine.check_integrity()
     return load, forward, mm / 10 / 1e3
@@ -106,18 +108,17 @@ def main() -> None:
     print(f"threads={torch.get_num_threads()}")
     print("weight matmuls of one step (30 layers + lm_head), ms:")
     for batch in (1, 8, 32):
-        row = matmuls(batch, torch.float32, column_major=False)
-        col = matmuls(batch, torch.float32, column_major=True)
-        bf16 = matmuls(batch, torch.bfloat16, column_major=False)
-        print(f"  batch {batch:>2}: fp32 row-major {row:6.1f}  column-major {col:6.1f} ({row / col:.2f}x)  "
-              f"bf16 {bf16:6.1f}")  # fmt: skip
+        row, col, packed = (matmuls(batch, torch.float32, layout) for layout in ("row", "column", "packed"))
+        bf16, bf16_packed = (matmuls(batch, torch.bfloat16, layout) for layout in ("row", "packed"))
+        print(f"  batch {batch:>2}: fp32 row-major {row:6.1f}  column-major {col:6.1f}  oneDNN {packed:6.1f}  "
+              f"bf16 row-major {bf16:6.1f}  oneDNN {bf16_packed:6.1f}")  # fmt: skip
     print("decode SDPA, 1 query, 9/3 heads, D 64, us per call:")
     for length in (80, 1024):
         fp32, bf16 = decode_sdpa(length, torch.float32), decode_sdpa(length, torch.bfloat16)
         print(f"  {length:>4} cached tokens: fp32 {fp32:6.1f}  bf16 {bf16:6.1f} ({bf16 / fp32:.1f}x)")
-    for dtype, rows in (("float32", False), ("float32", True), ("bfloat16", False)):
-        load, forward, mm = model_step(args.model, dtype, rows=rows)
-        layout = " (weights row-major)" if rows else ""
+    for dtype, pack in (("float32", True), ("float32", False), ("bfloat16", True), ("bfloat16", False)):
+        load, forward, mm = model_step(args.model, dtype, pack=pack)
+        layout = "" if pack else " (plain F.linear, row-major)"
         print(f"{args.model} {dtype}{layout}: load {load:.1f} s; batch-1 decode forward {forward:.1f} ms, "
               f"of which weight matmuls {mm:.1f} ms ({mm / forward:.0%})")  # fmt: skip
 

@@ -36,7 +36,7 @@ def gather_kv(cache: torch.Tensor, block_table_row: torch.Tensor, kv_len: int) -
     """The first ``kv_len`` tokens of one sequence as a contiguous ``[kv_len, Hkv, D]`` tensor."""
     block_size = cache.shape[1]
     num_blocks = (kv_len + block_size - 1) // block_size
-    pages = cache[block_table_row[:num_blocks].long()]  # (nb, bs, Hkv, D)
+    pages = cache.index_select(0, block_table_row[:num_blocks].long())  # (nb, bs, Hkv, D); faster than [idx]
     return pages.reshape(num_blocks * block_size, *cache.shape[2:])[:kv_len]
 
 

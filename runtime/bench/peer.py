@@ -62,6 +62,7 @@ class PeerResult:
     vllm: PeerFigures
     parity: tuple[int, int]  # prompts whose greedy tokens match all the way, of how many
     rounds: list[dict]  # every round's figures per system, in order
+    tether_compiled: bool = False  # Tether ran its compiled forward (enforce_eager=False), else eager
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,11 +71,13 @@ class PeerResult:
 class Child:
     """A ``peer_child.py`` process: ``generate(prompts, max_tokens)`` -> (seconds, output ids)."""
 
-    def __init__(self, system: str, python: str, checkpoint: str, dtype: str, threads: int) -> None:
+    def __init__(
+        self, system: str, python: str, checkpoint: str, dtype: str, threads: int, compiled: bool = False
+    ) -> None:
         self.system = system
         self.log = tempfile.TemporaryFile("w+")
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        cmd = [python, str(CHILD), system, checkpoint, dtype, str(threads)]
+        cmd = [python, str(CHILD), system, checkpoint, dtype, str(threads), *(["compile"] if compiled else [])]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env, cwd="/"
         )
@@ -151,12 +154,13 @@ def run_peer(
     prefill_len: int = 512,
     parity_tokens: int = 32,
     seed: int = 0,
+    tether_compiled: bool = False,
 ) -> PeerResult:
     """Both children up (vLLM first: the slower start), ``repeats`` alternating rounds, parity; see the module."""
     children: dict[str, Child] = {}
     try:
         children["vllm"] = Child("vllm", vllm_python, checkpoint, dtype, threads)
-        children["tether"] = Child("tether", tether_python, checkpoint, dtype, threads)
+        children["tether"] = Child("tether", tether_python, checkpoint, dtype, threads, tether_compiled)
         rng = random.Random(seed)
         rounds, loads = [], []
         for r in range(repeats):
@@ -186,7 +190,7 @@ def run_peer(
     return PeerResult(
         checkpoint, dtype, threads, repeats, prefill_len, prompt_len, decode_tokens, parity_tokens,
         (min(loads), max(loads)),
-        figures["tether"], figures["vllm"], (matches, len(parity_prompts)), rounds,
+        figures["tether"], figures["vllm"], (matches, len(parity_prompts)), rounds, tether_compiled,
     )  # fmt: skip
 
 
@@ -195,7 +199,8 @@ def format_peer(result: PeerResult) -> str:
     rows = [(f"prefill {result.prefill_len} tokens, tok/s", t.prefill_tps, v.prefill_tps)]
     rows += [(f"decode batch {b}, tok/s", t.decode_tps[b], v.decode_tps[b]) for b in t.decode_tps]
     lines = [
-        f"Tether against vLLM, {result.dtype}, {result.threads} thread(s) each, own processes, medians of "
+        f"Tether ({'compiled' if result.tether_compiled else 'eager'}) against vLLM, {result.dtype}, "
+        f"{result.threads} thread(s) each, own processes, medians of "
         f"{result.repeats} alternating rounds; 1-min load average {result.load[0]:.1f}-{result.load[1]:.1f}",
         f"checkpoint: {result.checkpoint}",
         f"{'figure':<28}{'tether':>10}{'vllm':>10}{'tether/vllm':>13}",

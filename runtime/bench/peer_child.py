@@ -2,7 +2,9 @@
 ``vllm``) and answers measurement commands, one JSON line in on stdin, one JSON line out on stdout (marked
 ``PEER-ANSWER``: the systems' own logs share stdout).
 
-    python peer_child.py SYSTEM CHECKPOINT_DIR DTYPE THREADS
+    python peer_child.py SYSTEM CHECKPOINT_DIR DTYPE THREADS [compile]
+
+(``compile``: Tether with its compiled forward, ``enforce_eager=False``; by default it runs eager.)
 
 It is run by path with the interpreter of the system's own environment (``.venv`` for Tether, ``.venv-vllm``
 for vLLM), so it imports nothing of Tether's at the top: vLLM's environment does not have it. Commands::
@@ -41,10 +43,17 @@ def load_vllm(checkpoint: str, dtype: str, threads: int):
     return generate
 
 
-def load_tether(checkpoint: str, dtype: str, threads: int):
+def load_tether(checkpoint: str, dtype: str, threads: int, compiled: bool = False):
     from tether.runtime import LLM, SamplingParams
 
-    llm = LLM(checkpoint, dtype=dtype, num_threads=threads, num_kv_blocks=1024, max_model_len=2048)
+    llm = LLM(
+        checkpoint,
+        dtype=dtype,
+        num_threads=threads,
+        num_kv_blocks=1024,
+        max_model_len=2048,
+        enforce_eager=False if compiled else None,
+    )
 
     def generate(prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
         params = SamplingParams(temperature=0.0, max_tokens=max_tokens, min_tokens=max_tokens, ignore_eos=True)
@@ -61,8 +70,12 @@ def answer(doc: dict) -> None:
 
 def main(argv: list[str]) -> int:
     system, checkpoint, dtype, threads = argv[0], argv[1], argv[2], int(argv[3])
+    compiled = argv[4:] == ["compile"]
     start = time.perf_counter()
-    generate = (load_vllm if system == "vllm" else load_tether)(checkpoint, dtype, threads)
+    if system == "vllm":
+        generate = load_vllm(checkpoint, dtype, threads)
+    else:
+        generate = load_tether(checkpoint, dtype, threads, compiled)
     generate([[1, 2, 3, 4]], 2)  # warm-up
     answer({"ready_s": time.perf_counter() - start})
     for line in sys.stdin:

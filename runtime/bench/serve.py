@@ -39,6 +39,12 @@ class ServeBenchSettings:
             args += ["--num-kv-blocks", str(e.num_kv_blocks)]
         if e.num_cpu_kv_blocks is not None:
             args += ["--num-cpu-kv-blocks", str(e.num_cpu_kv_blocks)]
+        if e.num_threads is not None:
+            args += ["--threads", str(e.num_threads)]
+        if e.dtype is not None:
+            args += ["--dtype", e.dtype]
+        if e.enforce_eager is not None:
+            args.append("--enforce-eager" if e.enforce_eager else "--compile")
         return args
 
 

@@ -91,6 +91,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--concurrency", type=int, default=None, help="closed loop: N programs at a time")
     s.add_argument("--json", default=None, help="also write the result to this file")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--against",
+        choices=["none", "vllm"],
+        default="none",
+        help="vllm: real vLLM's OpenAI server against `tether serve --policy P` for each of --policies, over "
+        "HTTP only, alternating runs (needs `make vllm-peer`; runtime/bench/serve_peer.py)",
+    )
+    s.add_argument("--vllm-python", default=".venv-vllm/bin/python", help="the interpreter of vLLM's environment")
+    s.add_argument("--repeats", type=int, default=3, help="--against vllm: rounds (each runs every server once)")
     add_engine_args(s)
     s.set_defaults(func=run_serve)
 
@@ -162,25 +171,81 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"tether bench serve: {exc}", file=sys.stderr)
         return 2
     programs = [p.scaled(args.token_scale, args.time_scale) for p in programs]
+    if args.against == "vllm":
+        return _serve_against_vllm(args, policies, programs)
     settings = ServeBenchSettings(policies, engine, args.rate, args.concurrency, args.seed)
     doc = run_serve_bench(settings, programs, None if args.quiet else progress_printer(sys.stderr))
-    doc["settings"] = {
-        "workload": args.workload,
-        "programs": len(programs),
-        "token_scale": args.token_scale,
-        "time_scale": args.time_scale,
-        "rate": args.rate,
-        "concurrency": args.concurrency,
-        "model": args.model,
-        "num_kv_blocks": args.num_kv_blocks,
-        "num_cpu_kv_blocks": args.num_cpu_kv_blocks,
-        "seed": args.seed,
-    }
-    print(format_serve_bench(doc))
-    if args.json:
-        with open(args.json, "w") as f:
+    doc["settings"] = _serve_settings(
+        args, len(programs), num_kv_blocks=args.num_kv_blocks, num_cpu_kv_blocks=args.num_cpu_kv_blocks
+    )
+    return _report(format_serve_bench(doc), doc, args.json)
+
+
+def _vllm_peer_checkpoint(args: argparse.Namespace, what: str) -> str | None:
+    """The checkpoint folder both systems load, or ``None`` after saying on stderr why vLLM cannot run."""
+    from tether.runtime.engine.errors import ModelLoadError
+    from tether.runtime.engine.models.presets import PRESETS
+    from tether.runtime.engine.models.sources import checkpoint_dir
+
+    if args.model in PRESETS:
+        print(f"{what}: {args.model!r} is a preset vLLM cannot load", file=sys.stderr)
+        return None
+    if not os.path.exists(args.vllm_python):
+        print(f"{what}: no {args.vllm_python} (run `make vllm-peer`)", file=sys.stderr)
+        return None
+    try:
+        return str(checkpoint_dir(args.model))
+    except ModelLoadError as exc:
+        print(f"{what}: {exc}", file=sys.stderr)
+        return None
+
+
+def _serve_settings(args: argparse.Namespace, programs: int, **extra) -> dict:
+    """What a ``tether bench serve`` result records of its command."""
+    keys = ("workload", "token_scale", "time_scale", "rate", "concurrency", "model", "seed")
+    return {"programs": programs, **{k: getattr(args, k) for k in keys}, **extra}
+
+
+def _report(text: str, doc: dict, json_path: str | None) -> int:
+    print(text)
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump(doc, f, indent=2)
     return 0
+
+
+def _serve_against_vllm(args: argparse.Namespace, policies: tuple[str, ...], programs: list) -> int:
+    from tether.runtime.bench.serve_peer import ServePeerSettings, format_serve_peer, run_serve_peer
+    from tether.runtime.replay.report import progress_printer
+
+    what = "tether bench serve --against vllm"
+    for flag, value in (("--num-kv-blocks", args.num_kv_blocks), ("--num-cpu-kv-blocks", args.num_cpu_kv_blocks)):
+        if value is not None:
+            print(f"{what}: {flag} is not used: both servers get 1 GiB of KV memory", file=sys.stderr)
+            return 2
+    checkpoint = _vllm_peer_checkpoint(args, what)
+    if checkpoint is None:
+        return 2
+    settings = ServePeerSettings(
+        model=args.model,
+        checkpoint=checkpoint,
+        policies=policies,
+        vllm_python=os.path.abspath(args.vllm_python),
+        dtype=args.dtype or "float32",
+        threads=engine_kwargs(args)["num_threads"] or 1,
+        repeats=args.repeats,
+        rate=args.rate,
+        concurrency=args.concurrency,
+        seed=args.seed,
+        block_size=args.block_size,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        compiled=args.compile,
+    )
+    doc = run_serve_peer(settings, programs, None if args.quiet else progress_printer(sys.stderr))
+    doc["settings"] = _serve_settings(
+        args, len(programs), dtype=settings.dtype, threads=settings.threads, repeats=args.repeats
+    )
+    return _report(format_serve_peer(doc), doc, args.json)
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
@@ -199,20 +264,9 @@ def run_engine_against_vllm(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
     from tether.runtime.bench.peer import PARITY_TEXTS, PeerError, format_peer, run_peer
-    from tether.runtime.engine.errors import ModelLoadError
-    from tether.runtime.engine.models.presets import PRESETS
-    from tether.runtime.engine.models.sources import checkpoint_dir
 
-    if args.model in PRESETS:
-        print(f"tether bench engine --against vllm: {args.model!r} is a preset vLLM cannot load", file=sys.stderr)
-        return 2
-    if not os.path.exists(args.vllm_python):
-        print(f"tether bench engine --against vllm: no {args.vllm_python} (run `make vllm-peer`)", file=sys.stderr)
-        return 2
-    try:
-        checkpoint = str(checkpoint_dir(args.model))
-    except ModelLoadError as exc:
-        print(f"tether bench engine: {exc}", file=sys.stderr)
+    checkpoint = _vllm_peer_checkpoint(args, "tether bench engine --against vllm")
+    if checkpoint is None:
         return 2
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     kwargs = engine_kwargs(args)
@@ -230,6 +284,7 @@ def run_engine_against_vllm(args: argparse.Namespace) -> int:
             prompt_len=args.decode_prompt_len,
             decode_tokens=args.decode_steps,
             prefill_len=args.prefill_len,
+            tether_compiled=args.compile,
         )
     except PeerError as exc:
         print(f"tether bench engine --against vllm: {exc}", file=sys.stderr)

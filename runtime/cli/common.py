@@ -25,6 +25,14 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="torch intra-op threads on CPU (default: the CPUs this process may use, less one; docs/engine.md)",
     )
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--enforce-eager", action="store_true", help="run the model eager (the default)")
+    mode.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the forward with torch.compile on CPU: about 55 s at every start for SmolLM2 here, for "
+        "a 2-13%% faster decode step (docs/engine.md)",
+    )
     g.add_argument("--block-size", type=int, default=16)
     g.add_argument("--num-kv-blocks", type=int, default=None)
     g.add_argument(
@@ -68,4 +76,5 @@ def engine_kwargs(args: argparse.Namespace) -> dict:
         seed=args.seed,
         policy=args.policy,
         max_num_waiting=args.max_num_waiting,
+        enforce_eager=True if args.enforce_eager else (False if args.compile else None),
     )

@@ -3,6 +3,7 @@ the KV cache manager are the same in both; only the runner differs."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -14,6 +15,8 @@ from tether.runtime.engine.runner_output import RunnerOutput
 from tether.runtime.engine.scheduler import SchedulerOutput
 from tether.runtime.engine.structured.manager import StructuredOutputManager
 from tether.runtime.engine.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
 
 
 class Runner(Protocol):
@@ -59,15 +62,26 @@ class ModelBackend:
         attention_backend: str,
         gpu_memory_utilization: float,
         cpu_kv_cache_gib: float,
+        enforce_eager: bool | None = None,
     ) -> None:
+        """``enforce_eager``: see ``compiled.should_compile``; a compiled forward is built and warmed up here,
+        so the engine is ready when this returns (``compile_s`` says how long that took)."""
         from tether.runtime.engine.attention import resolve_backend_name
+        from tether.runtime.engine.compiled import CompiledForward, compile_cache_dir, should_compile
         from tether.runtime.engine.models.loader import load_model
         from tether.runtime.engine.torch_utils import resolve_dtype
 
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        loaded = load_model(model, device=self.device, dtype=self.dtype, seed=seed)
+        compiled = should_compile(self.device, enforce_eager)
+        loaded = load_model(
+            model, device=self.device, dtype=self.dtype, seed=seed, pack=not compiled, pack_logits=True
+        )
         self.model = loaded.model
+        self.compiled = CompiledForward(self.model) if compiled else None
+        self.compile_s = self.compiled.warm_up(self.device) if self.compiled is not None else 0.0
+        if self.compiled is not None:
+            log.info("compiled the forward pass in %.1f s (cache: %s)", self.compile_s, compile_cache_dir())
         self.model_config = loaded.config
         self.tokenizer = loaded.tokenizer
         self.attention_backend = resolve_backend_name(attention_backend, self.device)
@@ -112,4 +126,5 @@ class ModelBackend:
             self.device,
             eos,
             structured,
+            self.compiled,
         )

@@ -62,6 +62,7 @@ class LLMEngine:
             config.attention_backend,
             config.gpu_memory_utilization,
             config.cpu_kv_cache_gib,
+            config.enforce_eager,
         )
         self.model_config = self.backend.model_config
         self.device = self.backend.device  # where per-request sampling generators live

@@ -20,6 +20,7 @@ import torch
 
 from tether.kvcache import PendingCopies
 from tether.runtime.engine.attention import AttentionBackend, AttentionMetadata
+from tether.runtime.engine.compiled import CompiledForward
 from tether.runtime.engine.models.config import ModelConfig
 from tether.runtime.engine.runner_output import RunnerOutput
 from tether.runtime.engine.sampler import Sampler
@@ -92,8 +93,10 @@ class ModelRunner:
         device: torch.device,
         eos_token_ids: tuple[int, ...] = (),
         structured: StructuredOutputManager | None = None,
+        compiled: CompiledForward | None = None,
     ) -> None:
-        """``structured``: the engine's grammars; the sampler masks structured requests' rows with them."""
+        """``structured``: the engine's grammars; the sampler masks structured requests' rows with them.
+        ``compiled``: the model's compiled forward (``compiled.py``), else the model runs eager."""
         self.model = model
         self.config = config
         self.kv = kv
@@ -102,6 +105,7 @@ class ModelRunner:
         self.device = device
         self.eos_token_ids = eos_token_ids
         self.sampler = Sampler(structured)
+        self.compiled = compiled
 
     def prepare(self, out: SchedulerOutput) -> StepInputs:
         bs = self.kv.block_size
@@ -153,6 +157,8 @@ class ModelRunner:
         def attn(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
             return self.backend.forward(q, k, v, self.kv.k[layer], self.kv.v[layer], meta)
 
+        if self.compiled is not None:
+            return self.compiled(inputs.input_ids, inputs.positions, inputs.logits_indices, attn)  # (N, V)
         hidden = self.model(inputs.input_ids, inputs.positions, attn)  # (T, H)
         return self.model.compute_logits(hidden[inputs.logits_indices])  # (N, V)
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -23,12 +23,21 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def child_process(
-    cmd: Sequence[str], base: str, *, what: str, timeout_s: float, cwd: Path | None = None
+    cmd: Sequence[str],
+    base: str,
+    *,
+    what: str,
+    timeout_s: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[None]:
-    """Run ``cmd`` until ``{base}/health`` answers 200; ``RuntimeError`` with its output if it exits first or
-    does not answer within ``timeout_s``. The process is terminated (killed after 20 s) on exit."""
+    """Run ``cmd`` (with ``env``, default this process's) until ``{base}/health`` answers 200; ``RuntimeError``
+    with its output if it exits first or does not answer within ``timeout_s``. The process is terminated
+    (killed after 20 s) on exit."""
     log = tempfile.TemporaryFile("w+")  # the child's output, read back if it dies
-    proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        list(cmd), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True, env=None if env is None else dict(env)
+    )
     try:
         deadline = time.monotonic() + timeout_s
         while True:

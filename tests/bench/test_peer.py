@@ -16,7 +16,7 @@ class FakeChild:
 
     calls: list[str] = []
 
-    def __init__(self, system: str, python: str, checkpoint: str, dtype: str, threads: int) -> None:
+    def __init__(self, system: str, python: str, checkpoint: str, dtype: str, threads: int, compiled=False) -> None:
         self.system, self.ready_s = system, {"tether": 2.0, "vllm": 60.0}[system]
         self.speed = {"tether": 1.0, "vllm": 2.0}[system]  # vllm twice as fast
 

@@ -113,7 +113,8 @@ def test_a_built_wheel_holds_each_face_and_its_folder(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in SUBPACKAGES:
         assert f"tether/{name}/__init__.py" in names
-    assert {"tether/kernels/paged.py", "tether/runtime/engine/llm.py", "tether/runtime/policies/turns_prior.json",
+    assert {"tether/kernels/paged.py", "tether/kernels/cpu_decode.cpp", "tether/runtime/engine/llm.py",
+            "tether/runtime/policies/turns_prior.json",
             "tether/_layout.py"} <= names
     assert not any(n.split("/")[0] in SUBPACKAGES for n in names), "a top-level name escaped into the wheel"
 

@@ -1,6 +1,10 @@
 """The torch backend for any device: one padded batched SDPA for all decoding sequences, SDPA per sequence for
 prefill and extend chunks. ``tether.kernels.torch_ops`` is the plain version it is tested against.
 
+On CPU, decode rows in float32 or bfloat16 go to the C++ kernel ``tether.kernels.cpu_decode`` instead (it reads
+the pages in place rather than gathering them), when it builds on this machine (``cpu_kernels=None``: use it
+where it loads; ``False``: never).
+
 Everything that depends only on the step (which rows decode, their pages, the padding mask, host copies of
 the offsets) is computed once per ``AttentionMetadata`` in a ``StepPlan`` and reused by every layer.
 """
@@ -26,6 +30,8 @@ class StepPlan:
     decode_rows:  int64 [Sd]            flat row of each single-token (decode) sequence
     decode_pages: int64 [Sd, nb]        their first ``nb`` pages (``nb`` covers the longest)
     decode_mask:  bool  [Sd, 1, 1, L]   True where a key position is inside the sequence (``None``: no padding)
+    decode_table: int32 [Sd, maxB]      their block-table rows (the C++ decode kernel's input; CPU only)
+    decode_lens:  int32 [Sd]            their cached lengths (CPU only)
     chunks:       (start, end, kv_len, s) of every multi-token (prefill / extend) chunk
     """
 
@@ -36,6 +42,8 @@ class StepPlan:
     decode_mask: torch.Tensor | None
     all_decode: bool
     chunks: tuple[tuple[int, int, int, int], ...]
+    decode_table: torch.Tensor | None = None
+    decode_lens: torch.Tensor | None = None
 
 
 def plan_step(meta: AttentionMetadata, block_size: int) -> StepPlan:
@@ -56,15 +64,21 @@ def plan_step(meta: AttentionMetadata, block_size: int) -> StepPlan:
         positions = torch.arange(nb * block_size, device=dev)[None, :]  # (1, L)
         mask = (positions < torch.tensor(lens, device=dev)[:, None])[:, None, None, :]  # (Sd, 1, 1, L)
     rows = torch.tensor([cu[s] for s in decode], dtype=torch.int64, device=dev)
-    return StepPlan(slots, keep, rows, pages, mask, not chunks and len(decode) == len(kv_lens), chunks)
+    all_decode = not chunks and len(decode) == len(kv_lens)
+    if dev.type != "cpu":  # the C++ decode kernel's inputs: CPU only
+        return StepPlan(slots, keep, rows, pages, mask, all_decode, chunks)
+    table = meta.block_table[decode].to(torch.int32)  # (Sd, maxB)
+    lens_t = torch.tensor(lens, dtype=torch.int32)  # (Sd,)
+    return StepPlan(slots, keep, rows, pages, mask, all_decode, chunks, table, lens_t)
 
 
 class TorchAttentionBackend:
     name = "torch"
 
-    def __init__(self) -> None:
+    def __init__(self, cpu_kernels: bool | None = None) -> None:
         self._meta: AttentionMetadata | None = None
         self._plan: StepPlan | None = None
+        self._cpu_kernels = cpu_kernels  # None: the C++ decode kernel where it loads (decided on first use)
 
     def forward(
         self,
@@ -81,17 +95,47 @@ class TorchAttentionBackend:
         assert plan is not None
         store_kv(k, v, k_cache, v_cache, plan)
         scale = 1.0 / math.sqrt(q.shape[-1])
+        decode = self._cpu_decode if self._use_cpu_kernel(q, k_cache) else _torch_decode
         if plan.all_decode:
-            return decode_attention(q, k_cache, v_cache, plan.decode_pages, plan.decode_mask, scale)
+            return decode(q, k_cache, v_cache, plan, scale)
         o = torch.empty_like(q)
         if plan.decode_rows is not None:
             rows = plan.decode_rows
-            o[rows] = decode_attention(q[rows], k_cache, v_cache, plan.decode_pages, plan.decode_mask, scale)
+            o[rows] = decode(q[rows], k_cache, v_cache, plan, scale)
         for start, end, kv_len, s in plan.chunks:
             kk = torch_ops.gather_kv(k_cache, meta.block_table[s], kv_len)
             vv = torch_ops.gather_kv(v_cache, meta.block_table[s], kv_len)
             o[start:end] = prefill_attention(q[start:end], kk, vv, scale)
         return o
+
+    def _use_cpu_kernel(self, q: torch.Tensor, k_cache: torch.Tensor) -> bool:
+        if (
+            q.device.type != "cpu"
+            or q.dtype != k_cache.dtype
+            or q.dtype not in (torch.float32, torch.bfloat16)
+        ):
+            return False
+        if self._cpu_kernels is None:
+            from tether.kernels import cpu_decode
+
+            self._cpu_kernels = cpu_decode.load()
+        return self._cpu_kernels
+
+    @staticmethod
+    def _cpu_decode(
+        q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, plan: StepPlan, scale: float
+    ) -> torch.Tensor:
+        from tether.kernels import cpu_decode
+
+        assert plan.decode_table is not None and plan.decode_lens is not None
+        return cpu_decode.paged_decode(q, k_cache, v_cache, plan.decode_table, plan.decode_lens, scale)
+
+
+def _torch_decode(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, plan: StepPlan, scale: float
+) -> torch.Tensor:
+    assert plan.decode_pages is not None
+    return decode_attention(q, k_cache, v_cache, plan.decode_pages, plan.decode_mask, scale)
 
 
 def store_kv(
@@ -120,8 +164,10 @@ def decode_attention(
     num_seqs, _, d = q.shape
     bs, hkv = k_cache.shape[1], k_cache.shape[2]
     length = pages.shape[1] * bs
-    k = k_cache[pages].view(num_seqs, length, hkv, d).transpose(1, 2)  # (S, Hkv, L, D)
-    v = v_cache[pages].view(num_seqs, length, hkv, d).transpose(1, 2)  # (S, Hkv, L, D)
+    # index_select, not k_cache[pages]: the same copy, about 6x faster on CPU than advanced indexing.
+    flat = pages.reshape(-1)  # (S * nb,)
+    k = k_cache.index_select(0, flat).view(num_seqs, length, hkv, d).transpose(1, 2)  # (S, Hkv, L, D)
+    v = v_cache.index_select(0, flat).view(num_seqs, length, hkv, d).transpose(1, 2)  # (S, Hkv, L, D)
     # Attention in fp32: SDPA's CPU kernel is fast there (and slow in bf16 / fp16); the casts cost less.
     dtype = q.dtype
     if dtype != torch.float32:

@@ -15,12 +15,13 @@ from torch import nn
 
 from tether.runtime.engine.attention.base import AttentionFn
 from tether.runtime.engine.models.config import ModelConfig
+from tether.runtime.engine.models.linear import LinearFn, make_linear, to_column_major, wants_column_major
 from tether.runtime.engine.models.rope import RotaryEmbedding, apply_rotary, step_tables
 
 
 class RMSNorm(nn.Module):
-    """Normalises in float32 and casts back before the weight, like ``LlamaRMSNorm``; in float32 that is
-    torch's fused ``rms_norm`` (one op instead of eight)."""
+    """Normalises in float32 and casts back before the weight, like ``LlamaRMSNorm``, with torch's fused
+    ``rms_norm`` (one op instead of five for the normalisation)."""
 
     def __init__(self, hidden_size: int, eps: float) -> None:
         super().__init__()
@@ -31,16 +32,16 @@ class RMSNorm(nn.Module):
         dtype = x.dtype
         if dtype == torch.float32:
             return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        xf = F.rms_norm(x.float(), self.weight.shape, None, self.eps)  # x * rsqrt(mean(x^2) + eps), fp32
         return self.weight * xf.to(dtype)
 
 
 class LlamaAttention(nn.Module):
     """q/k/v projections (loaded by their Hugging Face names), RoPE on q and k together, paged attention.
 
-    After ``fuse()`` one matmul computes q, k and v: the three weights become views of one
-    ``[Hq*D + 2*Hkv*D, H]`` tensor (no extra memory; the values are unchanged).
+    After ``prepare(pack)`` one matmul computes q, k and v: the three weights become views of one
+    ``[Hq*D + 2*Hkv*D, H]`` tensor (no extra memory; the values are unchanged), run as ``linear.make_linear``
+    says (oneDNN-prepacked on CPU).
     """
 
     def __init__(self, config: ModelConfig, layer_idx: int) -> None:
@@ -53,29 +54,30 @@ class LlamaAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, config.kv_size, bias=config.attention_bias)
         self.v_proj = nn.Linear(config.hidden_size, config.kv_size, bias=config.attention_bias)
         self.o_proj = nn.Linear(config.q_size, config.hidden_size, bias=config.o_proj_bias)
-        self.qkv: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.qkv: LinearFn | None = None  # these two are set by prepare()
+        self.o: LinearFn | None = None
 
-    def fuse(self, column_major: bool = False) -> None:
-        self.qkv = _fuse_linears((self.q_proj, self.k_proj, self.v_proj), column_major)
-        if column_major:
-            _to_column_major(self.o_proj.weight)
+    def prepare(self, pack: bool) -> None:
+        self.qkv = make_linear(*_fuse_linears((self.q_proj, self.k_proj, self.v_proj), pack), pack)
+        self.o = make_linear(_laid_out(self.o_proj, pack), self.o_proj.bias, pack)
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attn: AttentionFn
     ) -> torch.Tensor:
         t, hq, hkv = x.shape[0], self.num_heads, self.num_kv_heads
         if self.qkv is not None:
-            qkv = F.linear(x, *self.qkv)  # (T, (Hq + 2 Hkv) D)
+            qkv = self.qkv(x)  # (T, (Hq + 2 Hkv) D)
         else:
             qkv = torch.cat((self.q_proj(x), self.k_proj(x), self.v_proj(x)), dim=-1)
+        o_proj = self.o or self.o_proj
         qkv = qkv.view(t, hq + 2 * hkv, self.head_dim)  # (T, Hq + 2 Hkv, D)
         qk = apply_rotary(qkv[:, : hq + hkv], cos, sin)  # (T, Hq + Hkv, D)
         o = attn(self.layer_idx, qk[:, :hq], qk[:, hq:], qkv[:, hq + hkv :])  # (T, Hq, D)
-        return self.o_proj(o.reshape(t, hq * self.head_dim))  # (T, H)
+        return o_proj(o.reshape(t, hq * self.head_dim))  # (T, H)
 
 
 class LlamaMLP(nn.Module):
-    """SwiGLU: ``down(silu(gate(x)) * up(x))``; after ``fuse()`` gate and up are one matmul."""
+    """SwiGLU: ``down(silu(gate(x)) * up(x))``; after ``prepare(pack)`` gate and up are one matmul."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -83,34 +85,35 @@ class LlamaMLP(nn.Module):
         self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
-        self.gate_up: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.gate_up: LinearFn | None = None  # these two are set by prepare()
+        self.down: LinearFn | None = None
 
-    def fuse(self, column_major: bool = False) -> None:
-        self.gate_up = _fuse_linears((self.gate_proj, self.up_proj), column_major)
-        if column_major:
-            _to_column_major(self.down_proj.weight)
+    def prepare(self, pack: bool) -> None:
+        self.gate_up = make_linear(*_fuse_linears((self.gate_proj, self.up_proj), pack), pack)
+        self.down = make_linear(_laid_out(self.down_proj, pack), None, pack)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gate_up is None:
+        if self.gate_up is None or self.down is None:
             return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-        gate_up = F.linear(x, *self.gate_up)  # (T, 2 I)
+        gate_up = self.gate_up(x)  # (T, 2 I)
         gate, up = gate_up[:, : self.intermediate_size], gate_up[:, self.intermediate_size :]
-        return self.down_proj(F.silu(gate) * up)  # (T, H)
+        return self.down(F.silu(gate) * up)  # (T, H)
 
 
-def _to_column_major(param: nn.Parameter) -> None:
-    """Store ``param [out, in]`` as its contiguous transpose (same values and shape, strides (1, out))."""
-    param.data = param.data.t().contiguous().t()
+def _laid_out(linear: nn.Linear, pack: bool) -> torch.Tensor:
+    """``linear.weight``, stored column-major first where ``make_linear`` wants it (same values and shape)."""
+    if wants_column_major(linear.weight, pack):
+        linear.weight.data = to_column_major(linear.weight.data)
+    return linear.weight
 
 
-def _fuse_linears(
-    linears: tuple[nn.Linear, ...], column_major: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _fuse_linears(linears: tuple[nn.Linear, ...], pack: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Concatenate the weights (and biases) along the output dim and make each linear's parameters views of
-    the result, so a later in-place load into a parameter also updates the fused tensor."""
+    the result, so a later in-place load into a parameter also updates the fused tensor (not a packed copy:
+    pack after the last load). Stored column-major where ``make_linear`` wants it."""
     weight = torch.cat([lin.weight.detach() for lin in linears])  # (sum out, in)
-    if column_major:
-        weight = weight.t().contiguous().t()  # same (sum out, in) values, stored as (in, sum out)
+    if wants_column_major(weight, pack):
+        weight = to_column_major(weight)
     has_bias = linears[0].bias is not None
     bias = torch.cat([lin.bias.detach() for lin in linears]) if has_bias else None
     start = 0
@@ -166,6 +169,7 @@ class LlamaForCausalLM(nn.Module):
         self.config = config
         self.model = LlamaModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head_fn: LinearFn | None = None  # set by prepare_for_inference()
         self.tie_weights()
 
     def tie_weights(self) -> None:
@@ -174,23 +178,24 @@ class LlamaForCausalLM(nn.Module):
         if self.config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
 
-    def prepare_for_inference(self) -> LlamaForCausalLM:
+    def prepare_for_inference(self, pack: bool = True, pack_logits: bool | None = None) -> LlamaForCausalLM:
         """Call once the weights are loaded and on their device; parameters keep their names and values.
 
-        One matmul for q/k/v and one for gate/up in every layer. On CPU in float32, every weight is stored
-        column-major (``[in, out]`` contiguous): the CPU BLAS reads it faster for the one row of a batch-1
-        decode step and about 10% slower at batch 8 to 32 (``bench/cpu_step.py``); bf16 is faster row-major."""
-        weight = self.lm_head.weight
-        column_major = weight.device.type == "cpu" and weight.dtype == torch.float32
+        One matmul for q/k/v and one for gate/up in every layer. ``pack``: on CPU every linear, the
+        vocabulary projection included, runs on a oneDNN-prepacked copy of its weight (``linear.py``; the
+        weights are then held twice); ``pack_logits`` (default: ``pack``) for the vocabulary projection alone.
+        Weights loaded into the parameters afterwards reach the fused views but not a packed copy: call this
+        again."""
         for layer in self.model.layers:
-            layer.self_attn.fuse(column_major)
-            layer.mlp.fuse(column_major)
-        if column_major:
-            _to_column_major(self.lm_head.weight)  # tied: the embedding too (rows are read strided)
+            layer.self_attn.prepare(pack)
+            layer.mlp.prepare(pack)
+        pack_logits = pack if pack_logits is None else pack_logits
+        self.lm_head_fn = make_linear(_laid_out(self.lm_head, pack_logits), None, pack_logits)  # tied: embedding
         return self
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, attn: AttentionFn) -> torch.Tensor:
         return self.model(input_ids, positions, attn)
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(hidden).float()  # (N, V)
+        lm_head = self.lm_head_fn or self.lm_head
+        return lm_head(hidden).float()  # (N, V)
