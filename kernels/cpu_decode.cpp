@@ -17,7 +17,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <vector>
 
 namespace {
@@ -76,9 +75,9 @@ void decode(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_
       }
       for (int64_t hq = 0; hq < Hq; ++hq) {
         float* sh = scores.data() + hq * L;
-        float mx = -std::numeric_limits<float>::infinity();
+        float mx = sh[0];  // not -inf: the kernel is compiled with -ffast-math (finite math only)
 #pragma omp simd reduction(max : mx)
-        for (int64_t t = 0; t < L; ++t) mx = sh[t] > mx ? sh[t] : mx;
+        for (int64_t t = 1; t < L; ++t) mx = sh[t] > mx ? sh[t] : mx;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int64_t t = 0; t < L; ++t) {

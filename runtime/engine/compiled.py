@@ -135,7 +135,7 @@ def should_compile(device: torch.device, enforce_eager: bool | None) -> bool:
     Eager is the default because a compiled start cannot be cached on this torch: freezing packs the weights
     into oneDNN tensors, which the FX-graph cache cannot pickle ("Bypassing FX Graph Cache because 'mkldnn
     tensors unpickleable'"), so every start compiles again (about 55 s for SmolLM2 on the 2-core machine) for
-    a decode step 2-13% faster (docs/benchmarks.md)."""
+    a decode step 2-15% faster (docs/benchmarks.md)."""
     return enforce_eager is False and device.type == "cpu"
 
 

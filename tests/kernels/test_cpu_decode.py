@@ -70,3 +70,20 @@ def test_an_empty_sequence_gives_zeros_and_bad_input_is_refused():
         cpu_decode.paged_decode(q, kc, vc, table.long(), kv_lens, 1.0)
     with pytest.raises(RuntimeError, match="share a dtype"):
         cpu_decode.paged_decode(q, kc.bfloat16(), vc.bfloat16(), table, kv_lens, 1.0)
+
+
+def test_loading_the_kernel_leaves_subnormal_floats_alone():
+    """The kernel is compiled with -ffast-math but not linked with it: linking it in adds crtfastmath.o, which
+    sets flush-to-zero for the whole process when the library loads."""
+    import subprocess
+    import sys
+
+    code = (
+        "from tether.kernels import cpu_decode\n"
+        "assert cpu_decode.load()\n"
+        "import torch\n"
+        "assert 5e-324 * 1.0 > 0.0, 'float64 denormals flushed'\n"
+        "assert (torch.tensor([1e-40]) * 1.0).item() > 0.0, 'float32 denormals flushed'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
