@@ -8,9 +8,9 @@ them into contiguous copies first), in float32 arithmetic, for float32 or bfloat
 The shared library is cached under ``$TETHER_HOME/extensions/`` (default ``~/.cache/tether``), keyed by a hash
 of the source, the compiler flags, torch's version and the CPU's feature flags, so a later start loads it in
 milliseconds. Building
-needs ``g++`` (or ``$CXX``) and takes about 30 s on the 2-core machine. ``available()`` is False where it
-cannot be built (no compiler, not x86-64 Linux, ``TETHER_CPU_KERNELS=0``): the engine then keeps the torch path,
-and says why once in the log.
+needs ``g++`` (or ``$CXX``) and takes about 8 s on the 2-core machine. ``load()`` is False where it cannot be
+built (no compiler, not x86-64 Linux, ``TETHER_CPU_KERNELS=0``): the engine then keeps the torch path, and says
+why once in the log.
 """
 
 from __future__ import annotations
@@ -36,16 +36,23 @@ SOURCE = Path(__file__).with_name("cpu_decode.cpp")
 # library loads (hypothesis's float strategies caught that: tests/kernels/test_cpu_decode.py checks it).
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-ffast-math", "-std=c++17", "-fPIC", "-DNDEBUG")
 LINK_FLAGS = ("-shared", "-fopenmp")
-FLAGS = (*COMPILE_FLAGS, "|", *LINK_FLAGS)  # what the cache key records
 _lock = threading.Lock()
-_state: dict[str, object] = {}  # "loaded": bool, "reason": why not
+_state: dict[str, bool] = {}  # "loaded": whether the op is usable (decided once per process)
 
 
 def _library_path(source: str) -> Path:
     from tether.home import tether_home
 
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
-    parts = (source, " ".join(FLAGS), torch.__version__, str(abi), sys.version, _cpu_flags())
+    parts = (
+        source,
+        " ".join(COMPILE_FLAGS),
+        " ".join(LINK_FLAGS),
+        torch.__version__,
+        str(abi),
+        sys.version,
+        _cpu_flags(),
+    )
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     return tether_home() / "extensions" / f"tether_cpu_decode-{key}.so"
 
@@ -100,18 +107,9 @@ def load() -> bool:
             torch.ops.load_library(str(path))
             _state["loaded"] = True
         except (OSError, RuntimeError) as exc:
-            _state["loaded"], _state["reason"] = False, str(exc)
+            _state["loaded"] = False
             log.warning("C++ paged decode attention unavailable (%s); decode gathers pages with torch", exc)
         return bool(_state["loaded"])
-
-
-def available() -> bool:
-    return load()
-
-
-def unavailable_reason() -> str | None:
-    load()
-    return _state.get("reason")  # type: ignore[return-value]
 
 
 def paged_decode(

@@ -29,7 +29,6 @@ import itertools
 import os
 import time
 import weakref
-from collections.abc import Callable
 
 import torch
 import torch._inductor.config
@@ -137,6 +136,3 @@ def should_compile(device: torch.device, enforce_eager: bool | None) -> bool:
     tensors unpickleable'"), so every start compiles again (about 55 s for SmolLM2 on the 2-core machine) for
     a decode step 2-15% faster (docs/benchmarks.md)."""
     return enforce_eager is False and device.type == "cpu"
-
-
-ForwardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, AttentionFn], torch.Tensor]

@@ -7,7 +7,7 @@ import torch
 
 from tether.kernels import cpu_decode, torch_ops
 
-pytestmark = pytest.mark.skipif(not cpu_decode.available(), reason="the C++ kernel does not build here")
+pytestmark = pytest.mark.skipif(not cpu_decode.load(), reason="the C++ kernel does not build here")
 
 
 def _case(dtype: torch.dtype, lens: list[int], hq: int, hkv: int, d: int = 64, bs: int = 16, seed: int = 0):

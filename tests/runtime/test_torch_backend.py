@@ -28,7 +28,7 @@ def test_mixed_batch_matches_reference(hq, hkv, cpu_kernels):
     if cpu_kernels is None:
         from tether.kernels import cpu_decode
 
-        assert backend._cpu_kernels is cpu_decode.available()
+        assert backend._cpu_kernels is cpu_decode.load()
     torch_ops.store_kv(k, v, kc, vc, meta.slot_mapping)
     expected, _ = torch_ops.paged_attention(q, kc, vc, meta.block_table, meta.cu_seqlens_q, meta.kv_lens)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
