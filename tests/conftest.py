@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Engines in tests run eager unless a test asks to compile (enforce_eager=False): compiling SmolLM2 takes a minute
+# on this machine. Set before any engine starts, so the servers and CLIs the tests spawn inherit it.
+os.environ.setdefault("TETHER_ENFORCE_EAGER", "1")
 
 
 def _fresh_home(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Path:

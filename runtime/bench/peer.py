@@ -62,7 +62,7 @@ class PeerResult:
     vllm: PeerFigures
     parity: tuple[int, int]  # prompts whose greedy tokens match all the way, of how many
     rounds: list[dict]  # every round's figures per system, in order
-    tether_compiled: bool = False  # Tether ran its compiled forward (enforce_eager=False), else eager
+    tether_compiled: bool = False  # Tether's forward ran compiled (its child says), else eager
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -72,16 +72,26 @@ class Child:
     """A ``peer_child.py`` process: ``generate(prompts, max_tokens)`` -> (seconds, output ids)."""
 
     def __init__(
-        self, system: str, python: str, checkpoint: str, dtype: str, threads: int, compiled: bool = False
+        self,
+        system: str,
+        python: str,
+        checkpoint: str,
+        dtype: str,
+        threads: int,
+        enforce_eager: bool | None = None,
     ) -> None:
+        """``enforce_eager``: Tether's (``EngineConfig``); vLLM's child ignores it."""
         self.system = system
         self.log = tempfile.TemporaryFile("w+")
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        cmd = [python, str(CHILD), system, checkpoint, dtype, str(threads), *(["compile"] if compiled else [])]
+        mode = {True: ["eager"], False: ["compile"], None: []}[enforce_eager]
+        cmd = [python, str(CHILD), system, checkpoint, dtype, str(threads), *mode]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env, cwd="/"
         )
-        self.ready_s = float(self._read()["ready_s"])
+        ready = self._read()
+        self.ready_s = float(ready["ready_s"])
+        self.compiled = bool(ready.get("compiled", False))
 
     def _read(self) -> dict:
         """The next answer; the system's own stdout lines (vLLM logs there) go to the log."""
@@ -154,13 +164,13 @@ def run_peer(
     prefill_len: int = 512,
     parity_tokens: int = 32,
     seed: int = 0,
-    tether_compiled: bool = False,
+    tether_enforce_eager: bool | None = None,
 ) -> PeerResult:
     """Both children up (vLLM first: the slower start), ``repeats`` alternating rounds, parity; see the module."""
     children: dict[str, Child] = {}
     try:
         children["vllm"] = Child("vllm", vllm_python, checkpoint, dtype, threads)
-        children["tether"] = Child("tether", tether_python, checkpoint, dtype, threads, tether_compiled)
+        children["tether"] = Child("tether", tether_python, checkpoint, dtype, threads, tether_enforce_eager)
         rng = random.Random(seed)
         rounds, loads = [], []
         for r in range(repeats):
@@ -190,7 +200,8 @@ def run_peer(
     return PeerResult(
         checkpoint, dtype, threads, repeats, prefill_len, prompt_len, decode_tokens, parity_tokens,
         (min(loads), max(loads)),
-        figures["tether"], figures["vllm"], (matches, len(parity_prompts)), rounds, tether_compiled,
+        figures["tether"], figures["vllm"], (matches, len(parity_prompts)), rounds,
+        children["tether"].compiled,
     )  # fmt: skip
 
 

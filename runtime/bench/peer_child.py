@@ -2,13 +2,14 @@
 ``vllm``) and answers measurement commands, one JSON line in on stdin, one JSON line out on stdout (marked
 ``PEER-ANSWER``: the systems' own logs share stdout).
 
-    python peer_child.py SYSTEM CHECKPOINT_DIR DTYPE THREADS [compile]
+    python peer_child.py SYSTEM CHECKPOINT_DIR DTYPE THREADS [eager|compile]
 
-(``compile``: Tether with its compiled forward, ``enforce_eager=False``; by default it runs eager.)
+(Tether's ``enforce_eager``: ``eager`` True, ``compile`` False, neither None, its default.)
 
 It is run by path with the interpreter of the system's own environment (``.venv`` for Tether, ``.venv-vllm``
 for vLLM), so it imports nothing of Tether's at the top: vLLM's environment does not have it. Commands::
 
+    (first, once loaded: {"ready_s": load to first token, "compiled": Tether's forward is compiled})
     {"op": "generate", "prompts": [[token ids], ...], "max_tokens": N}
         -> {"seconds": wall time of one generate call, greedy, EOS ignored, "tokens": [[output ids], ...]}
     {"op": "quit"}
@@ -40,10 +41,10 @@ def load_vllm(checkpoint: str, dtype: str, threads: int):
         outs = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
         return [list(o.outputs[0].token_ids) for o in outs]
 
-    return generate
+    return generate, {}
 
 
-def load_tether(checkpoint: str, dtype: str, threads: int, compiled: bool = False):
+def load_tether(checkpoint: str, dtype: str, threads: int, enforce_eager: bool | None = None):
     from tether.runtime import LLM, SamplingParams
 
     llm = LLM(
@@ -52,15 +53,17 @@ def load_tether(checkpoint: str, dtype: str, threads: int, compiled: bool = Fals
         num_threads=threads,
         num_kv_blocks=1024,
         max_model_len=2048,
-        enforce_eager=False if compiled else None,
+        enforce_eager=enforce_eager,
     )
 
     def generate(prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
-        params = SamplingParams(temperature=0.0, max_tokens=max_tokens, min_tokens=max_tokens, ignore_eos=True)
+        # ignore_eos alone, as vLLM's side: min_tokens would also ban the end tokens from being *chosen*, and
+        # greedy parity would part wherever the model's own choice is <|im_end|>.
+        params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
         outs = llm.generate(prompts, params)
         return [list(o.outputs[0].token_ids) for o in outs]
 
-    return generate
+    return generate, {"compiled": llm.engine.runner.compiled is not None}  # what ran, whatever was asked
 
 
 def answer(doc: dict) -> None:
@@ -70,14 +73,14 @@ def answer(doc: dict) -> None:
 
 def main(argv: list[str]) -> int:
     system, checkpoint, dtype, threads = argv[0], argv[1], argv[2], int(argv[3])
-    compiled = argv[4:] == ["compile"]
+    enforce_eager = {"eager": True, "compile": False}.get(argv[4]) if len(argv) > 4 else None
     start = time.perf_counter()
     if system == "vllm":
-        generate = load_vllm(checkpoint, dtype, threads)
+        generate, info = load_vllm(checkpoint, dtype, threads)
     else:
-        generate = load_tether(checkpoint, dtype, threads, compiled)
+        generate, info = load_tether(checkpoint, dtype, threads, enforce_eager)
     generate([[1, 2, 3, 4]], 2)  # warm-up
-    answer({"ready_s": time.perf_counter() - start})
+    answer({"ready_s": time.perf_counter() - start, **info})
     for line in sys.stdin:
         command = json.loads(line)
         if command["op"] == "quit":

@@ -48,7 +48,7 @@ class ServePeerSettings:
     seed: int = 0
     block_size: int = 16
     max_num_batched_tokens: int = 2048
-    compiled: bool = False  # tether serve --compile
+    enforce_eager: bool | None = None  # tether serve --enforce-eager (True) or --compile (False)
 
     def systems(self) -> tuple[str, ...]:
         return (VLLM, *(f"tether:{p}" for p in self.policies))
@@ -106,7 +106,7 @@ class ServePeerSettings:
             str(self.max_num_batched_tokens),
             "--seed",
             str(self.seed),
-            *(["--compile"] if self.compiled else []),
+            *{True: ["--enforce-eager"], False: ["--compile"], None: []}[self.enforce_eager],
         ]
 
 

@@ -239,7 +239,7 @@ def _serve_against_vllm(args: argparse.Namespace, policies: tuple[str, ...], pro
         seed=args.seed,
         block_size=args.block_size,
         max_num_batched_tokens=args.max_num_batched_tokens,
-        compiled=args.compile,
+        enforce_eager=engine_kwargs(args)["enforce_eager"],
     )
     doc = run_serve_peer(settings, programs, None if args.quiet else progress_printer(sys.stderr))
     doc["settings"] = _serve_settings(
@@ -284,7 +284,7 @@ def run_engine_against_vllm(args: argparse.Namespace) -> int:
             prompt_len=args.decode_prompt_len,
             decode_tokens=args.decode_steps,
             prefill_len=args.prefill_len,
-            tether_compiled=args.compile,
+            tether_enforce_eager=kwargs["enforce_eager"],
         )
     except PeerError as exc:
         print(f"tether bench engine --against vllm: {exc}", file=sys.stderr)

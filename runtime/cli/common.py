@@ -26,12 +26,16 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
         help="torch intra-op threads on CPU (default: the CPUs this process may use, less one; docs/engine.md)",
     )
     mode = g.add_mutually_exclusive_group()
-    mode.add_argument("--enforce-eager", action="store_true", help="run the model eager (the default)")
+    mode.add_argument(
+        "--enforce-eager",
+        action="store_true",
+        help="run the model eager; by default the forward is compiled on CPU (torch.compile: about 60 s at the "
+        "first start for SmolLM2 here, 20 s from $TETHER_HOME/compile after; docs/engine.md)",
+    )
     mode.add_argument(
         "--compile",
         action="store_true",
-        help="compile the forward with torch.compile on CPU: about 55 s at every start for SmolLM2 here, for "
-        "a 2-15%% faster decode step (docs/engine.md)",
+        help="compile the forward (the CPU default), and fail rather than fall back to eager",
     )
     g.add_argument("--block-size", type=int, default=16)
     g.add_argument("--num-kv-blocks", type=int, default=None)

@@ -68,6 +68,7 @@ class ModelBackend:
         so the engine is ready when this returns (``compile_s`` says how long that took)."""
         from tether.runtime.engine.attention import resolve_backend_name
         from tether.runtime.engine.compiled import CompiledForward, compile_cache_dir, should_compile
+        from tether.runtime.engine.errors import ModelLoadError
         from tether.runtime.engine.models.loader import load_model
         from tether.runtime.engine.torch_utils import resolve_dtype
 
@@ -75,13 +76,22 @@ class ModelBackend:
         self.dtype = resolve_dtype(dtype, self.device)
         compiled = should_compile(self.device, enforce_eager)
         loaded = load_model(
-            model, device=self.device, dtype=self.dtype, seed=seed, pack=not compiled, pack_logits=True
+            model, device=self.device, dtype=self.dtype, seed=seed
         )
         self.model = loaded.model
         self.compiled = CompiledForward(self.model) if compiled else None
-        self.compile_s = self.compiled.warm_up(self.device) if self.compiled is not None else 0.0
+        self.compile_s = 0.0
         if self.compiled is not None:
-            log.info("compiled the forward pass in %.1f s (cache: %s)", self.compile_s, compile_cache_dir())
+            try:
+                self.compile_s = self.compiled.warm_up(self.device)
+            except Exception as exc:  # inductor's failures have no common type (no C++ compiler, a torch bug)
+                self.compiled.release()
+                self.compiled = None
+                if enforce_eager is False:
+                    raise ModelLoadError(f"{model}: compiling the forward failed: {exc}") from exc
+                log.warning("%s: compiling the forward failed, running eager (--enforce-eager): %s", model, exc)
+            else:
+                log.info("compiled the forward pass in %.1f s (cache: %s)", self.compile_s, compile_cache_dir())
         self.model_config = loaded.config
         self.tokenizer = loaded.tokenizer
         self.attention_backend = resolve_backend_name(attention_backend, self.device)

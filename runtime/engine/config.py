@@ -30,7 +30,8 @@ class EngineConfig:
     cost_model: str | None = None  # the policies' estimate of step times; None: the backend's or a default
     max_num_waiting: int | None = None  # cap on requests waiting for admission (QueueFullError); None: none
     num_threads: int | None = None  # torch intra-op threads for the model (threads.py); None: torch's own
-    # False compiles the forward on CPU (compiled.py); True and None (the default) run eager
+    # True runs eager; None (the default) compiles the forward on CPU, eager where $TETHER_ENFORCE_EAGER=1 or the
+    # compile fails; False compiles or fails (compiled.py). CUDA runs eager.
     enforce_eager: bool | None = None
 
     def __post_init__(self) -> None:

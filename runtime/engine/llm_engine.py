@@ -156,7 +156,8 @@ class LLMEngine:
     ) -> Sequence:
         """Validate and queue a request. Raises ``InvalidRequestError`` naming the request and the field, or
         ``QueueFullError`` when ``max_num_waiting`` requests already wait; a rejected request changes nothing,
-        so the engine goes on serving the others."""
+        so the engine goes on serving the others. ``arrival_time`` is on the engine's ``clock`` (default: now),
+        the one clock every policy reads: virtual in a simulation."""
         index = next(self._counter)
         rid = request_id if request_id is not None else f"req-{index}"
         params = params if params is not None else SamplingParams()
@@ -187,7 +188,7 @@ class LLMEngine:
             ids,
             params,
             prompt=text,
-            arrival_time=arrival_time,
+            arrival_time=self.clock() if arrival_time is None else arrival_time,  # the clock policies read
             hints=hints,
             generator=generator,
             seq_index=index,

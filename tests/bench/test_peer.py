@@ -16,8 +16,9 @@ class FakeChild:
 
     calls: list[str] = []
 
-    def __init__(self, system: str, python: str, checkpoint: str, dtype: str, threads: int, compiled=False) -> None:
+    def __init__(self, system: str, python: str, checkpoint: str, dtype: str, threads: int, enforce_eager=None):
         self.system, self.ready_s = system, {"tether": 2.0, "vllm": 60.0}[system]
+        self.compiled = system == "tether" and enforce_eager is not True
         self.speed = {"tether": 1.0, "vllm": 2.0}[system]  # vllm twice as fast
 
     def generate(self, prompts, max_tokens):
@@ -50,7 +51,9 @@ def test_rounds_alternate_and_figures_are_medians(monkeypatch: pytest.MonkeyPatc
     assert result.tether.decode_tps == pytest.approx({1: 10.0, 8: 10.0})
     assert result.parity == (2, 3)  # the first prompt differs
     assert (result.tether.ready_s, result.vllm.ready_s) == (2.0, 60.0)
+    assert result.tether_compiled  # as the Tether child reported
     table = peer.format_peer(result)
+    assert table.startswith("Tether (compiled) against vLLM, float32, 1 thread(s) each")
     assert "prefill 64 tokens, tok/s        1000.0    2000.0        0.50x" in table
     assert "greedy parity: 2 of 3 prompts x 32 tokens identical" in table
 
@@ -67,6 +70,7 @@ def test_the_child_protocol_with_tether_on_a_small_checkpoint(tmp_path: Path, mo
     child = peer.Child("tether", sys.executable, str(checkpoint_dir(str(path))), "float32", 1)
     try:
         assert child.ready_s > 0
+        assert child.compiled is False  # the suite's $TETHER_ENFORCE_EAGER=1 reached the child
         seconds, tokens = child.generate([[5, 6, 7], [8, 9]], 4)
         assert seconds > 0 and [len(t) for t in tokens] == [4, 4]
         _, again = child.generate([[5, 6, 7], [8, 9]], 4)

@@ -58,6 +58,7 @@ class PackedLinear:
     packed: torch.Tensor  # opaque torch._mkldnn layout, [out, in] logically
     bias: torch.Tensor | None
     in_features: int
+    out_features: int
     single_row: torch.Tensor | None = None  # float32 [out, in] stored column-major: one row on one thread
 
     @classmethod
@@ -65,7 +66,8 @@ class PackedLinear:
         """``weight [out, in]``; a float32 one should be stored column-major (``to_column_major``)."""
         packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), PACK_BATCH_HINT)
         single_row = weight.detach() if weight.dtype == torch.float32 else None
-        return cls(packed, None if bias is None else bias.detach().contiguous(), weight.shape[1], single_row)
+        bias = None if bias is None else bias.detach().contiguous()
+        return cls(packed, bias, weight.shape[1], weight.shape[0], single_row)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
@@ -73,7 +75,7 @@ class PackedLinear:
         if self.single_row is not None and rows.shape[0] == 1 and torch.get_num_threads() == 1:
             return F.linear(x, self.single_row, self.bias)
         out = torch.ops.mkldnn._linear_pointwise(rows, self.packed, self.bias, "none", [], "")  # (N, out)
-        return out.view(*lead, out.shape[-1])
+        return out.view(*lead, self.out_features)
 
 
 def wants_column_major(weight: torch.Tensor, pack: bool) -> bool:
