@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("online", "oracle"),
         default="online",
         help="online (default): requests carry only what a server knows; oracle: add each trace program's true "
-        "remaining turns, a clairvoyant bound labelled +oracle",
+        "remaining turns, labelled +true-turns (not a bound: the same policy told more)",
     )
     load = p.add_mutually_exclusive_group()
     load.add_argument("--rate", type=float, default=None, help="Poisson arrivals, programs per second")
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             f"averages leave out the first and last {window:.0%} of programs by arrival (warm-up, cool-down)"
         )
     if args.hints == "oracle":
-        print("hints: oracle -- every policy saw each program's true remaining turns: a bound, not a result")
+        print("hints: oracle -- every policy saw each program's true remaining turns (+true-turns): not a bound")
     print(format_floor(floor))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2))
@@ -290,7 +290,7 @@ def _print_endpoint(args: argparse.Namespace, row: dict, programs: list) -> None
     if args.window:
         print(f"averages leave out the first and last {args.window:.0%} of programs by arrival")
     if args.hints == "oracle":
-        print("hints: oracle -- the server saw each program's true remaining turns: a bound, not a result")
+        print("hints: oracle -- the server saw each program's true remaining turns (+true-turns): not a bound")
     print(format_floor(floor))
     if args.json:
         doc = {

@@ -30,6 +30,8 @@ def queue_level(attained_tokens: int) -> int:
 
 class AutellixPolicy(VLLMPolicy):
     name = "autellix"
+    cpu_tier = offload_on_evict = True  # LMCache's tier, which the paper's form lacks (``autellix:tier=off``)
+    published_cpu_tier = False
     resort_each_step = True
 
     def priority(self, seq, ctx: PolicyContext) -> tuple:

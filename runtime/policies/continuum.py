@@ -24,6 +24,8 @@ FIXED_THRESHOLD_S = 2.0  # FIXED_THRESHOLD_CONTINUUM in the released vllm/v1/cor
 
 class ContinuumPolicy(VLLMPolicy):
     name = "continuum"
+    cpu_tier = offload_on_evict = True  # LMCache's tier, which the paper's form lacks (``continuum:tier=off``)
+    published_cpu_tier = False
     relieve_pins = "when_idle"
     keep_pin_while_waiting = True
 

@@ -47,7 +47,8 @@ def swap_budget_blocks(free_blocks: int, block_size: int) -> tuple[int, int]:
 
 class InferCeptPolicy(VLLMPolicy):
     name = "infercept"
-    cpu_tier = True
+    cpu_tier = offload_on_evict = True  # its own swap, plus LMCache's offload on evict (``infercept:tier=off``)
+    published_cpu_tier = True  # swapping needs host memory
 
     def swap_budget(self, ctx: PolicyContext) -> tuple[int, int]:
         return swap_budget_blocks(ctx.kv.num_free_blocks, ctx.kv.block_size)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from tether.runtime.costs import CostModel
 from tether.runtime.engine.config import EngineConfig
-from tether.runtime.replay.driver import Arrivals, ReplayDriver, ReplayProgramRun
+from tether.runtime.replay.driver import TRUE_TURNS, Arrivals, ReplayDriver, ReplayProgramRun
 from tether.runtime.replay.workload import TraceProgram
 from tether.runtime.sim.backend import SimBackend
 from tether.runtime.sim.clock import RealClock, VirtualClock
@@ -31,7 +31,7 @@ class ReplaySettings:
     seed: int = 0
     simulate: bool = False
     cost_model: CostModel | None = None  # simulation only
-    hints: str = "online"  # "oracle": the true remaining turns, a labelled bound (see ProgramHints)
+    hints: str = "online"  # "oracle": the true remaining turns, labelled +true-turns (see ProgramHints)
     window: float = 0.0  # fraction of programs, by arrival, left out of the averages at each end
     trace: Callable[[str], TraceSink] | None = None  # a policy's label -> the sink of its trace (--trace)
 
@@ -41,8 +41,8 @@ class ReplaySettings:
         return Arrivals.poisson(n, self.rate or 1.0, self.seed)
 
     def label(self, policy: str) -> str:
-        """How a policy is named in tables: clairvoyant runs carry ``+oracle``."""
-        return f"{policy}+oracle" if self.hints == "oracle" else policy
+        """How a policy is named in tables: runs told the true remaining turns carry ``+true-turns``."""
+        return f"{policy}{TRUE_TURNS}" if self.hints == "oracle" else policy
 
 
 def measured_window(n: int, window: float) -> range:

@@ -12,8 +12,11 @@ tokens, so prefixes repeat exactly as in the trace. Each turn generates exactly 
 
 What the engine learns follows the hints rule (``ProgramHints``): a trace program is an open-ended agent, so a
 request carries its program id and turn number alone, and the tool that follows a turn is revealed when that
-turn ends (as a server parses it from the output). ``hints="oracle"`` adds the true remaining turn count from
-the trace: a clairvoyant bound, labelled as such wherever it is reported.
+turn ends (as a server parses it from the output). Nothing says a turn is the last: most trace programs end on
+a tool call, and the program ends when its client ends it, after the last turn or after the tool that turn
+called has returned (``LLMEngine.end_program``, ``POST /v1/programs/{id}/end`` on a server). A program's
+completion time counts to its last output. ``hints="oracle"`` adds the true remaining turn count from the
+trace: not a bound, the same policy told more, labelled "with true remaining turns" wherever it is reported.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from tether.runtime.sim.clock import Clock
 from tether.runtime.tracing.events import TraceEvent
 from tether.runtime.tracing.writer import TraceSink
 
+TRUE_TURNS = "+true-turns"  # the label suffix of a run whose requests carried the true remaining turns
+_TURN, _END = "turn", "end"  # a driver event: submit a program's next turn, or end the program
+
 if TYPE_CHECKING:
     from tether.runtime.engine.llm_engine import LLMEngine
 
@@ -45,8 +51,9 @@ class ReplayProgramRun:
     seed: int
     turn: int = 0
     context: list[int] = field(default_factory=list)
-    finish: float | None = None
+    finish: float | None = None  # when its last turn's output came
     prompt_tokens: int = 0
+    ended: bool = False  # its client ended it (after the last turn's tool, if that turn called one)
 
     @property
     def jct(self) -> float:
@@ -101,13 +108,16 @@ class ReplayDriver:
         self.seed = seed
         self.vocab = vocab
         self.on_progress = on_progress
-        self._events: list[tuple[float, int, int]] = []  # (time, tie-break, program index)
+        self._events: list[tuple[float, int, int, str]] = []  # (time, tie-break, program index, _TURN | _END)
         self._tie = 0
         self._runs: list[ReplayProgramRun] = []
         self._by_request: dict[str, int] = {}
         self._next_closed = 0
         self.trace = trace
-        self._offset = time.time() - clock.now()  # the driver's clock -> the trace's wall clock
+        # the driver's clock -> the trace's wall clock: the engine tracer's own offset where there is one, so the
+        # driver's events and the engine's share one clock (a second time.time() would shift one set by its delay)
+        tracer = engine.tracer
+        self._offset = tracer.offset if tracer is not None else time.time() - clock.now()
         self._turn_started: dict[int, float] = {}
 
     def run(self) -> list[ReplayProgramRun]:
@@ -127,8 +137,13 @@ class ReplayDriver:
         while done < len(self._runs):
             now = self.clock.now()
             while self._events and self._events[0][0] <= now:
-                _, _, i = heapq.heappop(self._events)
-                self._submit(i)
+                _, _, i, kind = heapq.heappop(self._events)
+                if kind == _END:
+                    done += self._end(i)
+                else:
+                    self._submit(i)
+            if done == len(self._runs):
+                break
             if self.engine.has_unfinished():
                 for out in self.engine.step():
                     if out.finished:
@@ -154,9 +169,9 @@ class ReplayDriver:
         expiries = [info.expires_at for info in self.engine.kv_manager.pins.values() if info.expires_at > now]
         return min(expiries) if expiries else None
 
-    def _push(self, t: float, i: int) -> None:
+    def _push(self, t: float, i: int, kind: str = _TURN) -> None:
         self._tie += 1
-        heapq.heappush(self._events, (t, self._tie, i))
+        heapq.heappush(self._events, (t, self._tie, i, kind))
 
     def _start_next_closed(self, now: float) -> None:
         if self._next_closed < len(self._runs):
@@ -172,6 +187,18 @@ class ReplayDriver:
             begun = None if start is None else start + self._offset
             self.trace.emit(TraceEvent(kind, run.program.program_id, now, node, attrs, begun))  # type: ignore[arg-type]
 
+    def _emit_tool(self, run: ReplayProgramRun, k: int, now: float) -> None:
+        """The trace event of the tool pause after turn ``k``, which ends ``now``."""
+        turn = run.program.turns[k]
+        attrs = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": turn.tool or "tool",
+            "gen_ai.tool.call.id": f"{run.program.program_id}#{k}",
+            "status": "ok",
+            "duration_s": turn.wait_seconds,
+        }
+        self._emit("tool_call", run, f"tool-{k}", attrs, now - turn.wait_seconds)
+
     def _submit(self, i: int) -> None:
         run = self._runs[i]
         turn = run.program.turns[run.turn]
@@ -181,16 +208,7 @@ class ReplayDriver:
                 "program_start", run, None, {"program": run.program.program_id, "nodes": [], "edges": []}
             )
         else:  # the tool pause that just ended
-            prev = run.program.turns[run.turn - 1]
-            tool = prev.tool or "tool"
-            attrs = {
-                "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": tool,
-                "gen_ai.tool.call.id": f"{run.program.program_id}#{run.turn - 1}",
-                "status": "ok",
-                "duration_s": prev.wait_seconds,
-            }
-            self._emit("tool_call", run, f"tool-{run.turn - 1}", attrs, now - prev.wait_seconds)
+            self._emit_tool(run, run.turn - 1, now)
         self._turn_started[i] = now
         rng = random.Random(run.seed * 7919 + run.turn)
         new = turn.prompt_tokens if run.turn == 0 else turn.new_input_tokens
@@ -205,10 +223,10 @@ class ReplayDriver:
         self._by_request[rid] = i
 
     def _outcome(self, seq: Sequence) -> TurnOutcome:
-        """Called by the engine when a turn has ended: the trace's tool for that turn, or none at the end."""
+        """Called by the engine when a turn has ended: the tool the trace's turn called (as a server parses it
+        from the output), or none. Never ``last_turn``: a program's last turn looks like any other, and the
+        program ends when its client ends it (``_end``)."""
         run = self._runs[self._by_request[seq.request_id]]
-        if run.turn == run.program.num_turns - 1:
-            return TurnOutcome(None, last_turn=True)
         return TurnOutcome(run.program.turns[run.turn].tool, last_turn=False)
 
     def _turn_done(self, request_id: str, output: list[int], error: str | None, cached: int = 0) -> int:
@@ -236,14 +254,28 @@ class ReplayDriver:
             }
             self._emit("llm_turn", run, f"turn-{run.turn}", attrs, self._turn_started.pop(i, now))
         run.turn += 1
-        if run.turn == run.program.num_turns:
-            run.finish = now
-            attrs = {"status": "ok", "duration_s": now - run.arrival}
-            self._emit("program_end", run, None, attrs, run.arrival)
-            if self.on_progress:
-                self.on_progress(sum(r.finish is not None for r in self._runs), len(self._runs))
-            if self.arrivals.concurrency is not None:
-                self._start_next_closed(now)
-            return 1
-        self._push(now + turn.wait_seconds, i)
+        if run.turn < run.program.num_turns:
+            self._push(now + turn.wait_seconds, i)
+            return 0
+        run.finish = now  # the completion time counts to the last output: the final tool's time is the same anywhere
+        if turn.tool is None:
+            return self._end(i)
+        self._push(now + turn.wait_seconds, i, _END)  # the final tool call runs, then the client ends the program
         return 0
+
+    def _end(self, i: int) -> int:
+        """The client ends program ``i`` (``POST /v1/programs/{id}/end`` on a server): after its last turn, or
+        after the tool that turn called has returned. Returns 1, a finished program."""
+        run = self._runs[i]
+        now = self.clock.now()
+        last = run.program.turns[-1]
+        if last.tool is not None:
+            self._emit_tool(run, len(run.program.turns) - 1, now)
+        self.engine.end_program(run.program.program_id)
+        self._emit("program_end", run, None, {"status": "ok", "duration_s": now - run.arrival}, run.arrival)
+        run.ended = True
+        if self.on_progress:
+            self.on_progress(sum(r.ended for r in self._runs), len(self._runs))
+        if self.arrivals.concurrency is not None:
+            self._start_next_closed(now)
+        return 1

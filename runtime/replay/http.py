@@ -6,17 +6,19 @@ token-id prompt to ``POST {base_url}/completions`` with ``max_tokens = min_token
 ``ignore_eos``. Between turns the program waits the trace's tool seconds; arrivals are the same ``Arrivals``.
 
 Every request carries the program's identity (``session_id``, ``prompt_cache_key``, header ``X-Session-Id``)
-and a ``tether`` object: ``program_id``, ``turn``, ``next_tool`` and ``last_turn``. The trace's outputs are
-random token ids, so the tool a turn's output "calls" cannot be parsed from it; the request carries the trace's
-answer instead. The hints rule still holds: the Tether server reads ``next_tool`` / ``last_turn`` only when the
-turn ends, where a server would parse them from the output (in-process replay reveals them the same way,
-through ``TurnOutcome``), never at admission. ``remaining_turns`` is sent only with ``hints="oracle"``: the
-trace's true count, a clairvoyant bound labelled as such. Other servers ignore the unknown fields.
+and a ``tether`` object: ``program_id``, ``turn`` and ``next_tool``. The trace's outputs are random token ids,
+so the tool a turn's output "calls" cannot be parsed from it; the request carries the trace's answer instead.
+The hints rule still holds: the Tether server reads ``next_tool`` only when the turn ends, where a server would
+parse it from the output (in-process replay reveals it the same way, through ``TurnOutcome``), never at
+admission. No request says it is the last (``last_turn``): a client does not know that before the output.
+``remaining_turns`` is sent only with ``hints="oracle"``: the trace's true count, labelled ``+true-turns`` (the
+same policy told more: not a bound). Other servers ignore the unknown fields.
 
 A server that returns no ``choices[0].token_ids`` gets seeded random ids of the trace's output length appended
 instead (counted as ``turns_without_token_ids``: its cache then sees prompts its own outputs did not make).
-After a program's last turn, ``POST {base_url}/programs/{id}/end`` (a Tether extension; 404 / 405 from other
-servers are counted, not raised).
+After a program's last turn, and after the tool that turn called (most trace programs end on a tool call),
+``POST {base_url}/programs/{id}/end`` (a Tether extension; 404 / 405 from other servers are counted, not
+raised). A program's completion time counts to its last output.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 import httpx
 
 from tether.runtime.replay.bench import jct_figures
-from tether.runtime.replay.driver import HINT_MODES, Arrivals, ReplayProgramRun
+from tether.runtime.replay.driver import HINT_MODES, TRUE_TURNS, Arrivals, ReplayProgramRun
 from tether.runtime.replay.workload import TraceProgram, Turn
 
 
@@ -142,22 +144,17 @@ class HTTPReplayDriver:
             run.context.extend(await self._turn(run, k, turn))
             run.prompt_tokens += turn.prompt_tokens
             run.turn = k + 1
-            if k < len(turns) - 1:
-                await asyncio.sleep(turn.wait_seconds)
-        run.finish = self._now()
+            if k == len(turns) - 1:
+                run.finish = self._now()  # the completion time counts to the last output, as in-process
+            await asyncio.sleep(turn.wait_seconds)  # the tool the turn called; after the last, then the end
         self._done += 1
         if self.on_progress:
             self.on_progress(self._done, len(self.programs))
         await self._end(run)
 
     def request_body(self, run: HTTPProgramRun, k: int, turn: Turn) -> dict:
-        pid, last = run.program.program_id, k == run.program.num_turns - 1
-        tether: dict = {
-            "program_id": pid,
-            "turn": k,
-            "next_tool": None if last else turn.tool,
-            "last_turn": last,
-        }
+        pid = run.program.program_id
+        tether: dict = {"program_id": pid, "turn": k, "next_tool": turn.tool}  # never last_turn: see the module
         if self.hints == "oracle":
             tether["remaining_turns"] = run.program.num_turns - k - 1
         return {
@@ -233,7 +230,7 @@ async def replay_endpoint(
         )
         runs = await driver.run()
     row = summarize_http(label, runs, base_url.rstrip("/"), window)
-    row["label"] = f"{label}+oracle" if hints == "oracle" else label
+    row["label"] = f"{label}{TRUE_TURNS}" if hints == "oracle" else label
     row["hints"] = hints
     row["served_model"] = model
     row["wall_s"] = time.perf_counter() - t0

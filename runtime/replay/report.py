@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TextIO
 
+from tether.runtime.replay.driver import TRUE_TURNS
 from tether.runtime.replay.floor import PrefillFloor
 
 
@@ -60,7 +61,7 @@ def format_summary(summary: list[dict]) -> str:
     width = max([16] + [len(r["label"]) for r in summary])
 
     def ratio(r: dict, base: str) -> str:
-        b = by_label.get(base) or by_label.get(base + "+oracle")
+        b = by_label.get(base) or by_label.get(base + TRUE_TURNS)
         return f"{r['avg_jct_s']['mean'] / b['avg_jct_s']['mean']:.3f}" if b else "-"
 
     def spread(d: dict, fmt: str) -> str:

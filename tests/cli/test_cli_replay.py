@@ -60,6 +60,6 @@ def test_simulate_records_hints_draw_seeds_and_tier(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "mean [min, max]" in printed and "leave out the first and last 10%" in printed
     assert main([*args, "--hints", "oracle", "--seeds", "0"]) == 0
-    assert "tether+oracle" in capsys.readouterr().out
+    assert "tether+true-turns" in capsys.readouterr().out
     assert main([*args[:-1], "tether:order=sjf"]) == 2
     assert "order 'sjf'" in capsys.readouterr().err

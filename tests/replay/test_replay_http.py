@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 
 import httpx
 import pytest
@@ -42,6 +43,8 @@ class FakeServer:
         self.end_status = 200
         self.bodies: dict[str, list[dict]] = {}
         self.ends: list[bytes] = []
+        self.end_times: dict[bytes, float] = {}
+        self.completed_at: dict[str, float] = {}  # a session's latest completion request
         self.headers: list[httpx.Headers] = []
         self._last: dict[str, list[int]] = {}
 
@@ -52,9 +55,11 @@ class FakeServer:
             return httpx.Response(200, json={"object": "list", "data": [{"id": "fake-model"}]})
         if path.startswith("/v1/programs/"):
             self.ends.append(request.url.raw_path)
+            self.end_times[request.url.raw_path] = time.monotonic()
             return httpx.Response(self.end_status, json={})
         assert path == "/v1/completions"
         body = json.loads(request.content)
+        self.completed_at[request.headers["X-Session-Id"]] = time.monotonic()
         return self._complete(body, request.headers["X-Session-Id"])
 
     def _complete(self, body: dict, session: str) -> httpx.Response:
@@ -118,19 +123,14 @@ async def test_identity_and_online_hints_in_every_request():
         "return_token_ids": True,
         "session_id": "swe/a#1",
         "prompt_cache_key": "swe/a#1",
-        "tether": {"program_id": "swe/a#1", "turn": 0, "next_tool": "bash", "last_turn": False},
+        "tether": {"program_id": "swe/a#1", "turn": 0, "next_tool": "bash"},
     }
     assert [b["tether"] for b in a[1:]] == [
-        {"program_id": "swe/a#1", "turn": 1, "next_tool": "edit", "last_turn": False},
-        {"program_id": "swe/a#1", "turn": 2, "next_tool": None, "last_turn": True},
+        {"program_id": "swe/a#1", "turn": 1, "next_tool": "edit"},
+        {"program_id": "swe/a#1", "turn": 2, "next_tool": None},
     ]
-    # the trace names a tool after b's last turn; like in-process replay, the last turn reveals none
-    assert server.bodies["swe/b"][1]["tether"] == {
-        "program_id": "swe/b",
-        "turn": 1,
-        "next_tool": None,
-        "last_turn": True,
-    }
+    # b ends on a tool call: its last turn looks like any other (no last_turn), and its end follows the tool
+    assert server.bodies["swe/b"][1]["tether"] == {"program_id": "swe/b", "turn": 1, "next_tool": "bash"}
     assert sorted(server.ends) == [b"/v1/programs/swe%2Fa%231/end", b"/v1/programs/swe%2Fb/end"]
     assert "authorization" not in server.headers[0]
 
@@ -196,8 +196,11 @@ async def test_end_call_404_is_counted_and_500_raised():
 
 
 async def test_closed_loop_runs_one_program_after_the_other():
-    runs = await replay(FakeServer(), arrivals=Arrivals(concurrency=1))
+    server = FakeServer()
+    runs = await replay(server, arrivals=Arrivals(concurrency=1))
     assert runs[0].arrival < runs[0].finish <= runs[1].arrival < runs[1].finish
+    # b's end waits for the tool its last turn called (0.3 s scaled by 0.01)
+    assert server.end_times[b"/v1/programs/swe%2Fb/end"] - server.completed_at["swe/b"] >= 0.003
 
 
 async def test_result_row_has_the_jct_keys_and_prints():
@@ -216,7 +219,7 @@ async def test_result_row_has_the_jct_keys_and_prints():
     assert row["served_model"] == "fake-model" and server.bodies["swe/b"][0]["model"] == "fake-model"
     assert (row["policy"], row["label"], row["hints"], row["endpoint"]) == (
         "vllm",
-        "vllm+oracle",
+        "vllm+true-turns",
         "oracle",
         BASE,
     )
@@ -228,7 +231,7 @@ async def test_result_row_has_the_jct_keys_and_prints():
     assert row["throughput_programs_per_min"] == pytest.approx(120.0 / row["makespan_s"])
     assert "prefill_tokens_computed" not in row and "pins_created" not in row
     line = format_table([row]).splitlines()[2].split()
-    assert line[0] == "vllm+oracle" and line[2] == "1.000"
+    assert line[0] == "vllm+true-turns" and line[2] == "1.000"
     assert line[7:] == [f"{(314 - 174) / 314:.3f}", "-", "-", "-"]
 
 
