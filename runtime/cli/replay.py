@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 DEFAULT_POLICIES = "vllm,lmcache,infercept,autellix,continuum,continuum-fixed,tether"
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)  # a simulated steady state: five draws ...
+DEFAULT_DRAW = 300  # ... of 300 programs each
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--draw",
         type=int,
         default=None,
-        help="steady state: draw N programs with replacement (per seed), Poisson arrivals; the first and last "
-        "--window of them are left out of the averages",
+        help=f"steady state: draw N programs with replacement (per seed), Poisson arrivals; the first and last "
+        f"--window of them are left out of the averages (default {DEFAULT_DRAW} with --simulate under --rate or "
+        "--sweep; 0: the workload as recorded)",
     )
     p.add_argument(
         "--window",
@@ -72,9 +75,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sweep", default=None, help="comma-separated rates: each policy's capacity (simulation)")
     p.add_argument("--plot", default=None, help="with --sweep: write rate vs average JCT as a PNG")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="one seed (default 0; see --seeds)")
     p.add_argument(
-        "--seeds", default=None, help="comma-separated seeds (each its own draw and arrivals): mean and range"
+        "--seeds",
+        default=None,
+        help="comma-separated seeds (each its own draw and arrivals): mean with a 95%% bootstrap interval of "
+        f"the paired ratios (default {','.join(map(str, DEFAULT_SEEDS))} with --simulate under --rate or "
+        "--sweep, else one)",
     )
     p.add_argument("--json", default=None, help="write the results to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -142,7 +149,11 @@ def run(args: argparse.Namespace) -> int:
         sweep = run_sweep(settings, programs, rates, progress, seeds=seeds, draw=args.draw)
         doc.update(sweep)
         if args.plot:
-            drawn = f"{args.draw} programs drawn from {len(programs)}" if args.draw else f"{len(programs)} programs"
+            drawn = (
+                f"{args.draw} programs drawn from {len(programs)}"
+                if args.draw
+                else f"{len(programs)} programs"
+            )
             where = f"simulated ({settings.cost_model.name})" if args.simulate else "real engine"
             plot_sweep(sweep, Path(args.plot), title=f"{Path(args.workload).name}, {drawn}\n{where}")
         for point in sweep["results_at_rate"]:
@@ -150,6 +161,14 @@ def run(args: argparse.Namespace) -> int:
             print(format_summary(point["summary"]))
         for label, cap in sweep["capacity_programs_per_s"].items():
             print(f"capacity ({CAPACITY_SLOWDOWN:g}x solo) {label:16s} {cap:.4f} programs/s")
+        k = sweep["knee"]
+        if k is not None:
+            where = (
+                f"{k['rate']:.4f} programs/s (between {k['between'][0]} and {k['between'][1]})"
+                if k["rate"]
+                else ("not inside the swept rates")
+            )
+            print(f"the strongest baseline, {k['baseline']}, reaches {CAPACITY_SLOWDOWN:g}x solo at {where}")
     else:
         point = run_seeds(settings, programs, seeds, draw=args.draw, solo=args.solo, on_progress=progress)
         doc.update(point)
@@ -164,7 +183,9 @@ def run(args: argparse.Namespace) -> int:
             f"averages leave out the first and last {window:.0%} of programs by arrival (warm-up, cool-down)"
         )
     if args.hints == "oracle":
-        print("hints: oracle -- every policy saw each program's true remaining turns (+true-turns): not a bound")
+        print(
+            "hints: oracle -- every policy saw each program's true remaining turns (+true-turns): not a bound"
+        )
     print(format_floor(floor))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2))
@@ -172,6 +193,25 @@ def run(args: argparse.Namespace) -> int:
         recorder.end("ok", results=doc.get("results"), settings=doc["settings"])
         print(f"trace: {recorder.dir} (tether ui --trace-dir {recorder.dir.parent})")
     return 0
+
+
+def _sampling(args: argparse.Namespace) -> list[int]:
+    """The seeds, with ``args.draw`` and ``args.seed`` resolved in place: a simulated steady state (``--simulate``
+    under Poisson arrivals, not ``--trace``) defaults to ``DEFAULT_SEEDS`` draws of ``DEFAULT_DRAW`` programs;
+    anything else to one seed and the workload as recorded."""
+    steady = args.simulate and args.concurrency is None and not args.trace
+    if args.draw is None:
+        args.draw = DEFAULT_DRAW if steady else None
+    elif args.draw == 0:
+        args.draw = None
+    if args.seeds:
+        seeds = [int(x) for x in args.seeds.split(",")]
+    elif args.seed is not None:
+        seeds = [args.seed]
+    else:
+        seeds = list(DEFAULT_SEEDS) if steady else [0]
+    args.seed = seeds[0]
+    return seeds
 
 
 def _settings(args: argparse.Namespace):
@@ -182,8 +222,8 @@ def _settings(args: argparse.Namespace):
     from tether.runtime.replay.bench import ReplaySettings
     from tether.runtime.replay.workload import load_workload
 
+    seeds = _sampling(args)
     programs = load_workload(args.workload)[: args.programs]
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     if args.draw is not None and args.concurrency is not None:
         raise ValueError(
             "--draw samples a steady state under Poisson arrivals: use --rate, not --concurrency"
@@ -223,6 +263,7 @@ def _run_endpoint(args: argparse.Namespace) -> int:
     from tether.runtime.replay.report import progress_printer
     from tether.runtime.replay.workload import WorkloadError
 
+    args.seed = 0 if args.seed is None else args.seed
     try:
         programs, arrivals = _endpoint_programs(args)
     except (WorkloadError, ValueError) as exc:
@@ -290,7 +331,9 @@ def _print_endpoint(args: argparse.Namespace, row: dict, programs: list) -> None
     if args.window:
         print(f"averages leave out the first and last {args.window:.0%} of programs by arrival")
     if args.hints == "oracle":
-        print("hints: oracle -- the server saw each program's true remaining turns (+true-turns): not a bound")
+        print(
+            "hints: oracle -- the server saw each program's true remaining turns (+true-turns): not a bound"
+        )
     print(format_floor(floor))
     if args.json:
         doc = {

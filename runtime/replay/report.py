@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TextIO
 
-from tether.runtime.replay.driver import TRUE_TURNS
 from tether.runtime.replay.floor import PrefillFloor
 
 
@@ -56,20 +55,22 @@ def _prefill_ratio(r: dict) -> str:
 
 
 def format_summary(summary: list[dict]) -> str:
-    """Several seeds: each figure as mean [min, max]; ratios of the means against lmcache and vllm."""
-    by_label = {r["label"]: r for r in summary}
+    """Several seeds: each figure as mean [min, max]; the average JCT's ratios paired by seed, as mean [95%
+    bootstrap interval], against the best baseline (named), lmcache and vllm."""
     width = max([16] + [len(r["label"]) for r in summary])
+    best = next((r["x_best"]["baseline"] for r in summary if "x_best" in r), None)
 
-    def ratio(r: dict, base: str) -> str:
-        b = by_label.get(base) or by_label.get(base + TRUE_TURNS)
-        return f"{r['avg_jct_s']['mean'] / b['avg_jct_s']['mean']:.3f}" if b else "-"
+    def paired(r: dict, key: str) -> str:
+        d = r.get(key)
+        return f"{d['mean']:.3f} [{d['lo']:.3f}, {d['hi']:.3f}]" if d else "-"
 
     def spread(d: dict, fmt: str) -> str:
         return f"{d['mean']:{fmt}} [{d['min']:{fmt}}, {d['max']:{fmt}}]"
 
+    best_header = f"x {best} (best) [95%]" if best else "x best [95%]"
     header = (
-        f"{'policy':{width}s} {'avg JCT mean [min, max]':>26s} {'x lmcache':>9s} {'x vllm':>7s} "
-        f"{'p90 mean':>9s} {'prefill/prompt':>14s} {'leak':>5s}"
+        f"{'policy':{width}s} {'avg JCT mean [min, max]':>26s} {best_header:>28s} {'x lmcache [95%]':>22s} "
+        f"{'x vllm [95%]':>22s} {'p90 mean':>9s} {'prefill/prompt':>14s} {'leak':>5s}"
     )
     lines = [header, "-" * len(header)]
     for r in summary:
@@ -77,9 +78,9 @@ def format_summary(summary: list[dict]) -> str:
             lines.append(f"{r['label']:{width}s} {spread(r['avg_jct_s'], '.2f'):>26s}")
             continue
         lines.append(
-            f"{r['label']:{width}s} {spread(r['avg_jct_s'], '.2f'):>26s} {ratio(r, 'lmcache'):>9s} "
-            f"{ratio(r, 'vllm'):>7s} {r['p90_jct_s']['mean']:9.2f} {r['prefill_over_prompt']['mean']:14.3f} "
-            f"{r['kv_leaked_blocks']:5d}"
+            f"{r['label']:{width}s} {spread(r['avg_jct_s'], '.2f'):>26s} {paired(r, 'x_best'):>28s} "
+            f"{paired(r, 'x_lmcache'):>22s} {paired(r, 'x_vllm'):>22s} {r['p90_jct_s']['mean']:9.2f} "
+            f"{r['prefill_over_prompt']['mean']:14.3f} {r['kv_leaked_blocks']:5d}"
         )
     return "\n".join(lines)
 

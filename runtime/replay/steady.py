@@ -1,4 +1,5 @@
-"""Steady-state evaluation: programs drawn with replacement from a workload, several seeds, mean and range.
+"""Steady-state evaluation: programs drawn with replacement from a workload, several seeds, mean and range, and
+ratios paired by seed with a bootstrap interval (``stats.py``).
 
 A trace replayed once at a fixed rate is a burst that drains: every program arrives early and the tail of the
 run is an emptying queue. ``draw_programs`` samples N programs with replacement (each seed its own sample and
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from tether.runtime.replay.bench import ReplaySettings, run_replay, solo_jct
+from tether.runtime.replay.stats import best_baseline, find_label, paired_ratio
 from tether.runtime.replay.workload import TraceProgram
 
 
@@ -54,14 +56,21 @@ SUMMARY_FIELDS = ("avg_jct_s", "p50_jct_s", "p90_jct_s", "prefill_over_prompt", 
 
 
 def summarize_seeds(per_seed: list[dict]) -> list[dict]:
-    """Per policy (in run order): mean, min and max over seeds of each summary field; the solo bound's mean."""
+    """Per policy (in run order): mean, min and max over seeds of each summary field; the average JCT's paired
+    ratios against vllm, lmcache and the best baseline where they ran (``stats.py``: mean and 95% bootstrap
+    interval of the per-seed ratios); the solo bound's mean."""
     labels = [r["label"] for r in per_seed[0]["results"]]
+    best = best_baseline(per_seed)
+    bases = {"x_vllm": find_label(labels, "vllm"), "x_lmcache": find_label(labels, "lmcache"), "x_best": best}
     out = []
     for i, label in enumerate(labels):
         rows = [entry["results"][i] for entry in per_seed]
         doc: dict = {"policy": rows[0]["policy"], "label": label, "seeds": len(rows)}
         for name in SUMMARY_FIELDS:
             doc[name] = _spread([_field(r, name) for r in rows])
+        for key, base in bases.items():
+            if base is not None:
+                doc[key] = paired_ratio(per_seed, label, base).as_dict()
         doc["kv_leaked_blocks"] = max(r["kv_leaked_blocks"] for r in rows)
         out.append(doc)
     solos = [e["solo_avg_jct_s"] for e in per_seed if "solo_avg_jct_s" in e]

@@ -1,6 +1,7 @@
-"""Load sweeps: every policy at every rate (and every seed), the solo bound, and each policy's capacity: the
-highest rate whose average JCT (the mean over seeds) stays within 2x of solo. Capacity is steadier across seeds
-than a ratio at one overloaded rate."""
+"""Load sweeps: every policy at every rate (and every seed), the solo bound, each policy's capacity (the
+highest rate whose average JCT, the mean over seeds, stays within 1.5x of solo; steadier across seeds than a
+ratio at one overloaded rate), and the rate at which the strongest baseline reaches 1.5x solo (``knee``): the
+rate to compare policies at."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from tether.runtime.replay.bench import ReplaySettings
+from tether.runtime.replay.stats import BEST_OF
 from tether.runtime.replay.steady import run_seeds
 from tether.runtime.replay.workload import TraceProgram
 
-CAPACITY_SLOWDOWN = 2.0
+CAPACITY_SLOWDOWN = 1.5
 
 
 def run_sweep(
@@ -39,10 +41,12 @@ def run_sweep(
         )
         at_rate.append({"rate": rate, **point})
     solo = at_rate[0]["summary"][-1]["avg_jct_s"]["mean"]
+    caps = capacity(at_rate, solo, CAPACITY_SLOWDOWN)
     return {
         "solo_avg_jct_s": solo,
         "results_at_rate": at_rate,
-        "capacity_programs_per_s": capacity(at_rate, solo, CAPACITY_SLOWDOWN),
+        "capacity_programs_per_s": caps,
+        "knee": knee(at_rate, solo, CAPACITY_SLOWDOWN, caps),
     }
 
 
@@ -61,6 +65,27 @@ def capacity(at_rate: list[dict], solo: float, slowdown: float) -> dict[str, flo
     return caps
 
 
+def knee(at_rate: list[dict], solo: float, slowdown: float, caps: dict[str, float]) -> dict | None:
+    """Where the strongest baseline (of ``stats.BEST_OF`` that ran: the highest capacity, then the lower mean JCT
+    at the top rate) reaches ``slowdown`` x solo: ``rate`` interpolated linearly between the two swept rates
+    around the crossing (``between``), or None where the sweep does not cross it."""
+    present = [b for b in BEST_OF if b in caps]
+    if not present:
+        return None
+
+    def jct(point: dict, label: str) -> float:
+        return next(r for r in point["summary"] if r["label"] == label)["avg_jct_s"]["mean"]
+
+    base = max(present, key=lambda b: (caps[b], -jct(at_rate[-1], b)))
+    target = slowdown * solo
+    for lower, upper in zip(at_rate, at_rate[1:]):
+        j1, j2 = jct(lower, base), jct(upper, base)
+        if j1 <= target < j2:
+            r1, r2 = lower["rate"], upper["rate"]
+            return {"baseline": base, "rate": r1 + (r2 - r1) * (target - j1) / (j2 - j1), "between": [r1, r2]}
+    return {"baseline": base, "rate": None, "between": None}
+
+
 def plot_sweep(sweep: dict, path: Path, title: str = "") -> None:
     import matplotlib
 
@@ -77,7 +102,12 @@ def plot_sweep(sweep: dict, path: Path, title: str = "") -> None:
         ]
         ax.plot(rates, jcts, marker="o", label=label, linewidth=2.5 if label == "tether" else 1.2)
     ax.axhline(sweep["solo_avg_jct_s"], color="black", linestyle="--", label="solo")
-    ax.axhline(CAPACITY_SLOWDOWN * sweep["solo_avg_jct_s"], color="grey", linestyle=":", label="2x solo")
+    ax.axhline(
+        CAPACITY_SLOWDOWN * sweep["solo_avg_jct_s"],
+        color="grey",
+        linestyle=":",
+        label=f"{CAPACITY_SLOWDOWN:g}x solo",
+    )
     ax.set_xlabel("arrival rate (programs/s)")
     ax.set_ylabel("average JCT (s)")
     ax.set_yscale("log")

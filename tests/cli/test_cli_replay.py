@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.replay.test_replay import PROGRAMS
 from tests.replay.test_replay_http import BASE, FakeServer
@@ -63,3 +64,25 @@ def test_simulate_records_hints_draw_seeds_and_tier(tmp_path, capsys):
     assert "tether+true-turns" in capsys.readouterr().out
     assert main([*args[:-1], "tether:order=sjf"]) == 2
     assert "order 'sjf'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "want"),
+    [
+        ({"simulate": True, "rate": 0.1}, ([0, 1, 2, 3, 4], 300, 0)),  # a simulated steady state: 5 draws of 300
+        ({"simulate": True, "rate": 0.1, "seed": 7}, ([7], 300, 7)),
+        ({"simulate": True, "rate": 0.1, "seeds": "3,4", "draw": 0}, ([3, 4], None, 3)),  # 0: as recorded
+        ({"simulate": True, "concurrency": 2}, ([0], None, 0)),  # closed loop: no draw
+        ({"simulate": True, "rate": 0.1, "trace": True}, ([0], None, 0)),  # a trace is one run
+        ({"rate": 0.1}, ([0], None, 0)),  # the real engine
+    ],
+)
+def test_sampling_defaults(flags, want):
+    from argparse import Namespace
+
+    from tether.runtime.cli.replay import _sampling
+
+    args = Namespace(**{"simulate": False, "rate": None, "concurrency": None, "trace": False, "draw": None,
+                        "seeds": None, "seed": None, **flags})  # fmt: skip
+    seeds = _sampling(args)
+    assert (seeds, args.draw, args.seed) == want
