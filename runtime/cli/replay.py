@@ -246,6 +246,7 @@ def _settings(args: argparse.Namespace):
         seed=args.seed,
         cost_model=args.cost_model,
         num_threads=None if args.simulate or args.device != "cpu" else resolve_threads(args.threads).threads,
+        turns_prior_exclude=Path(args.workload).stem,  # never a prior fitted on the trace being evaluated
     )
     cost = load_cost_model(args.cost_model or "h100-llama3.1-8b") if args.simulate else None
     window = args.window if args.window is not None else (0.1 if args.draw else 0.0)
@@ -412,4 +413,5 @@ def _settings_doc(args: argparse.Namespace, settings, n: int, seeds: list[int]) 
         "cost_model": settings.cost_model.name if settings.cost_model else None,
         "seed": args.seed,
         "max_num_batched_tokens": args.max_num_batched_tokens,
+        "turns_prior_exclude": settings.engine.turns_prior_exclude,
     }

@@ -33,6 +33,8 @@ class EngineConfig:
     # True runs eager; None (the default) compiles the forward on CPU, eager where $TETHER_ENFORCE_EAGER=1 or the
     # compile fails; False compiles or fails (compiled.py). CUDA runs eager.
     enforce_eager: bool | None = None
+    # the trace (file stem) the shipped turns prior leaves out: tether replay sets its workload's (fit_prior.py)
+    turns_prior_exclude: str | None = None
 
     def __post_init__(self) -> None:
         if self.block_size < 1 or self.block_size & (self.block_size - 1):

@@ -98,7 +98,7 @@ class LLMEngine:
         )
         ctx = PolicyContext(
             self.kv_manager,
-            ProgramTable(),
+            ProgramTable(prior_exclude=config.turns_prior_exclude),
             tool_stats or ToolDurationStats(),
             cost_model,
             clock,

@@ -48,10 +48,12 @@ class RemainingWorkPredictor:
         self._gittins: dict[int, float] = {}  # attained quanta -> index, for the current samples
 
     @classmethod
-    def with_shipped_prior(cls, **kw) -> RemainingWorkPredictor:
-        """The prior fitted offline from ``../shared/workloads`` (``turns_prior.json``; see its ``source``)."""
+    def with_shipped_prior(cls, exclude: str | None = None, **kw) -> RemainingWorkPredictor:
+        """The prior fitted offline from ``../shared/workloads`` (``turns_prior.json``, per trace; see its
+        ``source``), less the trace named ``exclude`` (a file stem): an evaluation on a trace never uses a prior
+        fitted on it."""
         doc = json.loads(PRIOR_PATH.read_text())
-        return cls(doc["total_turns"], **kw)
+        return cls([t for name, totals in doc["traces"].items() if name != exclude for t in totals], **kw)
 
     # -- learning -------------------------------------------------------------------------------------------
     def observe(self, total: float) -> None:

@@ -41,13 +41,15 @@ class ProgramTable:
         self,
         turns: RemainingWorkPredictor | None = None,
         service: RemainingWorkPredictor | None = None,
+        prior_exclude: str | None = None,
     ) -> None:
+        """``prior_exclude``: the trace the shipped turns prior leaves out (``with_shipped_prior``)."""
         self._programs: dict[str, ProgramState] = {}
         self.finished_turn_counts: list[int] = []  # turns of each finished program (for guesses)
         # Both learn from finished programs only (``close``): a running program's future is never an input.
         # ``turns``: total turns (a prior from the shipped traces); ``service``: total tokens computed (no
         # prior: token counts depend on the model and the scale).
-        self.turns = turns or RemainingWorkPredictor.with_shipped_prior()
+        self.turns = turns or RemainingWorkPredictor.with_shipped_prior(exclude=prior_exclude)
         self.service = service or RemainingWorkPredictor(quantum=SERVICE_QUANTUM_TOKENS)
         self._finished_turns = 0
         self._finished_tokens = 0

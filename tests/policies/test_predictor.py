@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tether.runtime.policies import get_policy
@@ -66,9 +68,24 @@ def test_no_information_gives_equal_indices():
     assert p.gittins(0) == p.gittins(7) == 0.0
 
 
-def test_shipped_prior_loads():
+def test_shipped_prior_loads_and_leaves_out_the_trace_being_evaluated():
     p = RemainingWorkPredictor.with_shipped_prior()
     assert len(p.samples()) == 122 and min(p.samples()) >= 1
+    assert len(RemainingWorkPredictor.with_shipped_prior(exclude="terminal_bench_agents").samples()) == 5
+    assert len(RemainingWorkPredictor.with_shipped_prior(exclude="swe_smith_agents").samples()) == 117
+    assert len(RemainingWorkPredictor.with_shipped_prior(exclude="elsewhere").samples()) == 122
+
+
+def test_tether_replay_fits_no_prior_on_its_own_workload(tmp_path):
+    from tests.cli.test_cli_replay import write_workload
+    from tests.replay.test_replay import PROGRAMS
+    from tether.runtime.cli import main
+
+    out = tmp_path / "r.json"
+    workload = write_workload(tmp_path / "terminal_bench_agents.jsonl", PROGRAMS)
+    args = ["replay", "--workload", str(workload), "--simulate", "--kv-blocks", "64", "--rate", "2", "--draw", "0"]
+    assert main([*args, "--policies", "tether", "--quiet", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["turns_prior_exclude"] == "terminal_bench_agents"
 
 
 def test_tether_options_parse_and_errors_name_the_option():
