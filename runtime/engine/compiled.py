@@ -116,7 +116,7 @@ def _make_opaque(model: torch.nn.Module, forward: int) -> list[_Replaced]:
 
 
 class _Body(torch.nn.Module):
-    """What is compiled: the decoder, with attention as the opaque op."""
+    """What is compiled: the decoder, its linears and attention as opaque ops."""
 
     def __init__(self, model: torch.nn.Module, handle: int) -> None:
         super().__init__()
