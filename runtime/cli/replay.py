@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             where = (
                 f"{k['rate']:.4f} programs/s (between {k['between'][0]} and {k['between'][1]})"
                 if k["rate"]
-                else ("not inside the swept rates")
+                else "not inside the swept rates"
             )
             print(f"the strongest baseline, {k['baseline']}, reaches {CAPACITY_SLOWDOWN:g}x solo at {where}")
     else:

@@ -75,9 +75,7 @@ class ModelBackend:
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         compiled = should_compile(self.device, enforce_eager)
-        loaded = load_model(
-            model, device=self.device, dtype=self.dtype, seed=seed
-        )
+        loaded = load_model(model, device=self.device, dtype=self.dtype, seed=seed)
         self.model = loaded.model
         self.compiled = CompiledForward(self.model) if compiled else None
         self.compile_s = 0.0

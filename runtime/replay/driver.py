@@ -16,7 +16,7 @@ turn ends (as a server parses it from the output). Nothing says a turn is the la
 a tool call, and the program ends when its client ends it, after the last turn or after the tool that turn
 called has returned (``LLMEngine.end_program``, ``POST /v1/programs/{id}/end`` on a server). A program's
 completion time counts to its last output. ``hints="oracle"`` adds the true remaining turn count from the
-trace: not a bound, the same policy told more, labelled "with true remaining turns" wherever it is reported.
+trace: not a bound, the same policy told more, labelled ``+true-turns`` (``TRUE_TURNS``) wherever reported.
 """
 
 from __future__ import annotations

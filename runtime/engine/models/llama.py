@@ -178,19 +178,17 @@ class LlamaForCausalLM(nn.Module):
         if self.config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
 
-    def prepare_for_inference(self, pack: bool = True, pack_logits: bool | None = None) -> LlamaForCausalLM:
+    def prepare_for_inference(self, pack: bool = True) -> LlamaForCausalLM:
         """Call once the weights are loaded and on their device; parameters keep their names and values.
 
         One matmul for q/k/v and one for gate/up in every layer. ``pack``: on CPU every linear, the
         vocabulary projection included, runs on a oneDNN-prepacked copy of its weight (``linear.py``; the
-        weights are then held twice); ``pack_logits`` (default: ``pack``) for the vocabulary projection alone.
-        Weights loaded into the parameters afterwards reach the fused views but not a packed copy: call this
-        again."""
+        weights are then held twice). Weights loaded into the parameters afterwards reach the fused views but not
+        a packed copy: call this again."""
         for layer in self.model.layers:
             layer.self_attn.prepare(pack)
             layer.mlp.prepare(pack)
-        pack_logits = pack if pack_logits is None else pack_logits
-        self.lm_head_fn = make_linear(_laid_out(self.lm_head, pack_logits), None, pack_logits)  # tied: embedding
+        self.lm_head_fn = make_linear(_laid_out(self.lm_head, pack), None, pack)  # tied: the embedding
         return self
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, attn: AttentionFn) -> torch.Tensor:

@@ -42,23 +42,19 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     seed: int = 0,
-    pack: bool = True,
-    pack_logits: bool | None = None,
 ) -> LoadedModel:
     """Load ``"tiny"`` (seeded random weights, byte tokenizer), a named model such as ``"smollm2"``, a local
     ``.gguf`` file (converted once and cached as safetensors) or a local checkpoint dir, in eval mode.
 
     dtype: the argument, else the checkpoint's ``dtype``/``torch_dtype``, else float32 on CPU and bfloat16 on
-    CUDA. ``seed`` only matters for ``tiny``. ``pack``, ``pack_logits``: ``prepare_for_inference``'s
-    (oneDNN-prepacked linears on CPU; a model to be compiled packs only its logits, inductor packs the rest).
-    Raises ``ModelLoadError`` naming the path or
-    tensor at fault.
+    CUDA. ``seed`` only matters for ``tiny``. The model is ready for inference (``prepare_for_inference``:
+    oneDNN-prepacked linears on CPU). Raises ``ModelLoadError`` naming the path or tensor at fault.
     """
     device = torch.device(device)
     if model in PRESETS:
         net = build_preset(model, device, dtype or _device_default_dtype(device), seed)
         return LoadedModel(
-            model=net.prepare_for_inference(pack, pack_logits),
+            model=net.prepare_for_inference(),
             config=PRESETS[model],
             tokenizer=ByteTokenizer(),
             name=model,
@@ -70,7 +66,7 @@ def load_model(
     load_safetensors(net, path)
     tokenizer = load_hf_tokenizer(path, extra_eos_ids=[*config.eos_token_ids, *_generation_eos_ids(path)])
     return LoadedModel(
-        model=net.eval().prepare_for_inference(pack, pack_logits), config=config, tokenizer=tokenizer, name=model
+        model=net.eval().prepare_for_inference(), config=config, tokenizer=tokenizer, name=model
     )
 
 
