@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: what Tether is for, in about three minutes on a 2-core CPU machine. Every line is real output.
+# `make demo`: what Tether is for, in a few minutes on a 2-core CPU machine (SmolLM2's forward is compiled the first
+# time, about 60 s here, then loaded from $TETHER_HOME/compile in about 20 s a start). Every line is real output.
 #   examples/demo.sh [PYTHON]     (default .venv/bin/python; the Makefile passes its venv's)
 set -euo pipefail
 PY=${1:-.venv/bin/python}
