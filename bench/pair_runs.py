@@ -6,7 +6,8 @@ A simulation reads only its own clock, so two invocations with the same workload
 engine settings replay the same programs at the same arrivals. An ablation can therefore run in its own
 invocation and still pair, seed by seed, with a sweep's rows (``runtime/replay/stats.py``). Each file is a plain
 run or a sweep (``--rate`` picks the point). The files' seeds must match, and this is checked. Prints, per
-label, the mean average JCT, each paired ratio (mean [95% bootstrap interval]) and prefill / prompt.
+label, the mean average JCT, each paired ratio (mean [95% bootstrap interval]) and prefill / prompt. A label
+that an earlier file already holds (a policy's default changed between runs) is renamed ``LABEL@FILE-STEM``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import statistics
 import sys
+from pathlib import Path
 
 from tether.runtime.replay.stats import paired_ratio
 
@@ -34,8 +36,12 @@ def merged(paths: list[str], rate: float) -> list[dict]:
         extra = per_seed_at(path, rate)
         if [e["seed"] for e in extra] != [e["seed"] for e in out]:
             raise SystemExit(f"{path}: seeds {[e['seed'] for e in extra]} differ from {[e['seed'] for e in out]}")
+        taken = {r["label"] for r in out[0]["results"]}
         for entry, more in zip(out, extra):
-            entry["results"] += more["results"]
+            for row in more["results"]:
+                if row["label"] in taken:
+                    row = {**row, "label": f"{row['label']}@{Path(path).stem}"}
+                entry["results"].append(row)
     return out
 
 

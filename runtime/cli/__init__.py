@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tether.runtime.cli import bench, chat, generate, replay, run, serve, trace, ui, worker
+from tether.runtime.cli import bench, chat, generate, replay, run, serve, trace, ui, worker, workload
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     trace.register(sub)
     ui.register(sub)
+    workload.register(sub)
     return parser
 
 

@@ -9,16 +9,20 @@
 3. Memory pressure (runtime/policies/keep.py): give up the pins whose program is predicted back last (the median
    of the tool's remaining time given how long it has run), parking them in CPU memory when it fits, making room
    there by dropping parked programs predicted back later, and dropping them only when neither works.
-4. Prefetch: a parked program's blocks come back to GPU memory once its tool is predicted to return (median,
-   less the copy time), the GPU has room without giving up another pin, and no turn waits for admission (the
-   memory would be taken from it, and parked again at its admission).
-5. Expiry: a pin that outlives its TTL is parked rather than dropped when the CPU tier has room.
-6. Preemption swaps the victim's KV to CPU memory instead of recomputing it.
+4. Expiry: a pin that outlives its TTL is parked rather than dropped when the CPU tier has room.
+5. Preemption swaps the victim's KV to CPU memory instead of recomputing it.
+6. Offload: blocks the LRU evicts that no pin holds are written to the CPU tier (LMCache's rule, as every
+   baseline's tier does).
+
+Prefetch showed no measured gain (docs/benchmarks.md) and is off by default, kept as a named option:
+``prefetch=on`` (a parked program's blocks come back to GPU memory once its tool is predicted to return, the GPU
+has room without giving up another pin, and no turn waits for admission).
 
 Each part can be switched by name for ablations (``TetherOptions``): ``tether:order=fcfs``, ``tether:pins=off``,
-``tether:park=off``, ``tether:prefetch=off``, ``tether:swap=off``, ``tether:victim=furthest``,
-``tether:displace=off``, ``tether:calm=off``, ``tether:offload=on``, ``tether:gate=on``, ``tether:groups=off``
-(several joined by ``:``). The policy reads no hint that a server would not have (``ProgramHints``).
+``tether:park=off``, ``tether:prefetch=on``, ``tether:swap=off``, ``tether:victim=furthest``,
+``tether:displace=off``, ``tether:calm=off``, ``tether:offload=off``, ``tether:gate=on``, ``tether:groups=off``,
+``tether:relieve=when_idle``, ``tether:static=off`` (several joined by ``:``). The policy reads no hint that a
+server would not have (``ProgramHints``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from tether.runtime.policies.vllm import VLLMPolicy
 TTL_QUANTILE = 0.95
 MIN_TTL_S = 1.0
 ORDERS = ("gittins", "gittins-mem", "gittins-tokens", "las", "fcfs")
+RELIEVE = ("eager", "when_idle")
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,19 @@ class TetherOptions:
     order: str = "gittins"
     pins: bool = True  # keep KV across tool calls
     park: bool = True  # under pressure or on expiry, move pins to CPU memory instead of dropping them
-    prefetch: bool = True  # bring parked programs back before their tool is predicted to return
+    # bring parked programs back before their tool is predicted to return (off: no measured gain, issue 22)
+    prefetch: bool = False
     swap: bool = True  # preemption parks the victim's KV instead of recomputing it
-    offload: bool = False  # also write LRU-evicted unpinned blocks to the CPU tier (LMCache's rule)
+    offload: bool = True  # also write LRU-evicted unpinned blocks to the CPU tier (LMCache's rule)
     victim: str = "residual"  # which pins leave the GPU first under pressure (runtime/policies/keep.py)
     displace: bool = True  # drop a parked pin predicted back later to make room for one predicted sooner
     gate: bool = False  # a waiting turn may take only the GPU pins of programs ranked after its own
     calm: bool = True  # prefetch only while no turn waits for admission (no memory taken from a waiting turn)
     groups: bool = True  # a request whose prefix group has a request admitted counts as resident
+    static: bool = True  # rank by the remaining turns a static DAG fixes, where a request says them
+    # when pins are given up: eager (before preempting a running turn or stalling an admission) or when_idle
+    # (Continuum's: only when nothing else can run)
+    relieve: str = "eager"
 
     @staticmethod
     def parse(spec: str) -> TetherOptions:
@@ -60,7 +70,7 @@ class TetherOptions:
             key, _, value = part.partition("=")
             if key not in known:
                 raise ValueError(f"tether option {key!r} unknown; known: {', '.join(known)}")
-            choices = {"order": ORDERS, "victim": VICTIMS}.get(key)
+            choices = {"order": ORDERS, "victim": VICTIMS, "relieve": RELIEVE}.get(key)
             if choices is not None:
                 if value not in choices:
                     raise ValueError(f"tether {key} {value!r} unknown; known: {', '.join(choices)}")
@@ -82,6 +92,7 @@ class TetherPolicy(VLLMPolicy):
         self.park_on_expiry = self.options.park
         self.swap_on_preempt = self.options.swap
         self.offload_on_evict = self.options.offload
+        self.relieve_pins = self.options.relieve
 
     def priority(self, seq, ctx: PolicyContext) -> tuple:
         """(not resident, program rank, submission order): smaller first."""
@@ -92,7 +103,8 @@ class TetherPolicy(VLLMPolicy):
         pinned = ctx.kv.has_pin(pid) and not ctx.kv.pins[pid].parked
         grouped = self.options.groups and seq.hints.prefix_group in state.prefix_groups
         resident = 0 if pinned or grouped else 1
-        return (resident, self.rank(state, seq.hints.remaining_turns, seq.num_tokens, ctx), seq.seq_index)
+        remaining = seq.hints.remaining_turns if self.options.static else None
+        return (resident, self.rank(state, remaining, seq.num_tokens, ctx), seq.seq_index)
 
     def rank(self, state, remaining_turns: int | None, context_tokens: int, ctx: PolicyContext) -> tuple:
         """A program's place in the order (smaller first): (-index, attained service, arrival).
@@ -139,7 +151,8 @@ class TetherPolicy(VLLMPolicy):
         state = ctx.programs.get(pid) if pid else None
         if state is None:
             return set(ctx.kv.pins)
-        mine = self.rank(state, requester.hints.remaining_turns, requester.num_tokens, ctx)
+        remaining = requester.hints.remaining_turns if self.options.static else None
+        mine = self.rank(state, remaining, requester.num_tokens, ctx)
         below = set()
         for other, info in ctx.kv.pins.items():
             other_state = ctx.programs.get(other)

@@ -17,6 +17,12 @@ a tool call, and the program ends when its client ends it, after the last turn o
 called has returned (``LLMEngine.end_program``, ``POST /v1/programs/{id}/end`` on a server). A program's
 completion time counts to its last output. ``hints="oracle"`` adds the true remaining turn count from the
 trace: not a bound, the same policy told more, labelled ``+true-turns`` (``TRUE_TURNS``) wherever reported.
+
+A compiled program (``TraceProgram.compiled``: a workflow whose calls are fixed in advance, as ``dag/`` compiles
+them) is different, because its client knows its structure: each request carries the tool that follows it
+(``next_tools``), the turns left on the critical path (``remaining_turns``) and, for the calls a turn forks, a
+``prefix_group`` naming their shared prompt. Its last call says it is the last. The calls of a forked turn run
+side by side, each followed by its own tool; the next turn starts when the slowest tool has returned.
 """
 
 from __future__ import annotations
@@ -54,6 +60,9 @@ class ReplayProgramRun:
     finish: float | None = None  # when its last turn's output came
     prompt_tokens: int = 0
     ended: bool = False  # its client ended it (after the last turn's tool, if that turn called one)
+    outputs: dict[int, list[int]] = field(default_factory=dict)  # the current turn's outputs, by call
+    done_at: dict[int, float] = field(default_factory=dict)  # when each of the current turn's calls output
+    ready: float = 0.0  # when the current turn's slowest tool returns (its calls so far)
 
     @property
     def jct(self) -> float:
@@ -111,7 +120,7 @@ class ReplayDriver:
         self._events: list[tuple[float, int, int, str]] = []  # (time, tie-break, program index, _TURN | _END)
         self._tie = 0
         self._runs: list[ReplayProgramRun] = []
-        self._by_request: dict[str, int] = {}
+        self._by_request: dict[str, tuple[int, int]] = {}  # request id -> (program index, call of its turn)
         self._next_closed = 0
         self.trace = trace
         # the driver's clock -> the trace's wall clock: the engine tracer's own offset where there is one, so the
@@ -180,67 +189,95 @@ class ReplayDriver:
             self._next_closed += 1
 
     def _emit(
-        self, kind: str, run: ReplayProgramRun, node: str | None, attrs: dict, start: float | None = None
+        self,
+        kind: str,
+        run: ReplayProgramRun,
+        node: str | None,
+        attrs: dict,
+        start: float | None = None,
+        end: float | None = None,
     ) -> None:
+        """``start``/``end``: on the driver's clock; ``end`` defaults to now."""
         if self.trace is not None:
-            now = self.clock.now() + self._offset
+            now = (self.clock.now() if end is None else end) + self._offset
             begun = None if start is None else start + self._offset
             self.trace.emit(TraceEvent(kind, run.program.program_id, now, node, attrs, begun))  # type: ignore[arg-type]
 
-    def _emit_tool(self, run: ReplayProgramRun, k: int, now: float) -> None:
-        """The trace event of the tool pause after turn ``k``, which ends ``now``."""
-        turn = run.program.turns[k]
-        attrs = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": turn.tool or "tool",
-            "gen_ai.tool.call.id": f"{run.program.program_id}#{k}",
-            "status": "ok",
-            "duration_s": turn.wait_seconds,
-        }
-        self._emit("tool_call", run, f"tool-{k}", attrs, now - turn.wait_seconds)
+    def _emit_tool(self, run: ReplayProgramRun, k: int) -> None:
+        """The trace events of the tool pauses after turn ``k``'s calls: each from its call's output on."""
+        for j, call in enumerate(run.program.turns[k].calls):
+            if call.tool is None and j:
+                continue
+            attrs = {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": call.tool or "tool",
+                "gen_ai.tool.call.id": f"{run.program.program_id}#{_call_id(k, j)}",
+                "status": "ok",
+                "duration_s": call.wait_seconds,
+            }
+            began = run.done_at[j]
+            self._emit("tool_call", run, f"tool-{_call_id(k, j)}", attrs, began, began + call.wait_seconds)
 
     def _submit(self, i: int) -> None:
         run = self._runs[i]
-        turn = run.program.turns[run.turn]
+        program = run.program
+        turn = program.turns[run.turn]
         now = self.clock.now()
         if run.turn == 0:
-            self._emit(
-                "program_start", run, None, {"program": run.program.program_id, "nodes": [], "edges": []}
-            )
+            self._emit("program_start", run, None, {"program": program.program_id, "nodes": [], "edges": []})
         else:  # the tool pause that just ended
-            self._emit_tool(run, run.turn - 1, now)
+            self._emit_tool(run, run.turn - 1)
         self._turn_started[i] = now
         rng = random.Random(run.seed * 7919 + run.turn)
         new = turn.prompt_tokens if run.turn == 0 else turn.new_input_tokens
         run.context.extend(rng.randrange(self.vocab) for _ in range(new))
-        assert len(run.context) == turn.prompt_tokens, (run.program.program_id, run.turn)
-        run.prompt_tokens += turn.prompt_tokens
-        remaining = run.program.num_turns - run.turn - 1 if self.hints == "oracle" else None
-        hints = ProgramHints(program_id=run.program.program_id, turn=run.turn, remaining_turns=remaining)
-        params = SamplingParams(temperature=0.0, max_tokens=turn.output_tokens, ignore_eos=True)
-        rid = f"{run.program.program_id}#{run.turn}"
-        self.engine.add_request(list(run.context), params, request_id=rid, hints=hints)
-        self._by_request[rid] = i
+        assert len(run.context) == turn.prompt_tokens, (program.program_id, run.turn)
+        remaining = program.num_turns - run.turn - 1 if self.hints == "oracle" or program.compiled else None
+        calls = turn.calls
+        group = f"{program.program_id}#{run.turn}" if program.compiled and len(calls) > 1 else None
+        run.outputs, run.done_at, run.ready = {}, {}, now
+        for j, call in enumerate(calls):
+            run.prompt_tokens += turn.prompt_tokens
+            if program.compiled:  # the client knows the workflow: what follows this call, and what is left
+                hints = ProgramHints(
+                    program_id=program.program_id,
+                    turn=run.turn,
+                    next_tools=(call.tool,) if call.tool else (),
+                    remaining_turns=remaining,
+                    last_turn=remaining == 0 and call.tool is None,
+                    prefix_group=group,
+                )
+            else:
+                hints = ProgramHints(program_id=program.program_id, turn=run.turn, remaining_turns=remaining)
+            params = SamplingParams(temperature=0.0, max_tokens=call.output_tokens, ignore_eos=True)
+            rid = f"{program.program_id}#{_call_id(run.turn, j)}"
+            self.engine.add_request(list(run.context), params, request_id=rid, hints=hints)
+            self._by_request[rid] = (i, j)
 
     def _outcome(self, seq: Sequence) -> TurnOutcome:
         """Called by the engine when a turn has ended: the tool the trace's turn called (as a server parses it
-        from the output), or none. Never ``last_turn``: a program's last turn looks like any other, and the
-        program ends when its client ends it (``_end``)."""
-        run = self._runs[self._by_request[seq.request_id]]
-        return TurnOutcome(run.program.turns[run.turn].tool, last_turn=False)
+        from the output), or none. ``last_turn`` only for a compiled program's last call: an open-ended program's
+        last turn looks like any other, and the program ends when its client ends it (``_end``)."""
+        i, j = self._by_request[seq.request_id]
+        run = self._runs[i]
+        call = run.program.turns[run.turn].calls[j]
+        last = run.program.compiled and run.turn == run.program.num_turns - 1 and call.tool is None
+        return TurnOutcome(call.tool, last_turn=last)
 
     def _turn_done(self, request_id: str, output: list[int], error: str | None, cached: int = 0) -> int:
-        i = self._by_request.pop(request_id)
+        i, j = self._by_request.pop(request_id)
         run = self._runs[i]
         if error:
             raise RuntimeError(f"program {run.program.program_id} turn {run.turn} failed: {error}")
         turn = run.program.turns[run.turn]
-        if len(output) != turn.output_tokens:
+        call = turn.calls[j]
+        if len(output) != call.output_tokens:
             raise RuntimeError(
-                f"{request_id}: generated {len(output)} tokens, the trace says {turn.output_tokens}"
+                f"{request_id}: generated {len(output)} tokens, the trace says {call.output_tokens}"
             )
-        run.context.extend(output)
         now = self.clock.now()
+        run.outputs[j], run.done_at[j] = output, now
+        run.ready = max(run.ready, now + call.wait_seconds)
         if self.trace is not None:
             attrs = {
                 "gen_ai.operation.name": "chat",
@@ -252,15 +289,21 @@ class ReplayDriver:
                 "gen_ai.usage.output_tokens": len(output),
                 "gen_ai.usage.cache_read.input_tokens": cached,
             }
-            self._emit("llm_turn", run, f"turn-{run.turn}", attrs, self._turn_started.pop(i, now))
+            started = self._turn_started.get(i, now)
+            self._emit("llm_turn", run, f"turn-{_call_id(run.turn, j)}", attrs, started)
+        if len(run.outputs) < len(turn.calls):
+            return 0  # a forked call still runs: the turn joins when all have
+        self._turn_started.pop(i, None)
+        for k in range(len(turn.calls)):
+            run.context.extend(run.outputs[k])
         run.turn += 1
         if run.turn < run.program.num_turns:
-            self._push(now + turn.wait_seconds, i)
+            self._push(run.ready, i)
             return 0
         run.finish = now  # the completion time counts to the last output: the final tool's time is the same anywhere
         if turn.tool is None:
             return self._end(i)
-        self._push(now + turn.wait_seconds, i, _END)  # the final tool call runs, then the client ends the program
+        self._push(run.ready, i, _END)  # the final tool call runs, then the client ends the program
         return 0
 
     def _end(self, i: int) -> int:
@@ -268,9 +311,8 @@ class ReplayDriver:
         after the tool that turn called has returned. Returns 1, a finished program."""
         run = self._runs[i]
         now = self.clock.now()
-        last = run.program.turns[-1]
-        if last.tool is not None:
-            self._emit_tool(run, len(run.program.turns) - 1, now)
+        if run.program.turns[-1].tool is not None:
+            self._emit_tool(run, run.program.num_turns - 1)
         self.engine.end_program(run.program.program_id)
         self._emit("program_end", run, None, {"status": "ok", "duration_s": now - run.arrival}, run.arrival)
         run.ended = True
@@ -279,3 +321,8 @@ class ReplayDriver:
         if self.arrivals.concurrency is not None:
             self._start_next_closed(now)
         return 1
+
+
+def _call_id(turn: int, call: int) -> str:
+    """``3`` for turn 3's own call, ``3.1`` for the first call it forked."""
+    return f"{turn}.{call}" if call else str(turn)

@@ -7,6 +7,10 @@ Two floors, both from the (scaled) trace alone:
   previous context's last partial block each turn. The previous turn left KV for its prompt and its output
   less the last output token (that token is sampled, never fed back), and a prompt's last token is always
   computed, so turn k reuses ``min(whole blocks of that KV, whole blocks of prompt[k] - 1)`` blocks.
+
+A call a compiled program's turn forks (``Turn.parallel``) shares its turn's prompt: at token level it computes
+nothing new; at block level, the prompt's last partial block. The next turn reuses the KV of the turn's own call,
+whose output comes first in the joined prompt.
 """
 
 from __future__ import annotations
@@ -49,5 +53,8 @@ def prefill_floor(programs: Iterable[TraceProgram], block_size: int) -> PrefillF
                 kv_tokens = prev.prompt_tokens + prev.output_tokens - 1
                 reused = min(kv_tokens // block_size, (t.prompt_tokens - 1) // block_size) * block_size
                 block += t.prompt_tokens - reused
+            for _ in t.parallel:
+                prompt += t.prompt_tokens
+                block += t.prompt_tokens - (t.prompt_tokens - 1) // block_size * block_size
             prev = t
     return PrefillFloor(prompt, token, block, block_size)

@@ -102,6 +102,12 @@ class HTTPReplayDriver:
     ) -> None:
         if hints not in HINT_MODES:
             raise ValueError(f"hints must be one of {HINT_MODES}, got {hints!r}")
+        compiled = next((p.program_id for p in programs if p.compiled), None)
+        if compiled is not None:
+            raise ValueError(
+                f"program {compiled!r} is compiled (forked calls, static hints): replay it in process "
+                "(tether replay without --endpoint)"
+            )
         self.client, self.base_url, self.model = client, base_url.rstrip("/"), model
         self.programs, self.arrivals = programs, arrivals
         self.seed, self.vocab, self.hints = seed, vocab, hints

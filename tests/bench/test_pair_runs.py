@@ -45,3 +45,12 @@ def test_runs_of_other_seeds_or_rates_are_refused(tmp_path):
         pair_runs.main([base, other, "--rate", "0.1", "--against", "continuum"])
     with pytest.raises(SystemExit, match="rate 0.1, not 0.2"):
         pair_runs.main([base, "--rate", "0.2", "--against", "continuum"])
+
+
+def test_a_label_two_runs_hold_is_kept_apart_by_file(tmp_path, capsys):
+    old = run(tmp_path / "old.json", [0, 1], {"continuum": [10.0, 20.0], "tether": [13.0, 26.0]})
+    new = run(tmp_path / "new.json", [0, 1], {"tether": [11.0, 22.0]})
+    assert pair_runs.main([old, new, "--rate", "0.1", "--against", "tether@new"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["continuum", "tether", "tether@new"]
+    assert "x tether@new 1.182 [1.182, 1.182]" in lines[1]  # 13/11 and 26/22

@@ -90,12 +90,38 @@ def test_tether_replay_fits_no_prior_on_its_own_workload(tmp_path):
 
 def test_tether_options_parse_and_errors_name_the_option():
     assert TetherOptions.parse("order=las:park=off") == TetherOptions(order="las", park=False)
-    assert get_policy("tether:swap=off").swap_on_preempt is False
+    assert get_policy("tether").swap_on_preempt and get_policy("tether:swap=off").swap_on_preempt is False
+    assert not TetherOptions().prefetch and TetherOptions.parse("prefetch=on").prefetch
     assert TetherOptions().calm and not TetherOptions.parse("calm=off").calm
     assert get_policy("tether:order=fcfs").name == "tether:order=fcfs"
+    assert get_policy("tether").offload_on_evict and not get_policy("tether:offload=off").offload_on_evict
+    assert get_policy("tether").relieve_pins == "eager"
+    assert get_policy("tether:relieve=when_idle").relieve_pins == "when_idle"
+    with pytest.raises(ValueError, match="relieve 'later'"):
+        TetherOptions.parse("relieve=later")
     with pytest.raises(ValueError, match="'bogus'"):
         TetherOptions.parse("bogus=on")
     with pytest.raises(ValueError, match="order 'sjf'"):
         TetherOptions.parse("order=sjf")
     with pytest.raises(ValueError, match="pins='maybe'"):
         TetherOptions.parse("pins=maybe")
+
+
+def test_static_remaining_turns_order_programs_unless_switched_off():
+    """Where a static DAG says a program has fewer calls left, tether serves it first (a known size); with
+    ``static=off`` it ranks both by the learned index alone (equal here: same turns seen), then by arrival."""
+    from tests.policies.test_baselines import GREEDY, context
+    from tether.runtime.engine.sequence import ProgramHints, Sequence
+
+    ctx = context()
+    for pid, arrival in [("long", 0.0), ("short", 1.0)]:
+        ctx.programs.open(pid, arrival)
+
+    def request(pid: str, remaining: int, index: int) -> Sequence:
+        hints = ProgramHints(program_id=pid, remaining_turns=remaining)
+        return Sequence(f"{pid}#0", [1, 2, 3], GREEDY, arrival_time=float(index), seq_index=index, hints=hints)
+
+    long, short = request("long", 9, 0), request("short", 1, 1)
+    policy, blind = get_policy("tether"), get_policy("tether:static=off")
+    assert sorted([long, short], key=lambda s: policy.priority(s, ctx)) == [short, long]
+    assert sorted([long, short], key=lambda s: blind.priority(s, ctx)) == [long, short]

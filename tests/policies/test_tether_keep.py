@@ -89,7 +89,8 @@ def test_prefetch_waits_while_a_turn_waits_for_admission():
     ctx.programs.get("slow").predicted_return = 9.0  # due
     waiting = [0]
     ctx = replace(ctx, waiting_prefill_tokens=lambda: waiting[0])
-    calm, eager = get_policy("tether"), get_policy("tether:calm=off")
+    calm, eager = get_policy("tether:prefetch=on"), get_policy("tether:prefetch=on:calm=off")
+    assert get_policy("tether").prefetches(ctx) == []  # prefetch is off by default
     assert calm.prefetches(ctx) == eager.prefetches(ctx) == ["slow"]
     waiting[0] = 100
     assert calm.prefetches(ctx) == [] and eager.prefetches(ctx) == ["slow"]

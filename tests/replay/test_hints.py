@@ -40,14 +40,20 @@ def truncated(p: TraceProgram, k: int, keep_tool: bool = False) -> TraceProgram:
     return TraceProgram(p.program_id, tuple(turns))
 
 
-def replay_recording(programs: list[TraceProgram], hints: str = "online", policy: str = "tether"):
-    """Replays in simulation; returns every request's (hints, prompt length) and every turn end's outcome."""
+def sim_engine(policy: str = "tether") -> tuple[LLMEngine, VirtualClock]:
+    """A simulated H100 engine of 64 KV blocks on a virtual clock."""
     clock = VirtualClock()
     engine = LLMEngine(
         EngineConfig(num_kv_blocks=64, policy=policy),
         backend=SimBackend(H100_LLAMA31_8B, clock),
         clock=clock.now,
     )
+    return engine, clock
+
+
+def replay_recording(programs: list[TraceProgram], hints: str = "online", policy: str = "tether"):
+    """Replays in simulation; returns every request's (hints, prompt length) and every turn end's outcome."""
+    engine, clock = sim_engine(policy)
     submitted, outcomes = [], []
     add = engine.add_request
 
@@ -121,22 +127,14 @@ def test_oracle_hints_add_the_true_remaining_turns_and_are_labelled():
 
 
 def test_unknown_hint_mode_is_named():
-    clock = VirtualClock()
-    engine = LLMEngine(
-        EngineConfig(num_kv_blocks=64), backend=SimBackend(H100_LLAMA31_8B, clock), clock=clock.now
-    )
+    engine, clock = sim_engine()
     with pytest.raises(ValueError, match="psychic"):
         ReplayDriver(engine, [LONG], Arrivals(times=(0.0,)), clock, hints="psychic")
 
 
 def test_predictor_sees_finished_programs_only():
     """While programs run, the predictor has observed only the ones that ended, with their true totals."""
-    clock = VirtualClock()
-    engine = LLMEngine(
-        EngineConfig(num_kv_blocks=64, policy="tether"),
-        backend=SimBackend(H100_LLAMA31_8B, clock),
-        clock=clock.now,
-    )
+    engine, clock = sim_engine()
     predictor = engine.programs.programs.turns
     seen = []
     observe = predictor.observe
