@@ -303,6 +303,7 @@ def _run_endpoint(args: argparse.Namespace) -> int:
 def _endpoint_programs(args: argparse.Namespace):
     from tether.runtime.replay.bench import measured_window
     from tether.runtime.replay.driver import Arrivals
+    from tether.runtime.replay.http import refuse_compiled
     from tether.runtime.replay.workload import load_workload
 
     rejected = [flag for flag, name in _HTTP_REJECTED if getattr(args, name)]
@@ -311,6 +312,7 @@ def _endpoint_programs(args: argparse.Namespace):
     if args.rate is None and args.concurrency is None:
         raise ValueError("give --rate R or --concurrency C")
     programs = load_workload(args.workload)[: args.programs]
+    refuse_compiled(programs)
     programs = [p.scaled(args.token_scale, args.time_scale) for p in programs]
     measured_window(len(programs), args.window or 0.0)  # a ValueError names a bad --window
     if args.concurrency is not None:

@@ -37,6 +37,17 @@ from tether.runtime.replay.driver import HINT_MODES, TRUE_TURNS, Arrivals, Repla
 from tether.runtime.replay.workload import TraceProgram, Turn
 
 
+def refuse_compiled(programs: Iterable[TraceProgram]) -> None:
+    """A ``ValueError`` naming the first compiled program: its forked calls and static hints replay in process
+    only."""
+    compiled = next((p.program_id for p in programs if p.compiled), None)
+    if compiled is not None:
+        raise ValueError(
+            f"program {compiled!r} is compiled (forked calls, static hints): replay it in process "
+            "(tether replay without --endpoint)"
+        )
+
+
 class ReplayHTTPError(RuntimeError):
     """A request failed (status >= 400 or no connection); names the program, the turn (``None``: the end call
     or a request outside any program), the HTTP status (``None``: no response) and the server's message."""
@@ -102,12 +113,7 @@ class HTTPReplayDriver:
     ) -> None:
         if hints not in HINT_MODES:
             raise ValueError(f"hints must be one of {HINT_MODES}, got {hints!r}")
-        compiled = next((p.program_id for p in programs if p.compiled), None)
-        if compiled is not None:
-            raise ValueError(
-                f"program {compiled!r} is compiled (forked calls, static hints): replay it in process "
-                "(tether replay without --endpoint)"
-            )
+        refuse_compiled(programs)
         self.client, self.base_url, self.model = client, base_url.rstrip("/"), model
         self.programs, self.arrivals = programs, arrivals
         self.seed, self.vocab, self.hints = seed, vocab, hints

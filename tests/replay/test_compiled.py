@@ -226,3 +226,13 @@ def test_the_cli_writes_a_workload_replay_reads(tmp_path, capsys):
     assert programs == compile_programs(TRACE, 7, seed=1)
     assert "7 programs" in capsys.readouterr().err
     assert main(["workload", "compile", "--from", str(tmp_path / "none.jsonl"), "-o", str(out)]) == 2
+    endpoint = ["replay", "--workload", str(out), "--endpoint", "http://127.0.0.1:1/v1", "--rate", "1"]
+    assert main(endpoint) == 2  # refused before any request
+    assert "is compiled" in capsys.readouterr().err
+
+
+def test_http_replay_refuses_compiled_programs_by_name():
+    from tether.runtime.replay.http import HTTPReplayDriver
+
+    with pytest.raises(ValueError, match="program 'wf' is compiled"):
+        HTTPReplayDriver(None, "http://127.0.0.1:1/v1", "m", [PROGRAMS[0], FORKED], Arrivals(times=(0.0, 0.0)))
