@@ -58,6 +58,9 @@ def compile_programs(
         raise ValueError(f"fork must be within [0, 1], got {fork}")
     if max_width < 2:
         raise ValueError(f"max_width must be >= 2, got {max_width}")
+    compiled = next((p.program_id for p in traces if p.compiled), None)
+    if compiled is not None:
+        raise ValueError(f"program {compiled!r} is compiled already: build from an agent trace")
     durations = tool_durations(traces)
     rng = random.Random(seed)
     return [_compile(rng.choice(traces), f"compiled-{i}", rng, durations, fork, max_width) for i in range(n)]

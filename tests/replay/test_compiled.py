@@ -217,6 +217,11 @@ def test_bad_compile_arguments_are_named(kw, message):
         compile_programs(TRACE, n, 0, **args)
 
 
+def test_a_compiled_program_is_not_a_template():
+    with pytest.raises(ValueError, match="program 'wf' is compiled already"):
+        compile_programs([*TRACE, FORKED], 5, 0)
+
+
 def test_the_cli_writes_a_workload_replay_reads(tmp_path, capsys):
     src = write(tmp_path, [program_to_json(p) for p in TRACE])
     out = tmp_path / "compiled.jsonl"
