@@ -68,7 +68,8 @@ def capacity(at_rate: list[dict], solo: float, slowdown: float) -> dict[str, flo
 def knee(at_rate: list[dict], solo: float, slowdown: float, caps: dict[str, float]) -> dict | None:
     """Where the strongest baseline (of ``stats.BEST_OF`` that ran: the highest capacity, then the lower mean JCT
     at the top rate) reaches ``slowdown`` x solo: ``rate`` interpolated linearly between the two swept rates
-    around the crossing (``between``), or None where the sweep does not cross it."""
+    around the crossing (``between``); ``rate`` and ``between`` are None where the sweep does not cross it. None
+    when no baseline of ``BEST_OF`` ran."""
     present = [b for b in BEST_OF if b in caps]
     if not present:
         return None
