@@ -103,6 +103,8 @@ class LLMEngine:
             cost_model,
             clock,
             self._waiting_prefill_tokens,
+            lambda: len(self.scheduler.waiting),
+            lambda: len(self.scheduler.running),
         )
         self.programs = ProgramManager(self.policy, ctx, self.kv_manager)
         self.programs.observe_tools = observe_tools

@@ -14,7 +14,7 @@ Policies only decide; the engine carries the decisions out and counts them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ class PolicyContext:
     cost_model: CostModel
     clock: Callable[[], float]
     waiting_prefill_tokens: Callable[[], int]
+    waiting_turns: Callable[[], int] = field(default=lambda: 0)  # turns waiting for admission
+    running_turns: Callable[[], int] = field(default=lambda: 0)  # turns admitted (prefilling or decoding)
 
     @property
     def now(self) -> float:

@@ -15,9 +15,15 @@ duration statistics, the pin's size):
   "any moment now");
 - ``value``: the least re-prefill time saved per block per second held first: ``reload(context) / (blocks *
   expected residual)``.
+
+With a ``price`` (``tether:keep=value``, the default), only pins whose ``value`` is below it are given up, in the
+victim order: the queue's shadow price of memory (``shadow_price``). A pin worth more stays, and the waiting turn
+waits for memory that running turns free.
 """
 
 from __future__ import annotations
+
+import math
 
 from tether.runtime.policies.base import Drop, ParkPin, PolicyContext, PressureAction
 
@@ -44,28 +50,44 @@ def residual_s(ctx: PolicyContext, tool: str | None, elapsed: float, q: float = 
     return max(0.0, stats.quantile(tool, done + q * (1.0 - done)) - elapsed)
 
 
+def value_density(ctx: PolicyContext, pid: str) -> float:
+    """What keeping a pin is worth: the re-prefill seconds it saves per block per second it is expected to be
+    held (the median of its tool's remaining time given how long it has run; the learned distribution)."""
+    blocks = max(1, ctx.kv.pins[pid].num_blocks)
+    wait = max(1e-3, expected_back(ctx, pid, "residual") - ctx.now)
+    return ctx.reprefill_s(blocks * ctx.kv.block_size) / (blocks * wait)
+
+
+def shadow_price(ctx: PolicyContext, blocks_needed: int, requester: object | None) -> float:
+    """The queue's price of memory, in JCT-seconds per block-second: admission is head-of-line, so every
+    waiting turn waits one more second for each second the head's ``blocks_needed`` blocks are withheld.
+    Infinite (give up whatever it takes) for a running turn that must grow (the alternative is a preemption)
+    and when nothing runs (no running turn will free memory)."""
+    if requester is None or ctx.running_turns() == 0:
+        return math.inf
+    return max(1, ctx.waiting_turns()) / max(1, blocks_needed)
+
+
 def victim_order(ctx: PolicyContext, pids: list[str], rule: str) -> list[str]:
     """Pins in the order they should be given up."""
     pins = ctx.kv.pins
     if rule == "lru":
         return sorted(pids, key=lambda pid: pins[pid].created_at)
     if rule == "value":
-        now = ctx.now
-        block = ctx.kv.block_size
-
-        def value(pid: str) -> float:
-            blocks = max(1, pins[pid].num_blocks)
-            wait = max(1e-3, expected_back(ctx, pid, "residual") - now)
-            return ctx.reprefill_s(blocks * block) / (blocks * wait)
-
-        return sorted(pids, key=value)
+        return sorted(pids, key=lambda pid: value_density(ctx, pid))
     return sorted(pids, key=lambda pid: expected_back(ctx, pid, rule), reverse=True)
 
 
 def give_up(
-    ctx: PolicyContext, blocks_needed: int, victim: str, displace: bool, eligible: set[str] | None = None
+    ctx: PolicyContext,
+    blocks_needed: int,
+    victim: str,
+    displace: bool,
+    eligible: set[str] | None = None,
+    price: float = math.inf,
 ) -> list[PressureAction]:
-    """Pins to give up (``eligible``: the GPU pins that may be, default all)."""
+    """Pins to give up (``eligible``: the GPU pins that may be, default all; ``price``: only pins whose
+    ``value_density`` is below it)."""
     kv = ctx.kv
     gpu = [pid for pid, info in kv.pins.items() if not info.parked and (eligible is None or pid in eligible)]
     parked: list[str] | None = None  # parked pins, latest back first: ordered only when the tier is short
@@ -76,6 +98,8 @@ def give_up(
     for pid in victim_order(ctx, gpu, victim):
         if freed >= blocks_needed:
             break
+        if price < math.inf and value_density(ctx, pid) >= price:
+            continue  # worth more than the memory is to the queue: it stays
         freed += kv.pin_exclusive_blocks(pid)
         need = kv.pins[pid].num_blocks  # at most this many CPU blocks (fewer if some are there already)
         if displace and cpu_free < need:

@@ -3,12 +3,15 @@
 1. Admission: programs whose KV is resident (pinned on the GPU) first; then the highest Gittins index of the
    program's remaining turns, learned from finished programs (``RemainingWorkPredictor``), or ``1 / (r + 1)`` where
    a static DAG really fixes the ``r`` remaining calls; then least attained service; then program arrival.
-2. Turn end: keep the KV (pin it) with a TTL of the tool's high quantile: holding costs nothing until memory is
-   short, and the pressure rule below decides lazily. The last turn frees.
-3. Memory pressure (runtime/policies/keep.py): give up the pins whose program is predicted back last (the median
-   of the tool's remaining time given how long it has run), parking them in CPU memory when it fits, making room
-   there by dropping parked programs predicted back later, and dropping them only when neither works.
-4. Expiry: a pin that outlives its TTL is parked rather than dropped when the CPU tier has room.
+2. Turn end: keep the KV (pin it), with no time-to-live: holding costs nothing until memory is short, and the
+   pressure rule below decides lazily. The last turn frees. (``keep=ttl``: a TTL of the tool's p95 instead.)
+3. Memory pressure (runtime/policies/keep.py): price memory at the waiting queue's shadow price (waiting turns
+   per block short) and give up, least valuable first, the pins worth less: the re-prefill seconds a pin saves
+   per block per second it is expected to be held (the median of its tool's remaining time given how long it has
+   run). Each is parked in CPU memory when it fits, making room there by dropping parked programs predicted back
+   later, and dropped only when neither works. A running turn that must grow takes whatever it needs.
+4. Expiry (``keep=ttl``, and a 600 s horizon otherwise): a pin that outlives it is parked rather than dropped when
+   the CPU tier has room.
 5. Preemption swaps the victim's KV to CPU memory instead of recomputing it.
 6. Offload: blocks the LRU evicts that no pin holds are written to the CPU tier (LMCache's rule, as every
    baseline's tier does).
@@ -18,24 +21,27 @@ Prefetch showed no measured gain (docs/benchmarks.md) and is off by default, kep
 has room without giving up another pin, and no turn waits for admission).
 
 Each part can be switched by name for ablations (``TetherOptions``): ``tether:order=fcfs``, ``tether:pins=off``,
-``tether:park=off``, ``tether:prefetch=on``, ``tether:swap=off``, ``tether:victim=furthest``,
+``tether:park=off``, ``tether:prefetch=on``, ``tether:swap=off``, ``tether:victim=residual``,
 ``tether:displace=off``, ``tether:calm=off``, ``tether:offload=off``, ``tether:gate=on``, ``tether:groups=on``,
-``tether:relieve=when_idle``, ``tether:static=off`` (several joined by ``:``). The policy reads no hint that a
-server would not have (``ProgramHints``).
+``tether:relieve=when_idle``, ``tether:static=off``, ``tether:keep=ttl`` (several joined by ``:``). The policy
+reads no hint that a server would not have (``ProgramHints``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 from tether.runtime.policies.base import Decision, Drop, Free, Pin, PolicyContext, PressureAction, TurnEnd
-from tether.runtime.policies.keep import VICTIMS, give_up
+from tether.runtime.policies.keep import VICTIMS, give_up, shadow_price
 from tether.runtime.policies.vllm import VLLMPolicy
 
 TTL_QUANTILE = 0.95
 MIN_TTL_S = 1.0
 ORDERS = ("gittins", "gittins-mem", "gittins-tokens", "las", "fcfs")
 RELIEVE = ("eager", "when_idle")
+KEEPS = ("ttl", "value")
+PIN_HORIZON_S = 600.0  # keep=value: pins end by value under pressure, or after this (a program that never returns)
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class TetherOptions:
     prefetch: bool = False
     swap: bool = True  # preemption parks the victim's KV instead of recomputing it
     offload: bool = True  # also write LRU-evicted unpinned blocks to the CPU tier (LMCache's rule)
-    victim: str = "residual"  # which pins leave the GPU first under pressure (runtime/policies/keep.py)
+    victim: str = "value"  # which pins leave the GPU first under pressure (runtime/policies/keep.py)
     displace: bool = True  # drop a parked pin predicted back later to make room for one predicted sooner
     gate: bool = False  # a waiting turn may take only the GPU pins of programs ranked after its own
     calm: bool = True  # prefetch only while no turn waits for admission (no memory taken from a waiting turn)
@@ -60,6 +66,9 @@ class TetherOptions:
     # when pins are given up: eager (before preempting a running turn or stalling an admission) or when_idle
     # (Continuum's: only when nothing else can run)
     relieve: str = "eager"
+    # value: no time-to-live; under pressure a pin is given up only while it is worth less (re-prefill saved per
+    # block-second held) than the queue's shadow price of memory; ttl: pin for the tool's p95, then park
+    keep: str = "value"
 
     @staticmethod
     def parse(spec: str) -> TetherOptions:
@@ -70,7 +79,7 @@ class TetherOptions:
             key, _, value = part.partition("=")
             if key not in known:
                 raise ValueError(f"tether option {key!r} unknown; known: {', '.join(known)}")
-            choices = {"order": ORDERS, "victim": VICTIMS, "relieve": RELIEVE}.get(key)
+            choices = {"order": ORDERS, "victim": VICTIMS, "relieve": RELIEVE, "keep": KEEPS}.get(key)
             if choices is not None:
                 if value not in choices:
                     raise ValueError(f"tether {key} {value!r} unknown; known: {', '.join(choices)}")
@@ -132,6 +141,8 @@ class TetherPolicy(VLLMPolicy):
     def on_turn_end(self, end: TurnEnd, ctx: PolicyContext) -> Decision:
         if end.remaining_turns == 0 or not self.options.pins:
             return Free()
+        if self.options.keep == "value":
+            return Pin(PIN_HORIZON_S)
         model = ctx.tool_stats.model_for(end.next_tool)
         return Pin(max(MIN_TTL_S, model.quantile(TTL_QUANTILE)))
 
@@ -139,7 +150,8 @@ class TetherPolicy(VLLMPolicy):
         eligible = None
         if self.options.gate and requester is not None:
             eligible = self._ranked_below(ctx, requester)
-        actions = give_up(ctx, blocks_needed, self.options.victim, self.options.displace, eligible)
+        price = shadow_price(ctx, blocks_needed, requester) if self.options.keep == "value" else math.inf
+        actions = give_up(ctx, blocks_needed, self.options.victim, self.options.displace, eligible, price)
         if not self.options.park:
             actions = [Drop(a.pin_id) for a in actions]
         return actions

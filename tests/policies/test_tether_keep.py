@@ -95,3 +95,56 @@ def test_prefetch_waits_while_a_turn_waits_for_admission():
     waiting[0] = 100
     assert calm.prefetches(ctx) == [] and eager.prefetches(ctx) == ["slow"]
     kv.check_integrity()
+
+
+def test_shadow_price_keeps_pins_worth_more_than_the_queue_pays_for_memory():
+    """``keep=value``: pins leave in value order (re-prefill saved per block-second held) only while worth less
+    than the queue's price. 2-block pins (8 tokens) reload in 0.008 s: bimodal (15 s away) is worth 0.008 / (2 *
+    15) per block-second, slow (8 s) 0.008 / (2 * 8), quick (due now) 0.008 / (2 * 0.001)."""
+    from dataclasses import replace
+
+    from tether.runtime.policies.keep import shadow_price, value_density
+
+    kv, ctx = scenario(cpu_blocks=8)
+    assert value_density(ctx, "bimodal") == pytest.approx(0.008 / 30)
+    assert value_density(ctx, "slow") == pytest.approx(0.008 / 16)
+    assert value_density(ctx, "quick") == pytest.approx(4.0)
+    assert give_up(ctx, 6, "value", displace=False, price=0.0004) == [ParkPin("bimodal")]
+    assert give_up(ctx, 6, "value", displace=False) == [ParkPin("bimodal"), ParkPin("slow"), ParkPin("quick")]
+
+    waiting, running = [3], [1]
+    ctx = replace(ctx, waiting_turns=lambda: waiting[0], running_turns=lambda: running[0])
+    head = object()
+    assert shadow_price(ctx, 6, head) == pytest.approx(0.5)  # 3 waiting turns, 6 blocks short
+    assert shadow_price(ctx, 6, None) == float("inf")  # a running turn must grow: the alternative is preemption
+    running[0] = 0
+    assert shadow_price(ctx, 6, head) == float("inf")  # nothing runs: nothing else will free memory
+    kv.check_integrity()
+
+
+def test_keep_value_pins_without_a_time_to_live_and_prices_the_queue():
+    from dataclasses import replace
+
+    from tests.policies.test_baselines import turn_end
+    from tether.runtime.policies import get_policy
+    from tether.runtime.policies.base import Pin
+    from tether.runtime.policies.tether import PIN_HORIZON_S, TetherOptions
+
+    kv, ctx = scenario(cpu_blocks=8)
+    policy = get_policy("tether")  # keep=value is the default
+    assert policy.on_turn_end(turn_end("slow"), ctx) == Pin(PIN_HORIZON_S)
+    assert get_policy("tether:keep=ttl").on_turn_end(turn_end("slow"), ctx) == Pin(10.0)  # p95 of one sample
+    ctx = replace(ctx, waiting_turns=lambda: 1, running_turns=lambda: 1)
+    # 1 waiting turn, 6 blocks short: 0.167 per block-second; quick (4.0) stays and the head waits
+    assert policy.relieve(ctx, 6, requester=object()) == [ParkPin("bimodal"), ParkPin("slow")]
+    assert policy.relieve(ctx, 6, requester=None) == [ParkPin("bimodal"), ParkPin("slow"), ParkPin("quick")]
+    # the price holds in any victim order: residual puts quick last too, lru first (pinned longest ago: bimodal)
+    assert get_policy("tether:victim=lru").relieve(ctx, 6, object()) == [ParkPin("bimodal"), ParkPin("slow")]
+    assert get_policy("tether:keep=ttl").relieve(ctx, 6, object()) == [
+        ParkPin("bimodal"),
+        ParkPin("slow"),
+        ParkPin("quick"),
+    ]
+    with pytest.raises(ValueError, match="keep 'forever' unknown; known: ttl, value"):
+        TetherOptions.parse("keep=forever")
+    kv.check_integrity()
