@@ -20,7 +20,7 @@ FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 # that the environment is the lock and the lock is closed.
 install: $(STAMP)
 
-$(STAMP): $(LOCK) pyproject.toml setup.py Makefile
+$(STAMP): $(LOCK) pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --no-deps -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
@@ -81,8 +81,10 @@ demo: install
 gpu-check: install
 	$(BIN)/python bench/gpu_check.py $(if $(DRY),--dry-run)
 
+# ruff, then the layer contracts of docs/architecture.md (.importlinter)
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 # mosquitto and chromium (Debian packages): the MQTT tests run a real broker for shared subscriptions, the UI
 # tests drive a real headless Chromium with playwright (never `playwright install`); each skips if absent.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TETHER = [sys.executable, "-m", "tether.runtime.cli"]
+TETHER = [sys.executable, "-m", "tether.cli"]
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def summary(samples_s: list[float]) -> dict[str, float]:
 
 
 async def time_tool_calls(url: str, tools_file: Path, calls: int, warmup: int) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "tether.runtime.cli", "worker", "--broker", url, "--tools", str(tools_file)]
+    cmd = [sys.executable, "-m", "tether.cli", "worker", "--broker", url, "--tools", str(tools_file)]
     env = os.environ | {"PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, env=env)
     try:

@@ -4,7 +4,7 @@
 
 A simulation reads only its own clock, so two invocations with the same workload, seeds, draw size, rate and
 engine settings replay the same programs at the same arrivals. An ablation can therefore run in its own
-invocation and still pair, seed by seed, with a sweep's rows (``runtime/replay/stats.py``). Each file is a plain
+invocation and still pair, seed by seed, with a sweep's rows (``tether/runtime/replay/stats.py``). Each file is a plain
 run or a sweep (``--rate`` picks the point). The files' seeds must match, and this is checked. Prints, per
 label, the mean average JCT, each paired ratio (mean [95% bootstrap interval]) and prefill / prompt. A label
 that an earlier file already holds (a policy's default changed between runs) is renamed ``LABEL@FILE-STEM``.

@@ -8,7 +8,7 @@ of ``--batch`` rows follows its own JSON document (a schema with free strings, i
 token, starting at staggered offsets; a finished row starts over. Per step: ``mask_logits`` (sync check,
 batched fill, apply to ``[B, V]`` float32 logits) and ``advance`` (accept the token) for every row. Also the
 apply alone, ours vs xgrammar's CPU kernel. The whole decode step with and without masks, on the real model
-side by side, is ``tether bench engine --model smollm2`` (``runtime/bench/versus.py``).
+side by side, is ``tether bench engine --model smollm2`` (``tether/runtime/bench/versus.py``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 #   examples/demo.sh [PYTHON]     (default .venv/bin/python; the Makefile passes its venv's)
 set -euo pipefail
 PY=${1:-.venv/bin/python}
-TETHER=("$PY" -m tether.runtime.cli)
+TETHER=("$PY" -m tether.cli)
 OUT=out/demo
 RUNS=$OUT/runs
 mkdir -p "$RUNS"

@@ -4,8 +4,8 @@
     .venv/bin/python examples/openai_agents_sdk.py --base-url http://127.0.0.1:8000/v1
 
 The SDK (``openai-agents``) is in the main environment's test extra. Its import name, ``agents``, is also the name
-of this checkout's top-level folder (installed as ``tether.agents``); that folder is a namespace portion, so the
-SDK wins even from the repository root (tether/_layout.py). The agent has two function tools; the first turn forces a
+of Tether's front-end package, which lives only as ``tether.agents`` (``tether/agents/``), so the SDK wins even from
+the repository root. The agent has two function tools; the first turn forces a
 tool call (``tool_choice="required"``, which the SDK resets to ``auto`` after the call, so the model then
 answers), so SmolLM2-135M calls a tool with arguments generated under its JSON schema. Prints one JSON line:
 the tool calls made and the final answer.
@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import json
 
-from openai import AsyncOpenAI
-
 from agents import (
     Agent,
     ModelSettings,
@@ -27,6 +25,7 @@ from agents import (
     function_tool,
     set_tracing_disabled,
 )
+from openai import AsyncOpenAI
 
 CALLS: list[dict] = []
 

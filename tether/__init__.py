@@ -1,6 +1,6 @@
 """Tether: a runtime for agentic LLM workloads. The packages live under this one namespace (``runtime``,
-``dag``, ``tools``, ``kvcache``, ``kernels``, ``agents``: each a face under ``tether/`` over its top-level folder,
-tether/_layout.py and docs/architecture.md), and this module re-exports what users touch::
+``dag``, ``tools``, ``kvcache``, ``kernels``, ``agents``; docs/architecture.md), and this module re-exports what
+users touch::
 
     from tether import LLM, SamplingParams, StructuredOutputs, AsyncEngine, tool, agent, llm, Planner, run_workflow
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from tether.agents.bench import Sample, format_table, run_agents_bench, summarize
 from tether.agents.react import LAST_STEP_NOTE, ReActAgent, observation_text
 from tether.agents.react_grammar import ReActFormatError, parse_turn, react_grammar, signature, tool_specs
 from tether.agents.result import AgentResult, LLMUsage, Observation
 from tether.agents.runtime import AgentRuntime
-from tether.runtime.bench.agents import Sample, format_table, run_agents_bench, summarize
 from tether.runtime.executor import LLMRequest, LLMResult
 from tether.runtime.tracing import MemoryTraceSink
 from tether.tools import ToolError, tool

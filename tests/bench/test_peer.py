@@ -1,4 +1,4 @@
-"""``tether bench engine --against vllm`` (runtime/bench/peer.py): the rounds, medians, parity and table with a
+"""``tether bench engine --against vllm`` (tether/runtime/bench/peer.py): the rounds, medians, parity and table with a
 fake child (one layer), and the real child protocol on a small GGUF checkpoint with Tether on both ends."""
 
 from __future__ import annotations

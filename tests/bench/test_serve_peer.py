@@ -1,4 +1,4 @@
-"""``tether bench serve --against vllm`` (runtime/bench/serve_peer.py): rounds, order, medians and commands with
+"""``tether bench serve --against vllm`` (tether/runtime/bench/serve_peer.py): rounds, order, medians and commands with
 the servers and the replay client faked (one layer), and the CLI's refusals."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import os
 
 import pytest
 
+from tether.cli import main as cli_main
 from tether.runtime.bench import serve_peer
-from tether.runtime.cli import main as cli_main
 
 SETTINGS = serve_peer.ServePeerSettings(
     model="smollm2",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tether.runtime.cli import main
+from tether.cli import main
 
 
 def test_bench_kernels_refuses_to_run_without_cuda(capsys):

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow  # each test runs `tether` in a subprocess that lo
 
 def tether(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tether.runtime.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "tether.cli", *args], capture_output=True, text=True, timeout=120
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 from tests.replay.test_replay import PROGRAMS
 from tests.replay.test_replay_http import BASE, FakeServer
 from tests.replay.test_replay_http import PROGRAMS as HTTP_PROGRAMS
-from tether.runtime.cli import main
+from tether.cli import main
 from tether.runtime.replay import http as replay_http
 from tether.runtime.replay.http import make_client
 from tether.runtime.replay.workload import TraceProgram
@@ -80,7 +80,7 @@ def test_simulate_records_hints_draw_seeds_and_tier(tmp_path, capsys):
 def test_sampling_defaults(flags, want):
     from argparse import Namespace
 
-    from tether.runtime.cli.replay import _sampling
+    from tether.cli.replay import _sampling
 
     args = Namespace(**{"simulate": False, "rate": None, "concurrency": None, "trace": False, "draw": None,
                         "seeds": None, "seed": None, **flags})  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.runtime.cli import main
+from tether.cli import main
 from tether.runtime.tracing import read_trace
 from tether.tools import ToolRegistry
 

@@ -15,7 +15,7 @@ from tests.tracing.test_export import (
     record,
     research_events,
 )
-from tether.runtime.cli import trace as trace_cli
+from tether.cli import trace as trace_cli
 
 
 def cli(argv: list[str]) -> int:

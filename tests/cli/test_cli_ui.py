@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tether.runtime.cli import ui
-from tether.runtime.cli.ui import main
+from tether.cli import ui
+from tether.cli.ui import main
 
 
 def test_register_adds_the_ui_subcommand():

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_no_tensor_library_is_imported() -> None:
     code = (
         "import sys, tether.dag, tether.dag.compiler, tether.dag.yaml_loader, tether.runtime.executor, "
-        "tether.runtime.tracing, tether.runtime.executor.backends.openai, tether.runtime.cli.run; "
+        "tether.runtime.tracing, tether.runtime.executor.backends.openai, tether.cli.run; "
         "bad = {'torch', 'numpy'} & set(sys.modules); assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.cli.test_cli_run import MARKS, workdir, write  # noqa: F401 - the fixture
 from tether.agents.runtime import AgentRuntime
-from tether.runtime.cli import main
+from tether.cli import main
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.executor.backends.local_engine import LocalEngineBackend
 from tether.runtime.executor.workflow import prepare_workflow

@@ -1,9 +1,10 @@
-"""The layout no installed package can shadow (tether/_layout.py, docs/architecture.md "Layout").
+"""The layout no installed package can shadow (docs/architecture.md "Layout").
 
-The checkout's top-level folders share their names with real distributions (Hugging Face's ``kernels``, the
-OpenAI Agents SDK's ``agents``, ...). With the checkout root first on ``sys.path`` (``python -c`` or ``python -m``
-run from it, pytest's rootdir, a REPL), an installed distribution of that name must still win, and
-``tether.<name>`` must still be this project's, installed (editable or from a wheel) or not.
+Tether's subpackages have generic names that real distributions use too (Hugging Face's ``kernels``, the OpenAI
+Agents SDK's ``agents``, ...). They live only under ``tether/`` (``tether/kernels/``), so with the checkout root
+first on ``sys.path`` (``python -c`` or ``python -m`` run from it, pytest's rootdir, a REPL) an installed
+distribution of that name is what ``import kernels`` finds, and ``tether.kernels`` is this project's, installed
+(editable or from a wheel) or not.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tether._layout import SUBPACKAGES, source_folders
-
+SUBPACKAGES = ("runtime", "dag", "tools", "kvcache", "kernels", "agents")
 ROOT = Path(__file__).resolve().parents[2]
 SITE = sysconfig.get_paths()["purelib"]
 
@@ -63,10 +63,10 @@ def test_installed_distributions_win_over_the_checkout_folders(tmp_path: Path) -
     assert lines == [f"{n} {n} {site / n / '__init__.py'} 0.0.1" for n in SUBPACKAGES]
 
 
-def test_the_checkout_folders_are_namespace_portions() -> None:
-    """No ``__init__.py`` at their top: that is what lets a regular package found later on ``sys.path`` win."""
-    assert [n for n in SUBPACKAGES if (ROOT / n / "__init__.py").exists()] == []
-    assert all((ROOT / n).is_dir() and (ROOT / "tether" / n / "__init__.py").is_file() for n in SUBPACKAGES)
+def test_the_subpackages_live_only_under_tether() -> None:
+    """No folder at the checkout's top shares a subpackage's name: nothing there can shadow an installed one."""
+    assert [n for n in SUBPACKAGES if (ROOT / n).exists()] == []
+    assert all((ROOT / "tether" / n / "__init__.py").is_file() for n in SUBPACKAGES)
 
 
 def test_no_regular_package_at_the_top_shares_a_name_with_an_installed_distribution() -> None:
@@ -98,13 +98,14 @@ def test_tether_imports(where: str, installed: bool, tmp_path: Path) -> None:
         "print(LLM.__module__, tether.runtime.__path__[-1], tether.kernels.paged.__file__)"
     )
     out = run_python(code, cwd, no_site=not installed, pythonpath=pythonpath)
-    assert out == f"tether.runtime.engine.llm {ROOT / 'runtime'} {ROOT / 'kernels' / 'paged.py'}"
+    here = ROOT / "tether"
+    assert out == f"tether.runtime.engine.llm {here / 'runtime'} {here / 'kernels' / 'paged.py'}"
 
 
 @pytest.mark.slow
-def test_a_built_wheel_holds_each_face_and_its_folder(tmp_path: Path) -> None:
-    """``pip wheel`` (setup.py's build_py): ``tether/kernels/`` gets the face's ``__init__.py`` and the modules of
-    ``kernels/``, package data included; installed, its faces add no checkout folder."""
+def test_a_built_wheel_holds_every_subpackage_under_tether(tmp_path: Path) -> None:
+    """``pip wheel``: every module and its package data under ``tether/``, nothing at the wheel's top but
+    ``tether`` and its dist-info; the extracted wheel imports without the checkout."""
     wheels = tmp_path / "wheels"
     build = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels)]
     out = subprocess.run([*build, str(ROOT)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -114,8 +115,8 @@ def test_a_built_wheel_holds_each_face_and_its_folder(tmp_path: Path) -> None:
     for name in SUBPACKAGES:
         assert f"tether/{name}/__init__.py" in names
     assert {"tether/kernels/paged.py", "tether/kernels/cpu_decode.cpp", "tether/runtime/engine/llm.py",
-            "tether/runtime/policies/turns_prior.json",
-            "tether/_layout.py"} <= names
+            "tether/runtime/policies/turns_prior.json", "tether/runtime/costs/cost_models/tiny-cpu.json"} <= names
+    assert {n.split("/")[0] for n in names} == {"tether", wheel.name.split("-")[0] + "-0.1.0.dist-info"}
     assert not any(n.split("/")[0] in SUBPACKAGES for n in names), "a top-level name escaped into the wheel"
 
     site = tmp_path / "site"
@@ -129,9 +130,3 @@ def test_a_built_wheel_holds_each_face_and_its_folder(tmp_path: Path) -> None:
     assert out == f"{[str(site / 'tether' / 'runtime')]} {[str(site / 'tether' / 'kernels')]} " + str(
         site / "tether" / "runtime" / "engine" / "llm.py"
     )
-
-
-def test_source_folders_names_the_checkout_folder() -> None:
-    assert source_folders("tether.kernels") == [str(ROOT / "kernels")]
-    with pytest.raises(ValueError, match="'tether.home' is not one of tether's subpackages"):
-        source_folders("tether.home")

@@ -1,4 +1,4 @@
-"""The C++ paged decode attention for CPU (kernels/cpu_decode.cpp) against the plain torch reference."""
+"""The C++ paged decode attention for CPU (tether/kernels/cpu_decode.cpp) against the plain torch reference."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def spawn_worker() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(url: str, worker_id: str, *extra: str) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "tether.runtime.cli", "worker", "--broker", url, "--tools", str(TOOLS_FILE)]
+        cmd = [sys.executable, "-m", "tether.cli", "worker", "--broker", url, "--tools", str(TOOLS_FILE)]
         cmd += ["--worker-id", worker_id, "--keepalive", "2", *extra]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         procs.append(proc)

@@ -95,7 +95,7 @@ def test_remote_errors_keep_the_local_types() -> None:
 
 def test_import_pulls_in_no_tensor_library_nor_the_embedded_broker() -> None:
     code = (
-        "import sys, tools.mqtt; loaded = {m.split('.')[0] for m in sys.modules}; "
+        "import sys, tether.tools.mqtt; loaded = {m.split('.')[0] for m in sys.modules}; "
         "bad = {'torch', 'numpy', 'amqtt'} & loaded; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], check=True)

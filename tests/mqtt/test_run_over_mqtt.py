@@ -44,7 +44,7 @@ async def test_tether_run_with_two_workers_on_mosquitto(
     async with MqttToolRunner(mosquitto.url) as probe:
         await wait_until(lambda: len(probe.roster.serving("slow")) == 2, what="both workers online")
         assert all(w.shared for w in probe.roster.workers())
-    cmd = [sys.executable, "-m", "tether.runtime.cli", "run", str(_workflow(tmp_path / "fanout.yaml"))]
+    cmd = [sys.executable, "-m", "tether.cli", "run", str(_workflow(tmp_path / "fanout.yaml"))]
     cmd += ["--broker", mosquitto.url, "--json", "--trace-dir", str(tmp_path)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

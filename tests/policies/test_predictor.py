@@ -79,7 +79,7 @@ def test_shipped_prior_loads_and_leaves_out_the_trace_being_evaluated():
 def test_tether_replay_fits_no_prior_on_its_own_workload(tmp_path):
     from tests.cli.test_cli_replay import write_workload
     from tests.replay.test_replay import PROGRAMS
-    from tether.runtime.cli import main
+    from tether.cli import main
 
     out = tmp_path / "r.json"
     workload = write_workload(tmp_path / "terminal_bench_agents.jsonl", PROGRAMS)

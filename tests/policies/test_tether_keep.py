@@ -1,4 +1,4 @@
-"""Tether's keep / park / drop rule under memory pressure (runtime/policies/keep.py), on a scripted cache."""
+"""Tether's keep / park / drop rule under memory pressure (tether/runtime/policies/keep.py), on a scripted cache."""
 
 from __future__ import annotations
 

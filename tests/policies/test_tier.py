@@ -1,4 +1,4 @@
-"""``<baseline>:tier=on|off`` (runtime/policies/tier.py): every baseline may use the CPU tier it is given."""
+"""``<baseline>:tier=on|off`` (tether/runtime/policies/tier.py): every baseline may use the CPU tier it is given."""
 
 from __future__ import annotations
 

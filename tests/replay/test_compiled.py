@@ -9,7 +9,7 @@ import pytest
 
 from tests.replay.test_hints import replay_recording, sim_engine
 from tests.replay.test_replay import PROGRAMS, program
-from tether.runtime.cli import main
+from tether.cli import main
 from tether.runtime.engine.sequence import ProgramHints, TurnOutcome
 from tether.runtime.replay.compiled import compile_programs, tool_durations
 from tether.runtime.replay.driver import Arrivals, ReplayDriver

@@ -460,5 +460,5 @@ def test_llm_chat_renders_tools_and_forces_calls_on_a_copy_of_the_params(tiny_ll
 
 
 def test_chat_module_imports_without_torch() -> None:
-    code = "import sys, runtime.engine.chat, runtime.engine.tokenizer; assert 'torch' not in sys.modules"
+    code = "import sys, tether.runtime.engine.chat, tether.runtime.engine.tokenizer; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

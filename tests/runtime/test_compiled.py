@@ -1,4 +1,4 @@
-"""The compiled forward (runtime/engine/compiled.py): the CPU default, a cached graph, the same greedy tokens as
+"""The compiled forward (tether/runtime/engine/compiled.py): the CPU default, a cached graph, the same greedy tokens as
 eager, no leaked blocks."""
 
 from __future__ import annotations

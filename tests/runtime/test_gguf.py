@@ -161,7 +161,7 @@ def test_missing_named_model_says_how_to_install(monkeypatch):
 
 
 def test_tether_chat_prints_the_first_load_notice_once(tmp_path, tether_home, capsys):
-    from tether.runtime.cli import main
+    from tether.cli import main
 
     path = write_gguf(tmp_path / "m.gguf", hf_model("Llama"), T.Q8_0)
     target, _ = sources.conversion_dir(path)

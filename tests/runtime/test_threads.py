@@ -1,4 +1,4 @@
-"""The engine's thread rule (runtime/engine/threads.py): the default from the usable CPUs, ``--threads``, and
+"""The engine's thread rule (tether/runtime/engine/threads.py): the default from the usable CPUs, ``--threads``, and
 the oversubscription warning."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from tether.runtime.cli.common import add_engine_args, engine_kwargs
+from tether.cli.common import add_engine_args, engine_kwargs
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.threads import ThreadSetting, oversubscription, resolve_threads, usable_cpus
 

@@ -18,7 +18,7 @@ ENGINE_MODULES = (
     "tether.runtime.engine.runner_output",
     "tether.runtime.engine.models.config",
 )
-WHOLE_PACKAGES = ("policies", "replay", "sim", "costs")  # every module of runtime/<package>
+WHOLE_PACKAGES = ("policies", "replay", "sim", "costs")  # every module of tether/runtime/<package>
 
 CHECK = """
 import importlib, sys
@@ -38,7 +38,7 @@ def torch_free_modules() -> list[str]:
     for package in WHOLE_PACKAGES:
         prefix = f"tether.runtime.{package}"
         names.append(prefix)
-        names += [f"{prefix}.{m.name}" for m in pkgutil.iter_modules([str(REPO / "runtime" / package)])]
+        names += [f"{prefix}.{m.name}" for m in pkgutil.iter_modules([str(REPO / "tether" / "runtime" / package)])]
     return names
 
 

@@ -1,7 +1,7 @@
 """A real agent framework on the server: ``examples/openai_agents_sdk.py`` (the OpenAI Agents SDK, two function
 tools) against ``tether serve --model smollm2``. The SDK is a test dependency of the main environment and the
-example runs from the repository root: its import name ``agents`` is also the checkout's top-level folder, a
-namespace portion that an installed package wins over (tether/_layout.py)."""
+example runs from the repository root: its import name ``agents`` is also the name of Tether's front-end package,
+which lives only under ``tether/`` (no top-level folder shadows an installed package, tests/install/test_layout.py)."""
 
 from __future__ import annotations
 

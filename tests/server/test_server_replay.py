@@ -10,7 +10,7 @@ import pytest
 
 from tests.replay.test_replay import program
 from tests.server.serve import API_KEY, integrity, metric
-from tether.runtime.cli import main
+from tether.cli import main
 from tether.runtime.replay.workload import load_workload
 
 pytestmark = pytest.mark.slow  # `tether replay --endpoint` against a `tether serve` process

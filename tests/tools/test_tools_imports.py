@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_import_pulls_in_no_tensor_library() -> None:
-    code = "import sys, tools; bad = {'torch', 'numpy'} & set(sys.modules); assert not bad, bad"
+    code = "import sys, tether.tools; bad = {'torch', 'numpy'} & set(sys.modules); assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 

@@ -71,7 +71,7 @@ def tab(browser) -> Iterator[Tab]:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """``tether run examples/research.yaml --model tiny --trace-dir DIR``: the run directory it recorded."""
     root = tmp_path_factory.mktemp("recorded")
-    cmd = [sys.executable, "-m", "tether.runtime.cli", "run", "examples/research.yaml", "--model", "tiny"]
+    cmd = [sys.executable, "-m", "tether.cli", "run", "examples/research.yaml", "--model", "tiny"]
     done = subprocess.run(
         [*cmd, "--trace-dir", str(root)], cwd=REPO, capture_output=True, text=True, timeout=600
     )

@@ -144,7 +144,7 @@ def test_an_unknown_run_shows_the_error_banner(tab, ui):
 def test_snapshot_opens_from_file_with_the_same_bars(tab, ui, runs, tmp_path):
     out = tmp_path / "snapshot.html"
     done = subprocess.run(
-        [sys.executable, "-m", "tether.runtime.cli", "ui", "--trace-dir", str(runs.root),
+        [sys.executable, "-m", "tether.cli", "ui", "--trace-dir", str(runs.root),
          "--snapshot", runs.agent, "-o", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

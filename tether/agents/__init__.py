@@ -10,11 +10,6 @@ Names resolve lazily, so ``import tether.agents`` loads neither the engine nor t
 
 from __future__ import annotations
 
-from tether._layout import source_folders
-
-# the modules live in the checkout's top-level agents/ folder (a namespace portion; tether/_layout.py)
-__path__.extend(source_folders(__name__))  # noqa: F821 - a package's __path__
-
 import importlib
 from typing import Any
 

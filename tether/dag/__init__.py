@@ -6,11 +6,6 @@ docs/architecture.md).
 
 from __future__ import annotations
 
-from tether._layout import source_folders
-
-# the modules live in the checkout's top-level dag/ folder (a namespace portion; tether/_layout.py)
-__path__.extend(source_folders(__name__))  # noqa: F821 - a package's __path__
-
 from tether.dag.compiler import CompiledProgram, CriticalPath, LLMHints, compile_program, extend
 from tether.dag.errors import DagError
 from tether.dag.hints import ProgramHints

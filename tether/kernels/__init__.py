@@ -32,11 +32,6 @@ the engine backend's job. Design notes: docs/kernels.md.
 
 from __future__ import annotations
 
-from tether._layout import source_folders
-
-# the modules live in the checkout's top-level kernels/ folder (a namespace portion; tether/_layout.py)
-__path__.extend(source_folders(__name__))  # noqa: F821 - a package's __path__
-
 import importlib
 from typing import TYPE_CHECKING, Any
 

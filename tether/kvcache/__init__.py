@@ -6,11 +6,6 @@ frozen: ``PrefixMatch``, ``PinInfo``, ``PendingCopies`` (of ``BlockCopy``) and `
 
 from __future__ import annotations
 
-from tether._layout import source_folders
-
-# the modules live in the checkout's top-level kvcache/ folder (a namespace portion; tether/_layout.py)
-__path__.extend(source_folders(__name__))  # noqa: F821 - a package's __path__
-
 from tether.kvcache.block import Block, BlockKey
 from tether.kvcache.block_pool import BlockPool
 from tether.kvcache.cpu_tier import CpuTier

@@ -4,11 +4,6 @@ executor, policies, replay and simulation, tracing, the server and the UI. Heavy
 
 from __future__ import annotations
 
-from tether._layout import source_folders
-
-# the modules live in the checkout's top-level runtime/ folder (a namespace portion; tether/_layout.py)
-__path__.extend(source_folders(__name__))  # noqa: F821 - a package's __path__
-
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:

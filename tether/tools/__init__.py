@@ -3,11 +3,6 @@ docs/architecture.md)."""
 
 from __future__ import annotations
 
-from tether._layout import source_folders
-
-# the modules live in the checkout's top-level tools/ folder (a namespace portion; tether/_layout.py)
-__path__.extend(source_folders(__name__))  # noqa: F821 - a package's __path__
-
 from tether.tools.distributions import DurationModel, EmpiricalDistribution, ExponentialPrior
 from tether.tools.durations import DurationSource, ToolDurationStats
 from tether.tools.errors import (

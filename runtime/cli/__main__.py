@@ -1,5 +1,0 @@
-import sys
-
-from tether.runtime.cli import main
-
-sys.exit(main())

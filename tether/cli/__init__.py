@@ -1,0 +1,36 @@
+"""``tether`` command line: one module per subcommand, registered here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tether.cli import bench, chat, generate, replay, run, serve, trace, ui, worker, workload
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tether", description="Tether: a runtime for agentic LLM workloads."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    generate.register(sub)
+    chat.register(sub)
+    bench.register(sub)
+    bench.register_calibrate(sub)
+    replay.register(sub)
+    worker.register(sub)
+    run.register(sub)
+    serve.register(sub)
+    trace.register(sub)
+    ui.register(sub)
+    workload.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

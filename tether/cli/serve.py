@@ -1,0 +1,107 @@
+"""``tether serve``: the OpenAI-compatible server (``tether.runtime.server``) on uvicorn, bound to loopback unless
+``--host`` says otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from tether.cli.common import add_engine_args, engine_kwargs
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the OpenAI API (chat, completions, models, metrics)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("TETHER_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on /v1 (default: $TETHER_API_KEY, else none)",
+    )
+    p.add_argument(
+        "--served-model-name",
+        action="append",
+        default=None,
+        help="a name clients use as 'model' (repeatable; default: the --model value)",
+    )
+    p.add_argument(
+        "--program-idle-timeout",
+        type=float,
+        default=600.0,
+        help="seconds without a request after which a program is ended and its pins released",
+    )
+    p.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    p.add_argument(
+        "--trace-dir",
+        default=None,
+        help="where the run's trace is recorded (default: $TETHER_HOME/runs, else ./.tether/runs)",
+    )
+    add_engine_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import uvicorn
+
+    from tether.runtime.engine.async_engine import AsyncEngine
+    from tether.runtime.engine.config import EngineConfig
+    from tether.runtime.engine.errors import EngineError
+    from tether.runtime.server.app import create_app
+    from tether.runtime.server.serving import ServerConfig
+    from tether.runtime.tracing import RunRecorder
+    from tether.tools.store import deployment_stats, save_deployment_stats
+
+    if args.program_idle_timeout <= 0:
+        print("tether serve: --program-idle-timeout must be > 0", file=sys.stderr)
+        return 2
+    try:
+        config = EngineConfig(model=args.model, **engine_kwargs(args))
+    except ValueError as exc:
+        print(f"tether serve: {exc}", file=sys.stderr)
+        return 2
+    names = tuple(args.served_model_name or [args.model])
+
+    async def main() -> None:
+        engine = await AsyncEngine.create(config, tool_stats=deployment_stats())
+        recorder = RunRecorder(
+            "serve", "serve", trace_dir=args.trace_dir, meta={"model": args.model, "policy": config.policy}
+        )
+        trace = recorder.trace()
+        await engine.call(lambda e: e.trace_to(trace))  # every request's engine events, by program
+
+        async def shutdown() -> None:
+            await engine.close()
+            save_deployment_stats()
+            recorder.end("ok")
+
+        try:
+            app = create_app(
+                engine,
+                ServerConfig(names, api_key=args.api_key, program_idle_s=args.program_idle_timeout),
+                on_shutdown=shutdown,
+            )
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app, host=args.host, port=args.port, log_level=args.log_level, access_log=False
+                )
+            )
+            print(
+                f"tether serve: {', '.join(names)} (policy {config.policy}) on http://{args.host}:{args.port}/v1; "
+                f"trace: {recorder.dir}",
+                file=sys.stderr,
+                flush=True,
+            )
+            await server.serve()
+        finally:
+            if recorder.meta["status"] == "running":
+                await shutdown()
+
+    try:
+        asyncio.run(main())
+    except (EngineError, ValueError) as exc:
+        print(f"tether serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
