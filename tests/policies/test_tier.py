@@ -8,7 +8,7 @@ from tests.replay.synthetic import busy_programs
 from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.policies import get_policy
-from tether.runtime.replay.bench import ReplaySettings, run_replay
+from tether.runtime.replay.runner import ReplaySettings, run_replay
 
 
 @pytest.mark.parametrize("name", ["continuum", "continuum-fixed", "autellix", "infercept", "lmcache"])

@@ -16,7 +16,7 @@ from tests.replay.synthetic import busy_programs
 from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.policies import POLICIES
-from tether.runtime.replay.bench import ReplaySettings, run_replay
+from tether.runtime.replay.runner import ReplaySettings, run_replay
 from tether.runtime.tracing.writer import MemoryTraceSink
 
 

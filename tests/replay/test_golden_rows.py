@@ -18,8 +18,8 @@ from tests.replay.synthetic import busy_programs
 from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.policies import POLICIES
-from tether.runtime.replay.bench import ReplaySettings, run_replay
 from tether.runtime.replay.compiled import compile_programs
+from tether.runtime.replay.runner import ReplaySettings, run_replay
 
 GOLDEN = Path(__file__).with_name("golden_rows.json")
 POLICY_NAMES = (*POLICIES, "tether:keep=ttl")

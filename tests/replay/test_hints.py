@@ -11,8 +11,8 @@ from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sequence import ProgramHints, TurnOutcome
-from tether.runtime.replay.bench import ReplaySettings, run_replay
 from tether.runtime.replay.driver import Arrivals, ReplayDriver
+from tether.runtime.replay.runner import ReplaySettings, run_replay
 from tether.runtime.replay.workload import TraceProgram
 from tether.runtime.sim.backend import SimBackend
 from tether.runtime.sim.clock import VirtualClock

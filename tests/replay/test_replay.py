@@ -11,9 +11,9 @@ from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints
 from tether.runtime.policies import POLICIES, get_policy
-from tether.runtime.replay.bench import ReplaySettings, run_replay
 from tether.runtime.replay.driver import Arrivals
 from tether.runtime.replay.floor import PrefillFloor, prefill_floor
+from tether.runtime.replay.runner import ReplaySettings, run_replay
 from tether.runtime.replay.workload import TraceProgram, Turn, WorkloadError, load_workload
 
 

@@ -11,7 +11,7 @@ import pytest
 from tests.replay.test_replay import PROGRAMS
 from tether.runtime.costs import H100_LLAMA31_8B
 from tether.runtime.engine.config import EngineConfig
-from tether.runtime.replay.bench import ReplaySettings, measured_window, solo_jct
+from tether.runtime.replay.runner import ReplaySettings, measured_window, solo_jct
 from tether.runtime.replay.stats import best_baseline, bootstrap_interval, paired_ratio
 from tether.runtime.replay.steady import draw_programs, run_seeds
 from tether.runtime.replay.sweep import capacity, knee

@@ -47,7 +47,7 @@ def test_the_list_covers_every_policy_and_the_replay_driver() -> None:
     assert {"tether.runtime.policies.tether", "tether.runtime.policies.vllm"} <= set(names)
     assert {
         "tether.runtime.replay.driver",
-        "tether.runtime.replay.bench",
+        "tether.runtime.replay.runner",
         "tether.runtime.sim.backend",
     } <= set(names)
 

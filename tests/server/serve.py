@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tether.runtime.server.process import serve_process
+from tether.runtime.bench.process import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key"

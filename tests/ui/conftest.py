@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ui.process import ui_process
 from tests.ui.traces import Runs, write_runs
-from tether.runtime.ui.process import ui_process
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "out" / "ui"

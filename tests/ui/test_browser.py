@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.ui.conftest import ARTIFACTS, REPO
+from tests.ui.process import ui_process
 from tests.ui.traces import counts, llm_turn, research_program, tool_call, write_agent_run
 from tether.runtime.tracing import load_run
-from tether.runtime.ui.process import ui_process
 
 pytestmark = pytest.mark.slow  # headless Chromium (playwright) against a `tether ui` process
 

@@ -219,7 +219,7 @@ def _settings(args: argparse.Namespace):
     from tether.runtime.engine.config import EngineConfig
     from tether.runtime.engine.threads import resolve_threads
     from tether.runtime.policies import get_policy
-    from tether.runtime.replay.bench import ReplaySettings
+    from tether.runtime.replay.runner import ReplaySettings
     from tether.runtime.replay.workload import load_workload
 
     seeds = _sampling(args)
@@ -301,9 +301,9 @@ def _run_endpoint(args: argparse.Namespace) -> int:
 
 
 def _endpoint_programs(args: argparse.Namespace):
-    from tether.runtime.replay.bench import measured_window
     from tether.runtime.replay.driver import Arrivals
     from tether.runtime.replay.http import refuse_compiled
+    from tether.runtime.replay.runner import measured_window
     from tether.runtime.replay.workload import load_workload
 
     rejected = [flag for flag, name in _HTTP_REJECTED if getattr(args, name)]

@@ -1,7 +1,8 @@
 """Paged KV-cache bookkeeping: block pool, prefix cache, eviction policies. Pure Python, no torch.
 
 ``KVCacheManager`` is the scheduler's entry point. The values it hands out besides block-id lists are
-frozen: ``PrefixMatch``, ``PinInfo``, ``PendingCopies`` (of ``BlockCopy``) and ``KVStats``.
+frozen: ``PrefixMatch``, ``PinInfo`` and ``PendingCopies`` (of ``BlockCopy``); ``stats()`` returns a copy of the
+running ``KVStats``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tether.kvcache.manager import KVCacheManager
 from tether.kvcache.owners import OwnerRefs
 from tether.kvcache.pins import PinInfo, PinTable
 from tether.kvcache.prefix_index import PrefixIndex, PrefixMatch, hash_block
-from tether.kvcache.stats import KVCounters, KVStats
+from tether.kvcache.stats import KVStats
 from tether.kvcache.transfers import BlockCopy, CopyQueue, PendingCopies
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "KVCacheError",
     "KVCacheIntegrityError",
     "KVCacheManager",
-    "KVCounters",
     "KVStats",
     "LRUEviction",
     "OutOfBlocksError",

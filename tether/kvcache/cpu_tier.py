@@ -17,7 +17,7 @@ from tether.kvcache.block_pool import BlockPool
 from tether.kvcache.errors import InvalidKVRequestError, KVCacheIntegrityError
 from tether.kvcache.eviction import EvictionPolicy
 from tether.kvcache.integrity import check_pool_integrity
-from tether.kvcache.stats import KVCounters
+from tether.kvcache.stats import KVStats
 from tether.kvcache.transfers import CopyQueue, PendingCopies
 
 
@@ -38,7 +38,7 @@ class CpuTier:
         num_blocks: int,
         eviction: EvictionPolicy,
         gpu: BlockPool,
-        counters: KVCounters,
+        counters: KVStats,
         clock: Callable[[], float],
         offload_on_evict: bool = False,
     ):

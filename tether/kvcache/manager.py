@@ -38,7 +38,7 @@ from tether.kvcache.integrity import check_pool_integrity
 from tether.kvcache.owners import OwnerRefs
 from tether.kvcache.pins import PinInfo, PinTable
 from tether.kvcache.prefix_index import PrefixMatch, hash_block
-from tether.kvcache.stats import KVCounters, KVStats
+from tether.kvcache.stats import KVStats
 from tether.kvcache.transfers import PendingCopies
 
 
@@ -83,7 +83,7 @@ class KVCacheManager:
         self._pool = BlockPool(num_blocks, policy)
         self._owners = OwnerRefs()
         self._cursors: dict[Hashable, _HashCursor] = {}
-        self._counters = KVCounters()
+        self._counters = KVStats()
         cpu_policy = get_eviction_policy(cpu_eviction) if isinstance(cpu_eviction, str) else cpu_eviction
         self._cpu = CpuTier(num_cpu_blocks, cpu_policy, self._pool, self._counters, clock, offload_on_evict)
         self._pins = PinTable(self._pool, self._cpu, clock)

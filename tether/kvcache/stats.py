@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass
-class KVCounters:
-    """Running totals since the manager was built; the manager and the CPU tier bump them."""
+class KVStats:
+    """Running totals since the manager was built; the manager and the CPU tier bump them, and
+    ``KVCacheManager.stats()`` returns a copy (``snapshot``)."""
 
     blocks_to_cpu: int = 0
     """Blocks queued for a GPU -> CPU copy (offload on eviction and ``park``)."""
@@ -23,16 +24,5 @@ class KVCounters:
     """Prefix blocks adopted from the CPU index by ``allocate`` (each needs a GPU block, maybe a copy)."""
 
     def snapshot(self) -> KVStats:
-        return KVStats(**asdict(self))
-
-
-@dataclass(frozen=True)
-class KVStats:
-    """A frozen copy of ``KVCounters``, as returned by ``KVCacheManager.stats()``."""
-
-    blocks_to_cpu: int = 0
-    blocks_to_gpu: int = 0
-    gpu_evictions: int = 0
-    cpu_evictions: int = 0
-    gpu_hit_blocks: int = 0
-    cpu_hit_blocks: int = 0
+        """A copy: later bumps do not change it."""
+        return replace(self)

@@ -13,11 +13,11 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tether.runtime.bench.process import serve_process
 from tether.runtime.engine.config import EngineConfig
-from tether.runtime.replay.bench import ReplaySettings, run_policy
 from tether.runtime.replay.http import replay_endpoint
+from tether.runtime.replay.runner import ReplaySettings, run_policy
 from tether.runtime.replay.workload import TraceProgram
-from tether.runtime.server.process import serve_process
 
 
 @dataclass(frozen=True)

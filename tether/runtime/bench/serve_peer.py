@@ -22,10 +22,10 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from tether.runtime.bench.process import child_process, free_port
 from tether.runtime.replay.driver import Arrivals
 from tether.runtime.replay.http import replay_endpoint
 from tether.runtime.replay.workload import TraceProgram
-from tether.runtime.server.process import child_process, free_port
 
 VLLM = "vllm"
 VLLM_KV_GIB = 1  # VLLM_CPU_KVCACHE_SPACE takes whole GiB; tether serve's CPU default is the same 1 GiB

@@ -67,7 +67,6 @@ class SchedulerStats:
 
     prefill_tokens_computed: int = 0  # computed tokens at positions inside the prompt
     cache_hit_tokens: int = 0  # prompt tokens served by the prefix cache at admission
-    recomputed_output_tokens: int = 0  # output tokens computed again after a preemption
     preemptions: int = 0
 
 
@@ -235,10 +234,6 @@ class Scheduler:
                 continue
             prompt_part = max(0, min(chunk.end, seq.num_prompt_tokens) - chunk.start)
             self.stats.prefill_tokens_computed += prompt_part
-            if seq.num_preemptions:
-                self.stats.recomputed_output_tokens += max(
-                    0, min(chunk.end, seq.num_tokens - 1) - max(chunk.start, seq.num_prompt_tokens)
-                )
             seq.num_computed_tokens = chunk.end
             bs = self.kv.block_size
             if chunk.end // bs > chunk.start // bs:  # a block filled up: register it in the prefix cache

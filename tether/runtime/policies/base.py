@@ -89,17 +89,9 @@ class PolicyContext:
     def reprefill_s(self, tokens: int) -> float:
         return self.cost_model.prefill_time(max(1, tokens))
 
-    def queue_delay_s(self) -> float:
-        """Expected wait of a re-admitted turn: the prefill work queued ahead of it."""
-        waiting = self.waiting_prefill_tokens()
-        return self.cost_model.prefill_time(waiting) if waiting else 0.0
-
     def copy_s(self, blocks: int) -> float:
         """Time to copy ``blocks`` KV blocks one way between GPU and CPU memory."""
         return self.cost_model.step_time([], blocks) - self.cost_model.step_time([], 0)
-
-    def memory_fraction(self, blocks: int) -> float:
-        return blocks / self.kv.num_blocks
 
 
 class SchedulingPolicy(Protocol):

@@ -25,7 +25,6 @@ class ProgramState:
     wait_s: float = 0.0  # seconds its turns spent in the waiting queue, ongoing wait excluded
     waiting_since: float | None = None  # a turn of the program waits for admission since then
     promoted: bool = False  # starvation guard (Autellix): top queue until the waiting turn is admitted
-    last_turn_end: float | None = None
     tool: str | None = None  # the tool running now, if any
     tool_started: float | None = None
     predicted_return: float | None = None  # when the policy expects the next turn
@@ -45,7 +44,6 @@ class ProgramTable:
     ) -> None:
         """``prior_exclude``: the trace the shipped turns prior leaves out (``with_shipped_prior``)."""
         self._programs: dict[str, ProgramState] = {}
-        self.finished_turn_counts: list[int] = []  # turns of each finished program (for guesses)
         # Both learn from finished programs only (``close``): a running program's future is never an input.
         # ``turns``: total turns (a prior from the shipped traces); ``service``: total tokens computed (no
         # prior: token counts depend on the model and the scale).
@@ -70,7 +68,6 @@ class ProgramTable:
         if state is None:
             return
         n = state.turns_seen
-        self.finished_turn_counts.append(n)
         self.turns.observe(n)
         self.service.observe(state.attained_tokens)
         self._finished_turns += n
@@ -96,10 +93,6 @@ class ProgramTable:
         if self._finished_turns:
             return self._finished_tokens / self._finished_turns
         return max(1.0, state.attained_tokens / max(1, state.turns_seen))
-
-    def mean_turns(self, default: float = 10.0) -> float:
-        counts = self.finished_turn_counts
-        return sum(counts) / len(counts) if counts else default
 
     def observe_evicted_queue_delay(self, seconds: float) -> None:
         """A follow-up turn whose KV was not kept waited ``seconds`` between its arrival and its admission."""

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from tether.runtime.replay.bench import jct_figures
 from tether.runtime.replay.driver import HINT_MODES, TRUE_TURNS, Arrivals, ReplayProgramRun
+from tether.runtime.replay.runner import jct_figures
 from tether.runtime.replay.workload import TraceProgram, Turn
 
 

@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import replace
 
-from tether.runtime.replay.bench import ReplaySettings, run_replay, solo_jct
+from tether.runtime.replay.runner import ReplaySettings, run_replay, solo_jct
 from tether.runtime.replay.stats import best_baseline, find_label, paired_ratio
 from tether.runtime.replay.workload import TraceProgram
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from tether.runtime.replay.bench import ReplaySettings
+from tether.runtime.replay.runner import ReplaySettings
 from tether.runtime.replay.stats import BEST_OF
 from tether.runtime.replay.steady import run_seeds
 from tether.runtime.replay.workload import TraceProgram

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from tether.runtime.server.process import child_process, free_port
+from tether.runtime.bench.process import child_process, free_port
 
 
 @contextlib.contextmanager
