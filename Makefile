@@ -81,10 +81,11 @@ demo: install
 gpu-check: install
 	$(BIN)/python bench/gpu_check.py $(if $(DRY),--dry-run)
 
-# ruff, then the layer contracts of docs/architecture.md (.importlinter)
+# ruff, the layer contracts of docs/architecture.md (.importlinter), and no function past 60 lines
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/python dev/long_functions.py
 
 # mosquitto and chromium (Debian packages): the MQTT tests run a real broker for shared subscriptions, the UI
 # tests drive a real headless Chromium with playwright (never `playwright install`); each skips if absent.

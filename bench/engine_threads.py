@@ -29,6 +29,7 @@ import asyncio, json, random, sys, time
 from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.builder import build_engine
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints
 
@@ -44,7 +45,7 @@ def prompts():
         yield k, list(ctx)
 
 def run_sync():
-    engine = LLMEngine(config)
+    engine = build_engine(config)
     times = []
     for k, ids in prompts():
         t = time.perf_counter()
@@ -55,7 +56,7 @@ def run_sync():
     return times
 
 async def run_async(loaded_elsewhere):
-    engine = AsyncEngine(LLMEngine(config)) if loaded_elsewhere else await AsyncEngine.create(config)
+    engine = AsyncEngine(build_engine(config)) if loaded_elsewhere else await AsyncEngine.create(config)
     times = []
     for k, ids in prompts():
         t = time.perf_counter()

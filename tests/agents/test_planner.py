@@ -13,7 +13,7 @@ from tether.agents.planner.agent import Planner
 from tether.agents.planner.joiner import parse_joiner
 from tether.agents.planner.prompts import joiner_grammar
 from tether.agents.result import LLMUsage
-from tether.runtime.executor import LLMDelta, LLMRequest, LLMResult
+from tether.runtime.executor import LLMDelta, LLMRequest, LLMResult, Usage
 from tether.runtime.tracing import MemoryTraceSink
 from tether.tools.tool import Tool
 
@@ -65,7 +65,7 @@ class ScriptedBackend:
         if not self.replies:
             raise AssertionError(f"no scripted reply left for {request.node_id}")
         text = self.replies.pop(0)
-        return text, LLMResult(text, prompt_tokens=100 + len(self.requests), completion_tokens=len(text))
+        return text, LLMResult(text, Usage(prompt_tokens=100 + len(self.requests), completion_tokens=len(text)))
 
     async def complete(self, request: LLMRequest) -> LLMResult:
         return self._next(request)[1]
@@ -315,7 +315,7 @@ class _LengthBackend(ScriptedBackend):
         async for delta in super().stream(request):
             if delta.result is not None:
                 r = delta.result
-                delta = LLMDelta("", LLMResult(r.text, r.prompt_tokens, r.completion_tokens, 0, "length"))
+                delta = LLMDelta("", LLMResult(r.text, r.usage, "length"))
             yield delta
 
 

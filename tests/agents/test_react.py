@@ -11,7 +11,7 @@ from tether.agents.react import LAST_STEP_NOTE, ReActAgent, observation_text
 from tether.agents.react_grammar import ReActFormatError, parse_turn, react_grammar, signature, tool_specs
 from tether.agents.result import AgentResult, LLMUsage, Observation
 from tether.agents.runtime import AgentRuntime
-from tether.runtime.executor import LLMRequest, LLMResult
+from tether.runtime.executor import LLMRequest, LLMResult, Usage
 from tether.runtime.tracing import MemoryTraceSink
 from tether.tools import ToolError, tool
 
@@ -51,9 +51,8 @@ class ScriptedBackend:
     async def complete(self, request: LLMRequest) -> LLMResult:
         self.requests.append(request)
         n = len(self.requests)
-        return LLMResult(
-            self.replies.pop(0), prompt_tokens=100 * n, completion_tokens=10 + n, cached_tokens=90 * n
-        )
+        usage = Usage(prompt_tokens=100 * n, completion_tokens=10 + n, cached_tokens=90 * n)
+        return LLMResult(self.replies.pop(0), usage=usage)
 
     async def end_program(self, program_id: str) -> None:
         self.ended.append(program_id)

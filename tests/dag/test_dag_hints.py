@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from tether.dag import LLMHints, ProgramHints
-from tether.dag.hints import ProgramHints as HintsType
+from tether.hints import ProgramHints as HintsType
 
 
 def test_one_type_under_both_names():

@@ -11,7 +11,7 @@ import pytest
 
 from tests.executor import executor_tools
 from tether.dag import CompiledProgram, compile_program, parse_workflow
-from tether.runtime.executor.llm import LLMRequest, LLMResult
+from tether.runtime.executor.llm import LLMRequest, LLMResult, Usage
 from tether.tools import ToolRegistry
 
 REGISTRY = ToolRegistry()
@@ -36,9 +36,8 @@ class ScriptedLLM:
             await asyncio.sleep(self.delay)
         answer = self.script[request.node_id]
         text = answer(request) if callable(answer) else answer
-        return LLMResult(
-            text=text, prompt_tokens=7, completion_tokens=len(text.split()), finish_reason="stop"
-        )
+        usage = Usage(prompt_tokens=7, completion_tokens=len(text.split()))
+        return LLMResult(text=text, usage=usage, finish_reason="stop")
 
     async def end_program(self, program_id: str) -> None:
         self.ended.append(program_id)

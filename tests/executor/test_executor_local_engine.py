@@ -8,8 +8,8 @@ import pytest
 from tests.executor.conftest import REGISTRY, compile_yaml
 from tether.runtime import SamplingParams
 from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest
+from tether.runtime.engine.builder import build_engine
 from tether.runtime.engine.config import EngineConfig
-from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sequence import ProgramHints
 from tether.runtime.executor import Executor, NodeFailedError, ProgramRun
 from tether.runtime.executor.backends.local_engine import LocalEngineBackend
@@ -96,7 +96,7 @@ async def test_a_failed_program_releases_its_kv_pin(engine: AsyncEngine) -> None
 
 
 def test_engine_end_program_releases_the_pin() -> None:
-    engine = LLMEngine(CONFIG)
+    engine = build_engine(CONFIG)
     hints = ProgramHints(program_id="p", turn=0, next_tool="search", remaining_turns=2)
     engine.add_request("x" * 40, SamplingParams(temperature=0.0, max_tokens=2), hints=hints)
     while engine.has_unfinished():

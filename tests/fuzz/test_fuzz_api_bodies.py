@@ -101,12 +101,14 @@ class _Server:
         from tether.runtime.engine.async_engine import AsyncEngine
         from tether.runtime.engine.config import EngineConfig
         from tether.runtime.server.app import create_app
+        from tether.runtime.server.outcome import TurnOutcomes
         from tether.runtime.server.serving import ServerConfig
 
         self.loop = asyncio.new_event_loop()
         config = EngineConfig(model="tiny", num_kv_blocks=64, max_model_len=256, max_num_batched_tokens=256)
-        self.engine = self.loop.run_until_complete(AsyncEngine.create(config))
-        app = create_app(self.engine, ServerConfig(("tiny",)))
+        outcomes = TurnOutcomes()
+        self.engine = self.loop.run_until_complete(AsyncEngine.create(config, turn_outcome=outcomes.outcome))
+        app = create_app(self.engine, ServerConfig(("tiny",)), outcomes)
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test"
         )

@@ -35,7 +35,7 @@ def test_the_contracts_hold() -> None:
     ("module", "line", "contract"),
     [
         ("kvcache/block.py", "import torch", "dag, tools and kvcache import no torch"),
-        ("dag/hints.py", "import tether.runtime.engine.sequence", "dag, tools and kvcache import nothing above them"),
+        ("dag/ir.py", "import tether.runtime.engine.sequence", "dag, tools and kvcache import nothing above them"),
         ("kvcache/pins.py", "import tether.tools.durations", "kvcache knows no programs and no tools"),
         ("runtime/server/app.py", "import tether.agents.result", "runtime never imports agents"),
         ("runtime/policies/keep.py", "import tether.runtime.engine.scheduler", "policies never import the engine"),

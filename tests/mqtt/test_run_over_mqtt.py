@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -46,7 +47,8 @@ async def test_tether_run_with_two_workers_on_mosquitto(
         assert all(w.shared for w in probe.roster.workers())
     cmd = [sys.executable, "-m", "tether.cli", "run", str(_workflow(tmp_path / "fanout.yaml"))]
     cmd += ["--broker", mosquitto.url, "--json", "--trace-dir", str(tmp_path)]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "TETHER_HOME": str(tmp_path / "home")}
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     outputs = doc["outputs"]
@@ -56,3 +58,6 @@ async def test_tether_run_with_two_workers_on_mosquitto(
     # each tool_call event names the worker that ran it
     calls = [e for e in read_trace(doc["trace"]) if e.kind == "tool_call"]
     assert len(calls) == NODES + 1 and {e.attrs["worker"] for e in calls} == {"w-0", "w-1"}
+    # the MQTT runner times the calls it runs: the deployment's statistics, saved when the run ended
+    tools = json.loads((tmp_path / "home" / "tool_durations.json").read_text())["tools"]
+    assert (tools["slow"]["count"], tools["add"]["count"]) == (NODES, 1)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import pytest
 
 from tether.kvcache import KVCacheManager
-from tether.runtime.engine.programs import ProgramManager
 from tether.runtime.engine.runner_output import RunnerOutput
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.scheduler import ScheduledChunk, Scheduler, SchedulerConfig, SchedulerOutput
@@ -17,7 +16,8 @@ from tether.runtime.policies import get_policy
 from tether.runtime.policies.autellix import MIN_SERVICE_S, STARVATION_RATIO, queue_level
 from tether.runtime.policies.base import Drop, Free, Park, Pin, PolicyContext, TurnEnd
 from tether.runtime.policies.infercept import swap_budget_blocks
-from tether.runtime.policies.programs import ProgramTable
+from tether.runtime.programs.layer import ProgramManager
+from tether.runtime.programs.table import ProgramTable
 from tether.tools.durations import ToolDurationStats
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=100)

@@ -12,7 +12,7 @@ from tests.replay.test_replay import PROGRAMS, program
 from tether.cli import main
 from tether.runtime.engine.sequence import ProgramHints, TurnOutcome
 from tether.runtime.replay.compiled import compile_programs, tool_durations
-from tether.runtime.replay.driver import Arrivals, ReplayDriver
+from tether.runtime.replay.driver import Arrivals
 from tether.runtime.replay.floor import prefill_floor
 from tether.runtime.replay.workload import (
     Call,
@@ -132,7 +132,7 @@ def test_every_policy_runs_a_forked_program_to_its_end(policy):
 
 
 def test_the_join_starts_after_the_slowest_tool():
-    engine, clock = sim_engine()
+    driver, engine, clock = sim_engine([FORKED], Arrivals(times=(0.0,)))
     arrivals: dict[str, float] = {}
     outputs: dict[str, float] = {}
     add = engine.add_request
@@ -152,7 +152,7 @@ def test_the_join_starts_after_the_slowest_tool():
         return outs
 
     engine.step = recording_step
-    ReplayDriver(engine, [FORKED], Arrivals(times=(0.0,)), clock).run()
+    driver.run(engine)
     engine.check_integrity()
     assert arrivals["wf#1"] == arrivals["wf#1.1"] == pytest.approx(outputs["wf#0"] + 0.2)
     slowest = max(outputs["wf#1"] + 0.5, outputs["wf#1.1"] + 0.1)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.replay.test_replay import PROGRAMS, program
 from tether.runtime.costs import H100_LLAMA31_8B
+from tether.runtime.engine.builder import build_engine
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sequence import ProgramHints, TurnOutcome
@@ -40,21 +41,34 @@ def truncated(p: TraceProgram, k: int, keep_tool: bool = False) -> TraceProgram:
     return TraceProgram(p.program_id, tuple(turns))
 
 
-def sim_engine(policy: str = "tether") -> tuple[LLMEngine, VirtualClock]:
-    """A simulated H100 engine of 64 KV blocks on a virtual clock."""
+def sim_engine(
+    programs: list[TraceProgram], arrivals: Arrivals, policy: str = "tether", **driver_options
+) -> tuple[ReplayDriver, LLMEngine, VirtualClock]:
+    """A replay driver of ``programs`` and the simulated H100 engine of 64 KV blocks it drives, on a virtual
+    clock (the engine told by the driver what each turn's output says, reading the durations it records)."""
     clock = VirtualClock()
-    engine = LLMEngine(
+    driver = ReplayDriver(programs, arrivals, clock, **driver_options)
+    engine = build_engine(
         EngineConfig(num_kv_blocks=64, policy=policy),
         backend=SimBackend(H100_LLAMA31_8B, clock),
         clock=clock.now,
+        turn_outcome=driver.outcome,
+        tool_stats=driver.tool_stats,
     )
-    return engine, clock
+    return driver, engine, clock
 
 
 def replay_recording(programs: list[TraceProgram], hints: str = "online", policy: str = "tether"):
     """Replays in simulation; returns every request's (hints, prompt length) and every turn end's outcome."""
-    engine, clock = sim_engine(policy)
     submitted, outcomes = [], []
+
+    def recording_outcome(seq):
+        out = driver.outcome(seq)
+        outcomes.append((seq.request_id, out))
+        return out
+
+    driver, engine, clock = sim_engine(programs, Arrivals(times=(0.0,) * len(programs)), policy, hints=hints)
+    engine.programs.turn_outcome = recording_outcome
     add = engine.add_request
 
     def recording_add(prompt, params=None, *, request_id=None, hints=None, arrival_time=None):
@@ -62,16 +76,7 @@ def replay_recording(programs: list[TraceProgram], hints: str = "online", policy
         return add(prompt, params, request_id=request_id, hints=hints, arrival_time=arrival_time)
 
     engine.add_request = recording_add
-    driver = ReplayDriver(engine, programs, Arrivals(times=(0.0,) * len(programs)), clock, hints=hints)
-    reveal = engine.turn_outcome
-
-    def recording_outcome(seq):
-        out = reveal(seq)
-        outcomes.append((seq.request_id, out))
-        return out
-
-    engine.turn_outcome = recording_outcome
-    runs = driver.run()
+    runs = driver.run(engine)
     engine.check_integrity()
     return submitted, outcomes, runs
 
@@ -127,14 +132,14 @@ def test_oracle_hints_add_the_true_remaining_turns_and_are_labelled():
 
 
 def test_unknown_hint_mode_is_named():
-    engine, clock = sim_engine()
     with pytest.raises(ValueError, match="psychic"):
-        ReplayDriver(engine, [LONG], Arrivals(times=(0.0,)), clock, hints="psychic")
+        ReplayDriver([LONG], Arrivals(times=(0.0,)), VirtualClock(), hints="psychic")
 
 
 def test_predictor_sees_finished_programs_only():
     """While programs run, the predictor has observed only the ones that ended, with their true totals."""
-    engine, clock = sim_engine()
+    programs = [LONG, *PROGRAMS]
+    driver, engine, _ = sim_engine(programs, Arrivals(times=(0.0, 0.0, 0.0, 0.0)))
     predictor = engine.programs.programs.turns
     seen = []
     observe = predictor.observe
@@ -144,9 +149,19 @@ def test_predictor_sees_finished_programs_only():
         observe(total)
 
     predictor.observe = recording
-    programs = [LONG, *PROGRAMS]
-    driver = ReplayDriver(engine, programs, Arrivals(times=(0.0, 0.0, 0.0, 0.0)), clock)
-    runs = driver.run()
+    runs = driver.run(engine)
     by_finish = sorted(runs, key=lambda r: r.finish)
     assert seen == [r.program.num_turns for r in by_finish]
+    engine.check_integrity()
+
+
+def test_the_driver_records_each_tool_pause_once():
+    """The replay driver runs the trace's tools: it records each pause from a turn's end to its program's next
+    request, once per tool call, and the engine reads them."""
+    driver, engine, _ = sim_engine([LONG], Arrivals(times=(0.0,)))
+    assert engine.programs.ctx.tool_stats is driver.tool_stats
+    driver.run(engine)
+    stats = driver.tool_stats
+    assert (stats.count("bash"), stats.count("edit"), stats.count("python")) == (2, 1, 1)
+    assert stats.running_mean("python") >= 0.4  # the trace's 0.4 s, plus the wait for the step that submits
     engine.check_integrity()

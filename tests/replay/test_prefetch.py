@@ -7,8 +7,8 @@ import pytest
 
 from tests.replay.test_replay import program
 from tether.runtime.costs import H100_LLAMA31_8B
+from tether.runtime.engine.builder import build_engine
 from tether.runtime.engine.config import EngineConfig
-from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.replay.driver import Arrivals, ReplayDriver
 from tether.runtime.sim.backend import SimBackend
 from tether.runtime.sim.clock import VirtualClock
@@ -25,14 +25,17 @@ PROGRAMS = [
 @pytest.mark.parametrize(("policy", "prefetched"), [("tether", False), ("tether:prefetch=on", True)])
 def test_a_parked_program_is_prefetched_only_when_asked(policy, prefetched):
     clock = VirtualClock()
-    engine = LLMEngine(
+    driver = ReplayDriver(PROGRAMS, Arrivals(times=(0.0, 0.0, 0.1)), clock)
+    engine = build_engine(
         EngineConfig(num_kv_blocks=200, num_cpu_kv_blocks=200, policy=policy),
         backend=SimBackend(H100_LLAMA31_8B, clock),
         clock=clock.now,
+        turn_outcome=driver.outcome,
+        tool_stats=driver.tool_stats,
     )
     events = []
     engine.programs.on_kv_event = lambda pid, action, attrs: events.append((pid, action))
-    runs = ReplayDriver(engine, PROGRAMS, Arrivals(times=(0.0, 0.0, 0.1)), clock).run()
+    runs = driver.run(engine)
     assert all(r.ended for r in runs)
     assert ("a", "parked") in events
     assert (("a", "prefetched") in events) is prefetched

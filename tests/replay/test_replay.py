@@ -97,13 +97,13 @@ def test_prefill_floor_by_hand():
 
 
 def test_admission_orders_on_a_hand_built_queue():
-    from tether.runtime.engine.llm_engine import LLMEngine
+    from tether.runtime.engine.builder import build_engine
     from tether.runtime.sim.backend import SimBackend
     from tether.runtime.sim.clock import VirtualClock
 
     def engine(policy):
         clock = VirtualClock()
-        e = LLMEngine(
+        e = build_engine(
             EngineConfig(num_kv_blocks=64, policy=policy),
             backend=SimBackend(H100_LLAMA31_8B, clock),
             clock=clock.now,

@@ -123,14 +123,14 @@ async def test_identity_and_online_hints_in_every_request():
         "return_token_ids": True,
         "session_id": "swe/a#1",
         "prompt_cache_key": "swe/a#1",
-        "tether": {"program_id": "swe/a#1", "turn": 0, "next_tool": "bash"},
+        "tether": {"program_id": "swe/a#1", "turn": 0, "next_tools": ["bash"]},
     }
     assert [b["tether"] for b in a[1:]] == [
-        {"program_id": "swe/a#1", "turn": 1, "next_tool": "edit"},
-        {"program_id": "swe/a#1", "turn": 2, "next_tool": None},
+        {"program_id": "swe/a#1", "turn": 1, "next_tools": ["edit"]},
+        {"program_id": "swe/a#1", "turn": 2},
     ]
     # b ends on a tool call: its last turn looks like any other (no last_turn), and its end follows the tool
-    assert server.bodies["swe/b"][1]["tether"] == {"program_id": "swe/b", "turn": 1, "next_tool": "bash"}
+    assert server.bodies["swe/b"][1]["tether"] == {"program_id": "swe/b", "turn": 1, "next_tools": ["bash"]}
     assert sorted(server.ends) == [b"/v1/programs/swe%2Fa%231/end", b"/v1/programs/swe%2Fb/end"]
     assert "authorization" not in server.headers[0]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tether.runtime.engine.builder import build_engine
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sampling_params import SamplingParams
@@ -18,7 +19,7 @@ PREFIX = [(7 * i) % 250 + 1 for i in range(48)]  # three full blocks of 16
 def admitted_after_group(policy: str) -> tuple[list[str], LLMEngine]:
     """``a`` (group g) runs; then ``x`` (another program, one turn left: ranked first by index) and ``b`` (g)
     wait for the one free slot."""
-    engine = LLMEngine(EngineConfig(model="tiny", num_kv_blocks=64, max_num_seqs=2, policy=policy))
+    engine = build_engine(EngineConfig(model="tiny", num_kv_blocks=64, max_num_seqs=2, policy=policy))
     group = ProgramHints("p", 0, remaining_turns=1, prefix_group="g")
     engine.add_request(PREFIX + [1, 2, 3], PARAMS, request_id="a", hints=group)
     engine.step()

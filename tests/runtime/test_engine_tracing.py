@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tether.runtime.engine.builder import build_engine
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sampling_params import SamplingParams
@@ -29,7 +30,7 @@ def run_all(engine: LLMEngine) -> None:
 
 
 def test_a_programs_two_turns_emit_their_lives_and_the_pin_between_them() -> None:
-    engine = LLMEngine(EngineConfig(model="tiny", num_kv_blocks=64, policy="tether"))
+    engine = build_engine(EngineConfig(model="tiny", num_kv_blocks=64, policy="tether"))
     sink = MemoryTraceSink()
     engine.trace_to(sink)
     prompt = list(range(1, 41))
@@ -79,7 +80,7 @@ def test_a_programs_two_turns_emit_their_lives_and_the_pin_between_them() -> Non
 
 
 def test_an_aborted_request_finishes_with_abort_and_requests_without_a_program_go_to_engine() -> None:
-    engine = LLMEngine(EngineConfig(model="tiny", num_kv_blocks=64))
+    engine = build_engine(EngineConfig(model="tiny", num_kv_blocks=64))
     sink = MemoryTraceSink()
     engine.trace_to(sink)
     engine.add_request([1, 2, 3], SamplingParams(max_tokens=50, ignore_eos=True), request_id="r")
@@ -96,13 +97,13 @@ def test_an_aborted_request_finishes_with_abort_and_requests_without_a_program_g
 
 def test_the_run_store_writes_flushed_lines_and_reads_back_a_truncated_tail(tmp_path) -> None:
     recorder = RunRecorder("run", "demo flow", trace_dir=tmp_path, meta={"model": "tiny"})
-    engine = LLMEngine(EngineConfig(model="tiny", num_kv_blocks=32))
+    engine = build_engine(EngineConfig(model="tiny", num_kv_blocks=32))
     engine.trace_to(recorder.trace())
     engine.trace_to(recorder.trace())  # the same writer
     engine.add_request([5] * 20, PARAMS, request_id="a", hints=ProgramHints("demo"))
     run_all(engine)
     events_file = recorder.dir / "events.jsonl"
-    written = read_trace(events_file)  # flushed per event: readable while the run is open
+    written = read_trace(events_file)  # readable while the run is open (read_trace waits for its writers)
     assert [e.kind for e in written if e.program_id == "demo"][0] == "llm_queued"
     assert json.loads((recorder.dir / "run.json").read_text())["status"] == "running"
     recorder.end("ok")

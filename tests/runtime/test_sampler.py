@@ -8,8 +8,7 @@ from tether.runtime.engine.sequence import Sequence
 
 
 def seq(params: SamplingParams, seed: int | None = None) -> Sequence:
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    return Sequence("r", [1], params, generator=gen)
+    return Sequence("r", [1], params, seed=seed)
 
 
 LOGITS = torch.tensor([[0.0, 3.0, 1.0, 2.9], [5.0, 0.0, 0.0, 0.0]])
@@ -36,10 +35,11 @@ def test_top_p_keeps_only_the_nucleus():
 def test_seeded_request_draws_the_same_tokens_whatever_it_is_batched_with():
     p = SamplingParams(temperature=1.0, seed=3)
     logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
-    alone = [Sampler()(logits[1:2], [s])[0] for s in [seq(p, 3)] for _ in range(8)]
-    a, b, c = seq(p, 11), seq(p, 3), seq(p, 12)
-    batched = [Sampler()(logits, [a, b, c])[1] for _ in range(8)]
-    assert alone == batched
+    sampler, s = Sampler(), seq(p, 3)
+    alone = [sampler(logits[1:2], [s])[0] for _ in range(8)]
+    sampler, (a, b, c) = Sampler(), (seq(p, 11), seq(p, 3), seq(p, 12))
+    batched = [sampler(logits, [a, b, c])[1] for _ in range(8)]
+    assert alone == batched and len(set(alone)) > 1  # one generator per request, advancing over its tokens
 
 
 def test_banned_ids_are_never_drawn():

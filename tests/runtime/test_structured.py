@@ -216,13 +216,13 @@ def test_params_that_stop_the_grammar_from_ending_are_rejected(llm, extra, field
 
 def test_engine_without_tokenizer_rejects_structured_requests():
     from tether.runtime.costs import H100_LLAMA31_8B
+    from tether.runtime.engine.builder import build_engine
     from tether.runtime.engine.config import EngineConfig
-    from tether.runtime.engine.llm_engine import LLMEngine
     from tether.runtime.sim.backend import SimBackend
     from tether.runtime.sim.clock import VirtualClock
 
     clock = VirtualClock()
-    engine = LLMEngine(
+    engine = build_engine(
         EngineConfig(num_kv_blocks=64), backend=SimBackend(H100_LLAMA31_8B, clock), clock=clock.now
     )
     with pytest.raises(InvalidRequestError) as err:

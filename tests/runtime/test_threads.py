@@ -49,11 +49,11 @@ def test_cli_flag_reaches_the_engine_config() -> None:
 
 
 def test_an_engine_with_num_threads_sets_torchs_threads() -> None:
-    from tether.runtime.engine.llm_engine import LLMEngine
+    from tether.runtime.engine.builder import build_engine
 
     before = torch.get_num_threads()
     try:
-        engine = LLMEngine(EngineConfig(model="tiny", num_kv_blocks=8, num_threads=1))
+        engine = build_engine(EngineConfig(model="tiny", num_kv_blocks=8, num_threads=1))
         assert torch.get_num_threads() == 1
         engine.check_integrity()
     finally:

@@ -14,11 +14,12 @@ ENGINE_MODULES = (
     "tether.runtime.engine.scheduler",
     "tether.runtime.engine.sequence",
     "tether.runtime.engine.admission",
-    "tether.runtime.engine.programs",
+    "tether.runtime.engine.llm_engine",
+    "tether.runtime.engine.stats",
     "tether.runtime.engine.runner_output",
     "tether.runtime.engine.models.config",
 )
-WHOLE_PACKAGES = ("policies", "replay", "sim", "costs")  # every module of tether/runtime/<package>
+WHOLE_PACKAGES = ("policies", "programs", "replay", "sim", "costs")  # every module of tether/runtime/<package>
 
 CHECK = """
 import importlib, sys

@@ -127,10 +127,9 @@ async def test_openai_backend_sends_hints_to_a_tether_server_and_ends_programs(t
     assert backend.request_body(request)["tether"] == {
         "program_id": "backend/prog",
         "turn": 0,
-        "next_tool": "search",
+        "next_tools": ["search"],
         "remaining_turns": 1,
-        "last_turn": False,
-    }
+    }  # ProgramHints.to_wire(): what is set, defaults left out
     assert result.completion_tokens == 3
     assert metric(tiny_server, "tether_kv_blocks", 'state="pinned"') > 0  # pinned for "search"
     await backend.end_program("backend/prog")

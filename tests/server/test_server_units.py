@@ -10,8 +10,8 @@ from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
 from tether.runtime.server.errors import APIError
 from tether.runtime.server.outcome import TurnOutcomes
-from tether.runtime.server.programs import ProgramTracker
 from tether.runtime.server.protocol import ChatCompletionRequest, CompletionRequest, field_path, parse_body
+from tether.runtime.server.sessions import ProgramTracker
 from tether.runtime.server.streaming import ContentSplitter
 
 
@@ -94,3 +94,29 @@ def test_turn_outcome_reads_the_output_of_requests_that_offered_tools() -> None:
     # no tools offered: what the client's tether object said (read only now, at the turn's end)
     hinted = ProgramHints("p", next_tool="bash:ls")
     assert outcomes.outcome(_finished(call, hinted)) == TurnOutcome("bash:ls", last_turn=False)
+
+
+def test_the_server_times_a_remote_clients_tool_from_its_call_to_the_next_request() -> None:
+    """The client runs its tools: the pause from a turn that called one to the program's next request is the
+    tool's duration, recorded once; an answer, or a program ended meanwhile, records nothing."""
+    from tether.tools.durations import ToolDurationStats
+
+    now = [0.0]
+    stats = ToolDurationStats()
+    outcomes = TurnOutcomes(stats, clock=lambda: now[0])
+    call = '<tool_call>\n{"name": "edit", "arguments": {}}\n</tool_call>'
+    outcomes.expect_tool_calls("r1", [Tool("edit")])
+    now[0] = 1.0
+    outcomes.outcome(_finished(call))
+    now[0] = 3.5
+    outcomes.resumed("p")
+    outcomes.resumed("p")  # a second request of the same turn: the tool was timed already
+    assert stats.count("edit") == 1 and stats.running_mean("edit") == 2.5
+    outcomes.expect_tool_calls("r1", [Tool("edit")])
+    outcomes.outcome(_finished(call))
+    outcomes.ended("p")
+    outcomes.resumed("p")
+    outcomes.expect_tool_calls("r1", [Tool("edit")])
+    outcomes.outcome(_finished("The answer is 4."))
+    outcomes.resumed("p")
+    assert stats.count("edit") == 1

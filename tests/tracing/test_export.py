@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from tether.runtime.tracing import RunRecorder, TraceEvent, load_run, read_trace
-from tether.runtime.tracing.export import ExportError, export_run, span_start
+from tether.runtime.tracing.export import ExportError, export_run
 from tether.runtime.tracing.export_chrome import assign_lanes, to_chrome
 from tether.runtime.tracing.export_otlp import to_otlp
+from tether.runtime.tracing.spans import span_start
 
 T0 = 1_796_200_000.0
 HAVE_PROTO = importlib.util.find_spec("opentelemetry.proto") is not None

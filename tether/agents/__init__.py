@@ -10,8 +10,7 @@ Names resolve lazily, so ``import tether.agents`` loads neither the engine nor t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tether._lazy import lazy_exports
 
 _EXPORTS = {
     "agent": "tether.agents.decorator",
@@ -38,8 +37,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

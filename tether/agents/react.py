@@ -11,8 +11,8 @@ so the engine reuses the prefix's KV cache. The action runs as a ``ToolCall`` no
 program run as the LLM calls (the DAG grows llm1, tool1, llm2, tool2, ...). On the local engine each turn
 is constrained by ``react_grammar``; the last allowed turn (``max_steps``) may only ``Finish``. A tool that
 fails (bad arguments, an unknown tool, an error it raises) is an ``Observation`` with ``error``, shown to
-the model: tool nodes are ``ToolCall(on_error="value")``, so the program goes on. Token counts come from
-the runtime's ``llm_turn`` events (``AgentRuntime.llm_turn``).
+the model: tool nodes are ``ToolCall(on_error="value")``, so the program goes on. Token counts and times come
+from each turn's result (``run.llm_result(node_id).usage``).
 """
 
 from __future__ import annotations
@@ -178,22 +178,9 @@ class ReActAgent:
         try:
             for turn in range(1, self.max_steps + 1):
                 last = turn == self.max_steps
-                node_id = f"llm{turn}"
-                grammar = None
-                if constrained:
-                    early = len(observations) < self.min_tool_calls
-                    grammar = self._finish_grammar if last else self._act_grammar if early else self._grammar
-                call = LLMCall(
-                    id=node_id, messages=tuple(messages), max_tokens=TURN_MAX_TOKENS, grammar=grammar
-                )
-                run.add_node(
-                    call, LLMHints(turn=turn - 1, remaining_turns=0 if last else None, last_turn=last)
-                )
-                text = await run.node_future(node_id)
-                t = rt.llm_turn(run.id, node_id)
-                usage.append(
-                    LLMUsage("react", t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.seconds)
-                )
+                grammar = self._turn_grammar(last, len(observations)) if constrained else None
+                text, turn_usage = await self._think(rt, run, turn, messages, grammar)
+                usage.append(turn_usage)
                 reply, parsed, error = _read_turn(str(text), self.specs)
                 messages.append(Message(role="assistant", content=_literal(reply)))
                 if parsed is not None:
@@ -215,10 +202,7 @@ class ReActAgent:
                 messages.append(Message(role="user", content=_literal(f"Observation: {shown}{note}")))
         finally:
             run.seal()
-            try:
-                await run.wait()
-            finally:
-                rt.end_program(run.id)
+            await run.wait()
         if answer is None:  # out of steps without Finish: answer with what it has
             answer = " ".join(t for t in (last_thought, last_observation) if t)
         return AgentResult(
@@ -230,6 +214,25 @@ class ReActAgent:
             replans=0,
             seconds=time.perf_counter() - start,
         )
+
+    def _turn_grammar(self, last: bool, tool_calls: int) -> str:
+        """A constrained turn's grammar: the last turn may only ``Finish``, and a turn before
+        ``min_tool_calls`` tool calls may not."""
+        if last:
+            return self._finish_grammar
+        return self._act_grammar if tool_calls < self.min_tool_calls else self._grammar
+
+    async def _think(
+        self, rt: AgentRuntime, run: ProgramRun, turn: int, messages: list[Message], grammar: str | None
+    ) -> tuple[Any, LLMUsage]:
+        """The turn's LLM call on the conversation so far, as node ``llm<turn>``: its text and its usage."""
+        last = turn == self.max_steps
+        node_id = f"llm{turn}"
+        call = LLMCall(id=node_id, messages=tuple(messages), max_tokens=TURN_MAX_TOKENS, grammar=grammar)
+        run.add_node(call, LLMHints(turn=turn - 1, remaining_turns=0 if last else None, last_turn=last))
+        text = await run.node_future(node_id)
+        t = run.llm_result(node_id).usage
+        return text, LLMUsage("react", t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.seconds)
 
     async def _act(self, run: ProgramRun, turn: int, parsed: Turn) -> Observation:
         """Run the turn's tool as node ``tool<turn>`` (``on_error="value"``: a failing call is the

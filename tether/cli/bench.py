@@ -13,6 +13,14 @@ from tether.cli.common import add_engine_args, engine_kwargs
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks")
     bsub = p.add_subparsers(dest="bench", required=True)
+    _register_engine(bsub)
+    _register_kernels(bsub)
+    _register_agents(bsub)
+    _register_serve(bsub)
+
+
+def _register_engine(bsub: argparse._SubParsersAction) -> None:
+    """``tether bench engine``: the engine's throughput, against transformers or vLLM."""
     e = bsub.add_parser("engine", help="prefill / decode throughput and cached-prefix TTFT")
     e.add_argument("--prefill-batch", type=int, default=8)
     e.add_argument("--prefill-len", type=int, default=512)
@@ -36,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--repeats", type=int, default=3, help="interleaved rounds of the transformers comparison")
     add_engine_args(e)
     e.set_defaults(func=run_engine)
+
+
+def _register_kernels(bsub: argparse._SubParsersAction) -> None:
+    """``tether bench kernels``: the Triton attention kernels' shapes."""
     k = bsub.add_parser(
         "kernels", help="Triton attention kernels on a CUDA GPU (prefill, decode, shared prefix)"
     )
@@ -55,6 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     k.add_argument("--json", default=None, help="also write the result to this file")
     k.set_defaults(func=run_kernels)
+
+
+def _register_agents(bsub: argparse._SubParsersAction) -> None:
+    """``tether bench agents``: the question set, the agents' limits and the trace."""
     a = bsub.add_parser(
         "agents",
         help="the planner vs the ReAct baseline on the agent question set (latency, tokens, accuracy)",
@@ -77,6 +93,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--json", default=None, help="also write every sample and the summary to this file")
     add_engine_args(a)
     a.set_defaults(func=run_agents, model="smollm2")
+
+
+def _register_serve(bsub: argparse._SubParsersAction) -> None:
+    """``tether bench serve``: the workload, its arrivals and the peer server."""
     s = bsub.add_parser(
         "serve",
         help="a workload replayed through `tether serve` and in process, per policy: JCT ratio and server overhead",
@@ -300,11 +320,11 @@ def run_engine(args: argparse.Namespace) -> int:
     if args.against == "vllm":
         return run_engine_against_vllm(args)
     from tether.runtime.bench.engine import format_result, run_engine_bench
+    from tether.runtime.engine.builder import build_engine
     from tether.runtime.engine.config import EngineConfig
-    from tether.runtime.engine.llm_engine import LLMEngine
     from tether.runtime.engine.models.presets import PRESETS
 
-    engine = LLMEngine(EngineConfig(model=args.model, **engine_kwargs(args)))
+    engine = build_engine(EngineConfig(model=args.model, **engine_kwargs(args)))
     result = run_engine_bench(
         engine,
         prefill_batch=args.prefill_batch,

@@ -15,6 +15,16 @@ DEFAULT_DRAW = 300  # ... of 300 programs each
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="replay an agent workload trace against scheduling policies")
+    _add_workload_args(p)
+    _add_engine_args(p)
+    _add_sampling_args(p)
+    _add_output_args(p)
+    _add_http_args(p)
+    p.set_defaults(func=run)
+
+
+def _add_workload_args(p: argparse.ArgumentParser) -> None:
+    """What is replayed and how: the trace, its programs, their arrivals, the policies and the scales."""
     p.add_argument("--workload", required=True, help="a JSONL trace (../shared/workloads/*.jsonl)")
     p.add_argument("--programs", type=int, default=None, help="replay the first N programs")
     p.add_argument(
@@ -45,6 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policies", default=None, help=f"comma-separated (default {DEFAULT_POLICIES})")
     p.add_argument("--token-scale", type=float, default=1.0, help="multiply token counts (say so in figures)")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply tool seconds")
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    """The engine the policies schedule: KV memory, batch, the model, or the simulation's cost model."""
     p.add_argument("--kv-blocks", type=int, default=None, help="GPU KV blocks (contention is set here)")
     p.add_argument(
         "--cpu-kv-blocks",
@@ -70,6 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cost-model", default=None, help="h100-llama3.1-8b (default with --simulate), tiny-cpu, or a JSON"
     )
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    """What is measured: the solo bound, a rate sweep and its plot, the seeds."""
     p.add_argument(
         "--solo", action="store_true", help="also measure the solo lower bound (always with --sweep)"
     )
@@ -83,6 +101,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"the paired ratios (default {','.join(map(str, DEFAULT_SEEDS))} with --simulate under --rate or "
         "--sweep, else one)",
     )
+
+
+def _add_output_args(p: argparse.ArgumentParser) -> None:
+    """Where results go: a JSON file, the progress bar, a recorded trace."""
     p.add_argument("--json", default=None, help="write the results to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -92,6 +114,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`tether ui` and `tether trace export` (one seed, no sweep)",
     )
     p.add_argument("--trace-dir", default=None, help="where --trace records runs (default: ./.tether/runs)")
+
+
+def _add_http_args(p: argparse.ArgumentParser) -> None:
+    """``--endpoint`` and its companions: replay against a running OpenAI-compatible server."""
     http = p.add_argument_group("over HTTP", "replay against a running OpenAI-compatible server")
     http.add_argument(
         "--endpoint",
@@ -103,14 +129,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     http.add_argument("--api-key", default=None, help="sent as Authorization: Bearer KEY")
     http.add_argument("--label", default="http", help="the result row's name (default http)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tether.runtime.replay.floor import prefill_floor
     from tether.runtime.replay.report import format_floor, format_summary, format_table, progress_printer
     from tether.runtime.replay.steady import draw_programs, run_seeds
-    from tether.runtime.replay.sweep import CAPACITY_SLOWDOWN, plot_sweep, run_sweep
     from tether.runtime.replay.workload import WorkloadError
 
     if args.endpoint:
@@ -125,17 +149,7 @@ def run(args: argparse.Namespace) -> int:
         if args.sweep or len(seeds) > 1:
             print("tether replay: --trace records one run: not with --sweep or --seeds", file=sys.stderr)
             return 2
-        from dataclasses import replace
-
-        from tether.runtime.tracing import RunRecorder
-
-        recorder = RunRecorder(
-            "replay",
-            Path(args.workload).stem,
-            trace_dir=args.trace_dir,
-            meta={"policies": list(settings.policies)},
-        )
-        settings = replace(settings, trace=recorder.trace)
+        settings, recorder = _recorded(args, settings)
     progress = None if args.quiet else progress_printer(sys.stderr)
     doc: dict = {
         "workload": str(args.workload),
@@ -145,30 +159,7 @@ def run(args: argparse.Namespace) -> int:
     floor = prefill_floor(floor_programs, args.block_size)
     doc["prefill_floor"] = floor.as_dict()
     if args.sweep:
-        rates = [float(r) for r in args.sweep.split(",")]
-        sweep = run_sweep(settings, programs, rates, progress, seeds=seeds, draw=args.draw)
-        doc.update(sweep)
-        if args.plot:
-            drawn = (
-                f"{args.draw} programs drawn from {len(programs)}"
-                if args.draw
-                else f"{len(programs)} programs"
-            )
-            where = f"simulated ({settings.cost_model.name})" if args.simulate else "real engine"
-            plot_sweep(sweep, Path(args.plot), title=f"{Path(args.workload).name}, {drawn}\n{where}")
-        for point in sweep["results_at_rate"]:
-            print(f"rate {point['rate']} programs/s")
-            print(format_summary(point["summary"]))
-        for label, cap in sweep["capacity_programs_per_s"].items():
-            print(f"capacity ({CAPACITY_SLOWDOWN:g}x solo) {label:16s} {cap:.4f} programs/s")
-        k = sweep["knee"]
-        if k is not None:
-            where = (
-                f"{k['rate']:.4f} programs/s (between {k['between'][0]} and {k['between'][1]})"
-                if k["rate"]
-                else "not inside the swept rates"
-            )
-            print(f"the strongest baseline, {k['baseline']}, reaches {CAPACITY_SLOWDOWN:g}x solo at {where}")
+        doc.update(_sweep(args, settings, programs, seeds, progress))
     else:
         point = run_seeds(settings, programs, seeds, draw=args.draw, solo=args.solo, on_progress=progress)
         doc.update(point)
@@ -177,15 +168,7 @@ def run(args: argparse.Namespace) -> int:
             print(format_table(doc["results"], point["per_seed"][0].get("solo_avg_jct_s")))
         else:
             print(format_summary(point["summary"]))
-    window = doc["settings"]["window"]
-    if window:
-        print(
-            f"averages leave out the first and last {window:.0%} of programs by arrival (warm-up, cool-down)"
-        )
-    if args.hints == "oracle":
-        print(
-            "hints: oracle -- every policy saw each program's true remaining turns (+true-turns): not a bound"
-        )
+    _print_notes(doc["settings"]["window"], args.hints)
     print(format_floor(floor))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2))
@@ -193,6 +176,70 @@ def run(args: argparse.Namespace) -> int:
         recorder.end("ok", results=doc.get("results"), settings=doc["settings"])
         print(f"trace: {recorder.dir} (tether ui --trace-dir {recorder.dir.parent})")
     return 0
+
+
+def _recorded(args: argparse.Namespace, settings):
+    """``--trace``: a ``RunRecorder`` for this replay, and ``settings`` that record into it."""
+    from dataclasses import replace
+
+    from tether.runtime.tracing import RunRecorder
+
+    recorder = RunRecorder(
+        "replay",
+        Path(args.workload).stem,
+        trace_dir=args.trace_dir,
+        meta={"policies": list(settings.policies)},
+    )
+    return replace(settings, trace=recorder.trace), recorder
+
+
+def _sweep(args: argparse.Namespace, settings, programs: list, seeds: list[int], progress) -> dict:
+    """``--sweep``: every policy at every rate, plotted with ``--plot``, then printed (each rate's summary, the
+    capacities, the knee); returns the sweep's part of the result document."""
+    from tether.runtime.replay.sweep import plot_sweep, run_sweep
+
+    rates = [float(r) for r in args.sweep.split(",")]
+    sweep = run_sweep(settings, programs, rates, progress, seeds=seeds, draw=args.draw)
+    if args.plot:
+        drawn = (
+            f"{args.draw} programs drawn from {len(programs)}" if args.draw else f"{len(programs)} programs"
+        )
+        where = f"simulated ({settings.cost_model.name})" if args.simulate else "real engine"
+        plot_sweep(sweep, Path(args.plot), title=f"{Path(args.workload).name}, {drawn}\n{where}")
+    _print_sweep(sweep)
+    return sweep
+
+
+def _print_sweep(sweep: dict) -> None:
+    """Each rate's summary, each policy's capacity, and where the strongest baseline's knee is."""
+    from tether.runtime.replay.report import format_summary
+    from tether.runtime.replay.sweep import CAPACITY_SLOWDOWN
+
+    for point in sweep["results_at_rate"]:
+        print(f"rate {point['rate']} programs/s")
+        print(format_summary(point["summary"]))
+    for label, cap in sweep["capacity_programs_per_s"].items():
+        print(f"capacity ({CAPACITY_SLOWDOWN:g}x solo) {label:16s} {cap:.4f} programs/s")
+    k = sweep["knee"]
+    if k is not None:
+        where = (
+            f"{k['rate']:.4f} programs/s (between {k['between'][0]} and {k['between'][1]})"
+            if k["rate"]
+            else "not inside the swept rates"
+        )
+        print(f"the strongest baseline, {k['baseline']}, reaches {CAPACITY_SLOWDOWN:g}x solo at {where}")
+
+
+def _print_notes(window: float, hints: str) -> None:
+    """What the averages leave out, and that oracle hints were given."""
+    if window:
+        print(
+            f"averages leave out the first and last {window:.0%} of programs by arrival (warm-up, cool-down)"
+        )
+    if hints == "oracle":
+        print(
+            "hints: oracle -- every policy saw each program's true remaining turns (+true-turns): not a bound"
+        )
 
 
 def _sampling(args: argparse.Namespace) -> list[int]:

@@ -46,13 +46,12 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from tether.runtime.engine.async_engine import AsyncEngine
+    from tether.runtime.deployment import Deployment
     from tether.runtime.engine.config import EngineConfig
     from tether.runtime.engine.errors import EngineError
     from tether.runtime.server.app import create_app
+    from tether.runtime.server.outcome import TurnOutcomes
     from tether.runtime.server.serving import ServerConfig
-    from tether.runtime.tracing import RunRecorder
-    from tether.tools.store import deployment_stats, save_deployment_stats
 
     if args.program_idle_timeout <= 0:
         print("tether serve: --program-idle-timeout must be > 0", file=sys.stderr)
@@ -65,23 +64,17 @@ def run(args: argparse.Namespace) -> int:
     names = tuple(args.served_model_name or [args.model])
 
     async def main() -> None:
-        engine = await AsyncEngine.create(config, tool_stats=deployment_stats())
-        recorder = RunRecorder(
-            "serve", "serve", trace_dir=args.trace_dir, meta={"model": args.model, "policy": config.policy}
-        )
-        trace = recorder.trace()
-        await engine.call(lambda e: e.trace_to(trace))  # every request's engine events, by program
-
-        async def shutdown() -> None:
-            await engine.close()
-            save_deployment_stats()
-            recorder.end("ok")
-
+        deployment = Deployment()
+        outcomes = TurnOutcomes(deployment.stats)  # clients run the tools: their pauses time them
+        backend = await deployment.start_local_engine(config, turn_outcome=outcomes.outcome)
         try:
+            meta = {"model": args.model, "policy": config.policy}
+            recorder = await deployment.record("serve", "serve", trace_dir=args.trace_dir, meta=meta)
             app = create_app(
-                engine,
+                backend.engine,
                 ServerConfig(names, api_key=args.api_key, program_idle_s=args.program_idle_timeout),
-                on_shutdown=shutdown,
+                outcomes,
+                on_shutdown=deployment.close,
             )
             server = uvicorn.Server(
                 uvicorn.Config(
@@ -96,8 +89,7 @@ def run(args: argparse.Namespace) -> int:
             )
             await server.serve()
         finally:
-            if recorder.meta["status"] == "running":
-                await shutdown()
+            await deployment.close()  # a no-op when the app's shutdown closed it
 
     try:
         asyncio.run(main())

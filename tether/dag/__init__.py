@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from tether.dag.compiler import CompiledProgram, CriticalPath, LLMHints, compile_program, extend
 from tether.dag.errors import DagError
-from tether.dag.hints import ProgramHints
 from tether.dag.ir import (
     FunctionCall,
     InputSpec,
@@ -22,6 +21,7 @@ from tether.dag.ir import (
 )
 from tether.dag.refs import Ref, node_ref, parse_ref
 from tether.dag.yaml_loader import load_workflow, parse_workflow
+from tether.hints import ProgramHints
 
 __all__ = [
     "CompiledProgram",

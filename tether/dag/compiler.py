@@ -15,10 +15,10 @@ import networkx as nx
 from pydantic import TypeAdapter
 
 from tether.dag.errors import UnknownReferenceError
-from tether.dag.hints import LLMHints
 from tether.dag.ir import LLMCall, Program, ToolCall
 from tether.dag.refs import Ref, find_refs, static_prefix
 from tether.dag.validate import check_node, validate
+from tether.hints import LLMHints
 from tether.tools.durations import ToolDurationStats
 from tether.tools.registry import ToolRegistry
 from tether.tools.store import deployment_stats

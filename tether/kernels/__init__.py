@@ -32,9 +32,9 @@ the engine backend's job. Design notes: docs/kernels.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tether._lazy import lazy_exports
 from tether.kernels.contract import CascadeLevel, KernelInputError, KernelUnavailableError
 
 if TYPE_CHECKING:
@@ -62,16 +62,5 @@ _KERNELS = {
     "store_kv": "tether.kernels.store",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """A kernel on first access (importing triton); ``ImportError`` where triton is absent."""
-    module = _KERNELS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    fn = getattr(importlib.import_module(module), name)
-    globals()[name] = fn
-    return fn
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# A kernel on first access (importing triton); ``ImportError`` where triton is absent.
+__getattr__, __dir__ = lazy_exports(__name__, _KERNELS)

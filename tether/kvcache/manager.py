@@ -3,11 +3,11 @@
 The scheduler's view, in call order for one request::
 
     prefix = kv.match(prompt)                         # no side effects
-    if kv.can_allocate(seq, len(prompt), prefix):     # no side effects
-        kv.allocate(seq, len(prompt), prefix)         # adopts prefix blocks, takes new ones
+    if kv.allocate_slots(seq, len(prompt), prefix) is None:   # adopts prefix blocks, takes new ones
+        ...                                           # or None, nothing changed: the pool is short
     ... model computes tokens [prefix.num_tokens, n) ...
     kv.cache_blocks(seq, prompt, n)                   # index the full, computed blocks
-    kv.allocate(seq, n + 1)                           # decode growth, no prefix
+    kv.allocate_slots(seq, n + 1)                     # decode growth, no prefix
     kv.free(seq)                                      # tail first, so prefixes outlive tails
 
 Once per step, after scheduling and before the forward pass, ``kv.take_pending_copies()`` hands the engine
@@ -238,6 +238,15 @@ class KVCacheManager:
         Adopting a prefix block that is evictable takes it out of the free count, so such blocks count too.
         """
         return self._blocks_taken(seq_id, num_tokens, prefix) <= self.num_free_blocks
+
+    def allocate_slots(
+        self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None = None
+    ) -> list[int] | None:
+        """``allocate`` in one call for the scheduler: the table, or ``None`` (nothing changed) when the pool
+        cannot supply the blocks now."""
+        if self._blocks_taken(seq_id, num_tokens, prefix) > self.num_free_blocks:
+            return None
+        return self.allocate(seq_id, num_tokens, prefix)
 
     def allocate(self, seq_id: Hashable, num_tokens: int, prefix: PrefixMatch | None = None) -> list[int]:
         """Grow ``seq_id``'s table to cover ``num_tokens`` tokens and return a copy of it.

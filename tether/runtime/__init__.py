@@ -4,7 +4,9 @@ executor, policies, replay and simulation, tracing, the server and the UI. Heavy
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tether._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from tether.runtime.engine.async_engine import AsyncEngine
@@ -39,10 +41,4 @@ __all__ = [
     "StructuredOutputsParams",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

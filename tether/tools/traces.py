@@ -11,12 +11,12 @@ always errors.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from tether.jsonl import JsonlError, read_jsonl
 from tether.tools.distributions import check_duration
 from tether.tools.errors import ToolStatsError
 
@@ -43,10 +43,11 @@ def iter_tool_calls(path: str | Path, *, on_negative: NegativePolicy = "error") 
     if on_negative not in ("error", "clamp", "skip"):
         raise ToolStatsError(f"on_negative must be 'error', 'clamp' or 'skip', got {on_negative!r}")
     try:
-        with path.open(encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
-                if line.strip():
-                    yield from _program_calls(path, line_no, line, on_negative)
+        for record in read_jsonl(path):
+            yield from _program_calls(path, record.line, record.doc, on_negative)
+    except JsonlError as e:
+        why = f"not valid JSON ({e.error.msg} at column {e.error.colno})"
+        raise ToolStatsError(f"{path}:{e.line}: {why}", path=path, line=e.line) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ToolStatsError(f"{path}: cannot read workload trace: {e}", path=path) from e
 
@@ -57,15 +58,11 @@ def read_tool_calls(path: str | Path, *, on_negative: NegativePolicy = "error") 
 
 
 def _program_calls(
-    path: Path, line_no: int, line: str, on_negative: NegativePolicy
+    path: Path, line_no: int, program: Any, on_negative: NegativePolicy
 ) -> Iterator[ToolCallRecord]:
     def fail(why: str, tool: str | None = None) -> ToolStatsError:
         return ToolStatsError(f"{path}:{line_no}: {why}", tool=tool, path=path, line=line_no)
 
-    try:
-        program: Any = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise fail(f"not valid JSON ({e.msg} at column {e.colno})") from None
     if not isinstance(program, dict):
         raise fail(f"expected a program object, got {type(program).__name__}")
     program_id = program.get("program_id")

@@ -188,13 +188,9 @@ class Planner:
                 break
         except BaseException:
             run.cancel("the planner failed")
-            rt.end_program(run.id)
             raise
         run.seal()
-        try:
-            await run.wait()
-        finally:
-            rt.end_program(run.id)
+        await run.wait()
         return AgentResult(
             answer=answer,
             plans=plans,
@@ -231,16 +227,6 @@ class Planner:
         node_id = f"plan{r}"
         started = time.perf_counter()
 
-        def take(tasks: list[PlanTask]) -> None:
-            for task in tasks:
-                if rnd.joined:
-                    return
-                rnd.tasks.append(task)
-                if task.is_join:
-                    rnd.joined = True  # join ends dispatch
-                else:
-                    self._dispatch(rt, run, rnd, task)
-
         def on_delta(delta: LLMDelta) -> None:
             if delta.result is not None:
                 usage.append(_usage("planner", delta, started))
@@ -248,28 +234,16 @@ class Planner:
             if rnd.error is not None or rnd.joined:
                 return
             try:
-                take(parser.feed(delta.text))
+                self._take(rt, run, rnd, parser.feed(delta.text))
             except PlanError as exc:
                 rnd.error = exc
 
-        messages = (
-            Message(role="system", content=_escape(self._system)),
-            Message(role="user", content=_escape(planner_user(question, history))),
-        )
-        grammar = self._grammar() if self.constrained else None
-        call = LLMCall(
-            id=node_id,
-            messages=messages,
-            max_tokens=self.planner_max_tokens,
-            temperature=0.0,
-            grammar=grammar,
-        )
-        run.add_node(call, on_delta=on_delta)
+        run.add_node(self._planner_call(node_id, question, history), on_delta=on_delta)
         try:
             await run.node_future(node_id)
             if rnd.error is None and not rnd.joined:
                 try:
-                    take(parser.close())
+                    self._take(rt, run, rnd, parser.close())
                 except PlanError as exc:
                     if rnd.finish_reason == "length":
                         rnd.truncated = True  # a plan cut off mid-line: run what came before it
@@ -283,6 +257,33 @@ class Planner:
                 job.cancel()
             raise
         return rnd
+
+    def _planner_call(self, node_id: str, question: str, history: list[tuple[str, str | None]]) -> LLMCall:
+        """The planner's LLM call: the system prompt, then the question with the rounds so far."""
+        messages = (
+            Message(role="system", content=_escape(self._system)),
+            Message(role="user", content=_escape(planner_user(question, history))),
+        )
+        grammar = self._grammar() if self.constrained else None
+        return LLMCall(
+            id=node_id,
+            messages=messages,
+            max_tokens=self.planner_max_tokens,
+            temperature=0.0,
+            grammar=grammar,
+        )
+
+    def _take(self, rt: AgentRuntime, run: ProgramRun, rnd: _Round, tasks: list[PlanTask]) -> None:
+        """Add newly parsed ``tasks`` to the round and dispatch each; a join task ends the plan (what follows it
+        is dropped)."""
+        for task in tasks:
+            if rnd.joined:
+                return
+            rnd.tasks.append(task)
+            if task.is_join:
+                rnd.joined = True
+            else:
+                self._dispatch(rt, run, rnd, task)
 
     def _grammar(self) -> str:
         if self._plan_grammar is None:

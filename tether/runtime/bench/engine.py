@@ -8,6 +8,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
+from tether.runtime.engine.builder import build_engine
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.sampling_params import SamplingParams
@@ -75,19 +76,20 @@ def bench_ttft(
     cached_len = 0
     for _ in range(repeats):
         base = _random_prompt(rng, prompt_len, vocab)
-        cold.append(_one_ttft(engine, base))
+        cold.append(_one_ttft(engine, base)[0])
         sibling = base[: prompt_len - bs] + _random_prompt(rng, bs, vocab)
-        warm.append(_one_ttft(engine, sibling))
-        cached_len = engine.kv_manager.match(sibling).num_tokens
+        ttft, cached_len = _one_ttft(engine, sibling)
+        warm.append(ttft)
     return statistics.median(cold), statistics.median(warm), cached_len
 
 
-def _one_ttft(engine: LLMEngine, prompt: list[int]) -> float:
+def _one_ttft(engine: LLMEngine, prompt: list[int]) -> tuple[float, int]:
+    """The prompt's TTFT and the prompt tokens the prefix cache served at its admission."""
     seq = engine.add_request(prompt, SamplingParams(max_tokens=1, temperature=0))
     t0 = time.perf_counter()
     _drain(engine)
     assert seq.first_token_time is not None
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, seq.num_cached_tokens
 
 
 def run_engine_bench(
@@ -102,7 +104,7 @@ def run_engine_bench(
     ttft_repeats: int = 3,
     seed: int = 0,
 ) -> EngineBenchResult:
-    engine = config if isinstance(config, LLMEngine) else LLMEngine(config)
+    engine = config if isinstance(config, LLMEngine) else build_engine(config)
     config = engine.config
     rng = random.Random(seed)
     bench_prefill(engine, rng, 1, 64)  # warm-up

@@ -63,7 +63,7 @@ def load_tether(checkpoint: str, dtype: str, threads: int, enforce_eager: bool |
         outs = llm.generate(prompts, params)
         return [list(o.outputs[0].token_ids) for o in outs]
 
-    return generate, {"compiled": llm.engine.runner.compiled is not None}  # what ran, whatever was asked
+    return generate, {"compiled": llm.engine.compiled}  # what ran, whatever was asked
 
 
 def answer(doc: dict) -> None:

@@ -3,7 +3,7 @@
 The scheduler keeps its queues sorted by ``policy.priority(seq)`` (smaller runs first) and preempts from the
 largest key. Request FCFS lives here; the program-level orders (least attained service, pinned programs first,
 Gittins indices) are the policies' ``priority`` (``tether/runtime/policies/``), adapted by ``PolicyPriority``
-(``tether/runtime/engine/programs.py``).
+(``tether/runtime/programs/layer.py``).
 """
 
 from __future__ import annotations

@@ -19,12 +19,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from tether.runtime.engine.builder import build_engine
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.errors import EngineError
 from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.outputs import RequestOutput
 from tether.runtime.engine.sampling_params import SamplingParams
-from tether.runtime.engine.sequence import ProgramHints
+from tether.runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
 from tether.tools.durations import ToolDurationStats
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,17 @@ class AsyncEngine:
 
     @classmethod
     async def create(
-        cls, config: EngineConfig, *, tool_stats: ToolDurationStats | None = None, observe_tools: bool = True
+        cls,
+        config: EngineConfig,
+        *,
+        tool_stats: ToolDurationStats | None = None,
+        turn_outcome: Callable[[Sequence], TurnOutcome] | None = None,
     ) -> AsyncEngine:
-        """Loads the model on the engine thread itself, off the event loop (``tool_stats``, ``observe_tools``:
-        as ``LLMEngine`` takes them). One thread runs every torch call:
+        """Loads the model on the engine thread itself, off the event loop (``tool_stats``, ``turn_outcome``: as
+        ``build_engine`` takes them). One thread runs every torch call:
         on CPU, OpenMP work from a second thread (a loader thread, then the step thread) made steps about 2x
         slower on the 2-core machine (``bench/engine_threads.py``), as the two threads' OpenMP pools compete."""
-        engine = cls(_build=lambda: LLMEngine(config, tool_stats=tool_stats, observe_tools=observe_tools))
+        engine = cls(_build=lambda: build_engine(config, tool_stats=tool_stats, turn_outcome=turn_outcome))
         await asyncio.to_thread(engine._built.wait)
         if engine._build_error is not None:
             await asyncio.to_thread(engine._thread.join)
@@ -197,10 +202,10 @@ class AsyncEngine:
     def _next_timer(self) -> float | None:
         """Seconds until the earliest pin expiry while the engine is idle (``None``: no pin, sleep until a
         command), so pins expire and parked programs are prefetched on time even when no request arrives."""
-        pins = self.engine.kv_manager.pins
-        if not pins:
+        expiry = self.engine.next_timer()
+        if expiry is None:
             return None
-        due = min(info.expires_at for info in pins.values()) - self.engine.clock()
+        due = expiry - self.engine.clock()
         return min(max(due, PIN_TIMER_MIN_S), PIN_TIMER_MAX_S)
 
     def _drain_commands(self) -> None:

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from typing import Any
 
+from tether.runtime.engine.builder import build_engine
 from tether.runtime.engine.chat.tools import Tool, normalize_tools, tool_choice_constraint
 from tether.runtime.engine.config import EngineConfig
 from tether.runtime.engine.errors import EngineError, InvalidRequestError
-from tether.runtime.engine.llm_engine import LLMEngine
 from tether.runtime.engine.outputs import RequestOutput
 from tether.runtime.engine.sampling_params import SamplingParams
 
@@ -24,7 +24,7 @@ class LLM:
     num_kv_blocks=None, max_num_batched_tokens=2048, ...)``; keyword arguments are ``EngineConfig`` fields."""
 
     def __init__(self, model: str = "tiny", **kwargs) -> None:
-        self.engine = LLMEngine(EngineConfig(model=model, **kwargs))
+        self.engine = build_engine(EngineConfig(model=model, **kwargs))
         self.tokenizer = self.engine.tokenizer
 
     def generate(

@@ -104,7 +104,7 @@ class ModelRunner:
         self.block_tables = block_tables  # request_id -> list[int] (the kvcache manager's view)
         self.device = device
         self.eos_token_ids = eos_token_ids
-        self.sampler = Sampler(structured)
+        self.sampler = Sampler(structured, device)
         self.compiled = compiled
 
     def prepare(self, out: SchedulerOutput) -> StepInputs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import torch
@@ -16,15 +17,29 @@ class Sampler:
     """Picks one token per row of ``logits: [N, V]`` (float32) for the matching sequences.
 
     Greedy rows take the argmax. Other rows are scaled by temperature, restricted to the top-k and then the
-    smallest nucleus of mass ``top_p``, and sampled with the sequence's own generator, so a seeded request
-    draws the same tokens whatever it is batched with. ``banned`` ids (EOS before ``min_tokens``) get
+    smallest nucleus of mass ``top_p``, and sampled with the sequence's own generator (seeded with
+    ``seq.seed``, made on ``device`` at its first sampled token and kept while the sequence lives), so a seeded
+    request draws the same tokens whatever it is batched with. ``banned`` ids (EOS before ``min_tokens``) get
     probability zero. With ``structured``, the rows of structured requests are first masked to what their
     grammar allows (in place; other rows untouched); a row whose grammar allows nothing takes the argmax,
     which its matcher then rejects (the request fails, the batch goes on).
     """
 
-    def __init__(self, structured: StructuredOutputManager | None = None) -> None:
+    def __init__(
+        self, structured: StructuredOutputManager | None = None, device: torch.device | str = "cpu"
+    ) -> None:
         self.structured = structured
+        self.device = torch.device(device)
+        self._generators: weakref.WeakKeyDictionary[Sequence, torch.Generator] = weakref.WeakKeyDictionary()
+
+    def generator(self, seq: Sequence) -> torch.Generator | None:
+        """The sequence's generator (``None`` without a seed: torch's global one)."""
+        if seq.seed is None:
+            return None
+        gen = self._generators.get(seq)
+        if gen is None:
+            gen = self._generators[seq] = torch.Generator(device=self.device).manual_seed(seq.seed)
+        return gen
 
     def __call__(
         self, logits: torch.Tensor, seqs: list[Sequence], banned: list[tuple[int, ...]] | None = None
@@ -44,7 +59,7 @@ class Sampler:
             if p.greedy or (dead and row in dead):
                 out.append(greedy[row])
             else:
-                out.append(_sample_row(logits[row], p.temperature, p.top_k, p.top_p, seq.generator))
+                out.append(_sample_row(logits[row], p.temperature, p.top_k, p.top_p, self.generator(seq)))
         return out
 
 

@@ -1,8 +1,9 @@
 """Continuous batching under a per-step token budget, chunked prefill, prefix reuse, preemption by recompute.
 
-``schedule()`` returns a plan, the model runner executes it, ``update()`` takes the sampled tokens back.
-One rule covers every case: each scheduled sequence advances ``num_computed_tokens`` towards ``num_tokens``
-by as many tokens as the budget allows.
+``schedule()`` returns a plan, the model runner executes it, ``update()`` takes the sampled tokens back and
+finishes the sequences that are done (vLLM's ``update_from_output``). One rule covers every case: each
+scheduled sequence advances ``num_computed_tokens`` towards ``num_tokens`` by as many tokens as the budget
+allows.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from tether.kvcache import KVCacheManager, PrefixMatch
 from tether.runtime.engine.admission import AdmissionPolicy, RequestFCFS
@@ -60,6 +62,25 @@ class SchedulerOutput:
         return not self.chunks
 
 
+@dataclass(frozen=True)
+class StepUpdate:
+    """What a step's tokens did, in plan order: ``outputs`` got a token (each finished one included),
+    ``first_tokens`` got their first, ``finished`` ended (``finish_reason`` set; ``error`` too for a token its
+    grammar rejected)."""
+
+    outputs: tuple[Sequence, ...] = ()
+    first_tokens: tuple[Sequence, ...] = ()
+    finished: tuple[Sequence, ...] = ()
+
+
+class OutputCheck(Protocol):
+    """Whether a sequence is done after its newest token (``StopChecker`` and the grammars, ``finish.py``)."""
+
+    def check(self, seq: Sequence) -> FinishReason | None: ...
+
+    def forget(self, request_id: str) -> None: ...
+
+
 @dataclass
 class SchedulerStats:
     """Token accounting. Without preemption, each admitted prompt satisfies
@@ -80,6 +101,8 @@ class Scheduler:
         relieve: Callable[[int, Sequence | None], bool] | None = None,
         on_admit: Callable[[Sequence, PrefixMatch], None] | None = None,
         on_preempt: Callable[[Sequence], None] | None = None,
+        on_finish: Callable[[Sequence, FinishReason], None] | None = None,
+        checks: OutputCheck | None = None,
         relieve_pins: str = "eager",
     ) -> None:
         """``relieve(blocks, requester)``: asked to give up pinned KV for ``requester`` (the waiting sequence being
@@ -89,13 +112,17 @@ class Scheduler:
         admission while nothing runs); otherwise other running turns are preempted first and a stalled admission
         waits for running turns to finish. ``on_admit(seq, prefix)``: after a sequence
         took its blocks (the program layer ends the program's pin there). ``on_preempt(seq)``: before a
-        preempted sequence frees its blocks (a program layer may keep them, e.g. swap them to CPU memory)."""
+        preempted sequence frees its blocks (a program layer may keep them, e.g. swap them to CPU memory).
+        ``on_finish(seq, reason)``: before a finishing sequence frees its blocks (the program layer pins them at a
+        turn's end). ``checks``: when a sequence is done after a token (none: only ``finish`` ends one)."""
         self.config = config
         self.kv = kv
         self.admission = admission or RequestFCFS()
         self.relieve = relieve or (lambda blocks, requester: False)
         self.on_admit = on_admit or (lambda seq, prefix: None)
         self.on_preempt = on_preempt or (lambda seq: None)
+        self.on_finish = on_finish or (lambda seq, reason: None)
+        self.checks = checks
         if relieve_pins not in ("eager", "when_idle"):
             raise ValueError(f"relieve_pins must be 'eager' or 'when_idle', got {relieve_pins!r}")
         self.relieve_eagerly = relieve_pins == "eager"
@@ -124,8 +151,10 @@ class Scheduler:
     def has_unfinished(self) -> bool:
         return bool(self.waiting or self.running)
 
-    def finish(self, seq: Sequence, reason: FinishReason) -> None:
-        """End a sequence wherever it is and give its blocks back (full computed blocks stay cached)."""
+    def finish(self, seq: Sequence, reason: FinishReason, now: float | None = None) -> None:
+        """End a sequence wherever it is and give its blocks back (full computed blocks stay cached), after
+        ``on_finish``; ``now``: its finish time."""
+        self.on_finish(seq, reason)
         if seq in self.running:
             self.running.remove(seq)
         elif seq in self.waiting:
@@ -134,6 +163,9 @@ class Scheduler:
             self.kv.free(seq.request_id)
         seq.status = SequenceStatus.FINISHED
         seq.finish_reason = reason
+        seq.finish_time = now
+        if self.checks is not None:
+            self.checks.forget(seq.request_id)
 
     def resort(self) -> None:
         """Re-sort both queues by the current priorities (for policies whose priorities change over time)."""
@@ -156,7 +188,7 @@ class Scheduler:
                 chunks.append(ScheduledChunk(seq, seq.num_computed_tokens, n))  # its blocks suffice
                 budget -= n
                 continue
-            while not self.kv.can_allocate(seq.request_id, seq.num_computed_tokens + n):
+            while self.kv.allocate_slots(seq.request_id, seq.num_computed_tokens + n) is None:
                 may_relieve = self.relieve_eagerly or len(self.running) == 1  # when_idle: seq alone runs
                 if may_relieve and self.relieve(self._shortfall(seq, seq.num_computed_tokens + n), None):
                     continue
@@ -167,7 +199,6 @@ class Scheduler:
                     break
             if seq.status is not SequenceStatus.RUNNING:
                 continue
-            self.kv.allocate(seq.request_id, seq.num_computed_tokens + n)
             chunks.append(ScheduledChunk(seq, seq.num_computed_tokens, n))
             budget -= n
 
@@ -182,7 +213,7 @@ class Scheduler:
                 break  # the head failed in this very memory state; matching again (O(context)) cannot help
             prefix = seq.last_match = self.kv.match(seq.token_ids, since=seq.last_match)
             n = min(seq.num_tokens - prefix.num_tokens, budget)
-            if not self.kv.can_allocate(seq.request_id, prefix.num_tokens + n, prefix):
+            if self.kv.allocate_slots(seq.request_id, prefix.num_tokens + n, prefix) is None:
                 may_relieve = self.relieve_eagerly or not self.running  # when_idle: nothing runs
                 if may_relieve and self.relieve(self._shortfall(seq, prefix.num_tokens + n, prefix), seq):
                     continue  # match again: what was given up may have been this program's own pin
@@ -190,7 +221,6 @@ class Scheduler:
                 break  # head-of-line: the order is the policy's, never skipped
             self._blocked = None
             self.waiting.pop(0)
-            self.kv.allocate(seq.request_id, prefix.num_tokens + n, prefix)
             self.on_admit(seq, prefix)
             seq.num_computed_tokens = prefix.num_tokens
             self.stats.cache_hit_tokens += min(prefix.num_tokens, seq.num_prompt_tokens)
@@ -224,10 +254,13 @@ class Scheduler:
         self.add(seq)
 
     # -- results --------------------------------------------------------------------------------------------
-    def update(self, output: SchedulerOutput, sampled: RunnerOutput) -> list[Sequence]:
-        """Advance computed counts, register newly full blocks in the prefix cache and append the sampled
-        tokens. Returns the sequences that received a token."""
-        grown: list[Sequence] = []
+    def update(self, output: SchedulerOutput, sampled: RunnerOutput, now: float = 0.0) -> StepUpdate:
+        """Advance computed counts, register newly full blocks in the prefix cache, append the sampled tokens
+        and finish the sequences that are done (``checks``; ``now``: the step's end, their first-token and
+        finish time)."""
+        outputs: list[Sequence] = []
+        first: list[Sequence] = []
+        finished: list[Sequence] = []
         for chunk in output.chunks:
             seq = chunk.seq
             if seq.status is not SequenceStatus.RUNNING:
@@ -240,5 +273,12 @@ class Scheduler:
                 self.kv.cache_blocks(seq.request_id, seq.token_ids, seq.num_computed_tokens)
             if chunk.samples:
                 seq.append_token(sampled.token(seq.request_id))
-                grown.append(seq)
-        return grown
+                if seq.first_token_time is None:
+                    seq.first_token_time = now
+                    first.append(seq)
+                reason = self.checks.check(seq) if self.checks is not None else None
+                if reason is not None:
+                    self.finish(seq, reason, now)
+                    finished.append(seq)
+                outputs.append(seq)
+        return StepUpdate(tuple(outputs), tuple(first), tuple(finished))

@@ -1,20 +1,16 @@
 """``Sequence``: the one request state object that crosses the scheduler / model-runner boundary.
 
-``ProgramHints`` (``tether.dag.hints``, re-exported here) is the hints type the engine and the server use."""
+``ProgramHints`` (``tether.hints``, re-exported here) is the hints type the engine and the server use."""
 
 from __future__ import annotations
 
 import enum
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from tether.dag.hints import ProgramHints
+from tether.hints import ProgramHints
 from tether.kvcache import PrefixMatch
 from tether.runtime.engine.sampling_params import SamplingParams
-
-if TYPE_CHECKING:
-    import torch
 
 
 class SequenceStatus(enum.Enum):
@@ -61,7 +57,7 @@ class Sequence:
         prompt: str | None = None,
         arrival_time: float | None = None,
         hints: ProgramHints | None = None,
-        generator: torch.Generator | None = None,
+        seed: int | None = None,
         seq_index: int = 0,
     ) -> None:
         self.request_id = request_id
@@ -73,7 +69,7 @@ class Sequence:
         self.token_ids: list[int] = list(prompt_token_ids)  # prompt + output, grown in place
         self.params = params
         self.hints = hints or ProgramHints()
-        self.generator = generator
+        self.seed = seed  # a sampled request's generator seed (the runner's sampler owns the generator)
         self.arrival_time = time.monotonic() if arrival_time is None else arrival_time
         self.status = SequenceStatus.WAITING
         self.finish_reason: FinishReason | None = None

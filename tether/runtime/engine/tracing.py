@@ -15,7 +15,7 @@ from tether.runtime.tracing.writer import TraceSink
 
 if TYPE_CHECKING:
     from tether.kvcache import KVCacheManager
-    from tether.runtime.engine.scheduler import Scheduler, SchedulerOutput
+    from tether.runtime.engine.scheduler import Scheduler, SchedulerOutput, StepUpdate
     from tether.runtime.engine.sequence import Sequence
 
 
@@ -24,9 +24,16 @@ def _pid(seq: Sequence) -> str:
 
 
 class EngineTracer:
-    def __init__(self, sink: TraceSink, clock: Callable[[], float]) -> None:
+    """An observer of the engine's steps (``after_step``), its queue (``queued``) and its requests that end
+    outside a step (``finished``); the program layer hands it KV events (``kv``)."""
+
+    def __init__(
+        self, sink: TraceSink, clock: Callable[[], float], scheduler: Scheduler, kv: KVCacheManager
+    ) -> None:
         self.sink = sink
         self.clock = clock
+        self.scheduler = scheduler
+        self.kv_manager = kv
         self.offset = time.time() - clock()  # engine clock -> wall clock
         self._admitted: dict[str, float] = {}  # request id -> when it was first admitted (engine clock)
         self._counters: dict[str, int] | None = None
@@ -43,6 +50,18 @@ class EngineTracer:
     def queued(self, seq: Sequence) -> None:
         rid = seq.request_id
         self._emit("llm_queued", _pid(seq), rid, {"request_id": rid, "prompt_tokens": seq.num_prompt_tokens})
+
+    def after_step(self, plan: SchedulerOutput, update: StepUpdate, started: float) -> None:
+        """A step that ran: its chunks, each sequence's first token and end in plan order, then the counters."""
+        self.step(plan, started)
+        first = {id(seq) for seq in update.first_tokens}
+        finished = {id(seq) for seq in update.finished}
+        for seq in update.outputs:
+            if id(seq) in first:
+                self.first_token(seq)
+            if id(seq) in finished:
+                self.finished(seq, seq.finish_reason.value)
+        self.counters(self.scheduler, self.kv_manager, plan.num_batched_tokens, started)
 
     def step(self, plan: SchedulerOutput, started: float) -> None:
         """The scheduled chunks of a step that ran: first admissions and prefill chunks (call after it ran)."""

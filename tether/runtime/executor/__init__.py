@@ -20,6 +20,7 @@ from tether.runtime.executor.llm import (
     LLMResult,
     LLMToolCall,
     StreamingLLMBackend,
+    Usage,
     stream_llm,
 )
 from tether.runtime.executor.run import ProgramResult, ProgramRun
@@ -43,5 +44,6 @@ __all__ = [
     "ProgramRun",
     "ReferenceResolutionError",
     "StreamingLLMBackend",
+    "Usage",
     "stream_llm",
 ]

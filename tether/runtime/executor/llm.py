@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import pydantic
@@ -66,13 +66,53 @@ class LLMToolCall:
 
 
 @dataclass(frozen=True)
-class LLMResult:
-    text: str
+class Usage:
+    """What one LLM call used: ``prompt_tokens`` (the whole prompt, cached ones included), ``completion_tokens``,
+    ``cached_tokens`` (prompt tokens the server's prefix cache served) and ``seconds``. A backend fills the
+    tokens and leaves ``seconds`` 0; the executor sets it, on the result it keeps for the node
+    (``ProgramRun.llm_result``), to the successful attempt's wall time (request sent to reply parsed).
+    ``a + b`` adds each field (``sum(usages, Usage())`` totals a run)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    seconds: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.seconds + other.seconds,
+        )
+
+
+@dataclass(frozen=True)
+class LLMResult:
+    """A finished LLM call: ``text`` (the reply without its parsed tool calls), ``usage``, ``finish_reason``
+    (``"stop"``, ``"length"``, ...) and the ``tool_calls`` it asked for. ``prompt_tokens``,
+    ``completion_tokens`` and ``cached_tokens`` read ``usage``."""
+
+    text: str
+    usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     tool_calls: tuple[LLMToolCall, ...] = ()
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.usage.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.usage.completion_tokens
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.usage.cached_tokens
+
+    def timed(self, seconds: float) -> LLMResult:
+        """This result with ``usage.seconds`` set (the executor times each attempt)."""
+        return replace(self, usage=replace(self.usage, seconds=seconds))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ completes (a counter per node, decremented by each completing dependency; no pol
                       (a held run waits for ``seal()`` first; it may grow meanwhile)
 
 Front-ends that build programs while they run (decorator agents, planners, ReAct) use ``hold``/``seal``,
-``add_node(node, on_delta=...)`` and ``node_future(node_id)``; ``tether.dag.refs.node_ref`` makes the references.
+``add_node(node, on_delta=...)``, ``node_future(node_id)`` and ``llm_result(node_id)`` (a call's tokens and time);
+``tether.dag.refs.node_ref`` makes the references.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tether.runtime.executor.errors import (
     ProgramCancelledError,
     ReferenceResolutionError,
 )
+from tether.runtime.executor.llm import LLMResult
 from tether.runtime.executor.steps import DeltaHook, Steps
 
 if TYPE_CHECKING:
@@ -199,6 +201,15 @@ class ProgramRun:
             fut.set_exception(self._missing_error(node_id))
         self._node_futures[node_id] = fut
         return fut
+
+    def llm_result(self, node_id: str) -> LLMResult:
+        """The ``LLMResult`` of a finished LLM call of this run: its successful attempt's, with ``usage.seconds``
+        that attempt's wall time. It is there before the node's future resolves. ``ExecutorError`` for a
+        node that is not an LLM call that has finished."""
+        result = self._steps.llm_results.get(node_id)
+        if result is None:
+            raise ExecutorError(f"program {self.id!r}: node {node_id!r} is not a finished LLM call")
+        return result
 
     def _missing_error(self, node_id: str) -> BaseException:
         if self.error is not None:

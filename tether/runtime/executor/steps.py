@@ -13,10 +13,11 @@ from typing import Any
 
 from tether.dag.compiler import CompiledProgram, LLMHints
 from tether.dag.ir import LLMCall, ToolCall
-from tether.runtime.executor.errors import LLMBackendError, LLMOutputError, LLMTimeoutError, NodeFailedError
+from tether.runtime.executor.errors import LLMBackendError, LLMOutputError, LLMTimeoutError
 from tether.runtime.executor.llm import LLMBackend, LLMDelta, LLMRequest, LLMResult, parse_output, stream_llm
+from tether.runtime.executor.retry import failure_status, with_retries
 from tether.runtime.tracing import TraceEvent, TraceSink
-from tether.tools.errors import ToolArgumentError, ToolError, ToolTimeoutError, UnknownToolError
+from tether.tools.errors import ToolArgumentError, ToolError, UnknownToolError
 from tether.tools.runner import ToolRunner
 
 NEVER_RETRIED = (ToolArgumentError, UnknownToolError)
@@ -45,6 +46,7 @@ class Steps:
         self.llm = llm
         self.trace = trace
         self.tool_specs = tool_specs
+        self.llm_results: dict[str, LLMResult] = {}  # per finished LLM node: its result, timed
 
     def emit(self, kind: str, node: str | None, attrs: dict[str, Any], start: float | None = None) -> None:
         """One trace event now; ``start``: when its span began (``time.time()``), ``None`` for an instant."""
@@ -54,24 +56,25 @@ class Steps:
     # -- tools ----------------------------------------------------------------------------------------------
     async def tool(self, node: ToolCall, args: dict[str, Any]) -> Any:
         """Call the tool; retry per ``node.retry``; ``NodeFailedError`` (with the attempts made) at the end."""
-        policy = node.retry
-        for attempt in range(1, policy.attempts + 1):
-            delay = policy.delay_before(attempt)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            call_id = f"{self.program_id}/{node.id}#{attempt}"
-            start = time.time()
-            try:
-                value = await self.tools.call(node.tool, args, call_id=call_id, timeout=node.timeout)
-            except ToolError as exc:
-                status = "timeout" if isinstance(exc, ToolTimeoutError) else "error"
-                self._tool_event(node, call_id, attempt, status, start, exc)
-                if isinstance(exc, NEVER_RETRIED) or status not in policy.on or attempt == policy.attempts:
-                    raise NodeFailedError(self.program_id, node.id, exc, attempt) from exc
-                continue
-            self._tool_event(node, call_id, attempt, "ok", start, None)
-            return value
-        raise AssertionError("unreachable: RetryPolicy.attempts >= 1")
+        return await with_retries(
+            node.retry,
+            lambda attempt: self._tool_attempt(node, args, attempt),
+            program_id=self.program_id,
+            node_id=node.id,
+            retried=(ToolError,),
+            never=NEVER_RETRIED,
+        )
+
+    async def _tool_attempt(self, node: ToolCall, args: dict[str, Any], attempt: int) -> Any:
+        call_id = f"{self.program_id}/{node.id}#{attempt}"
+        start = time.time()
+        try:
+            value = await self.tools.call(node.tool, args, call_id=call_id, timeout=node.timeout)
+        except ToolError as exc:
+            self._tool_event(node, call_id, attempt, failure_status(exc), start, exc)
+            raise
+        self._tool_event(node, call_id, attempt, "ok", start, None)
+        return value
 
     def _tool_event(
         self, node: ToolCall, call_id: str, attempt: int, status: str, start: float, exc: BaseException | None
@@ -112,12 +115,9 @@ class Steps:
         assert self.llm is not None
         hints = self.compiled.hints.get(node.id, LLMHints())
         tools = tuple(self.tool_specs(t) for t in node.tools)
-        policy = node.retry
-        for attempt in range(1, policy.attempts + 1):
-            delay = policy.delay_before(attempt)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            request = LLMRequest(
+
+        def request(attempt: int) -> LLMRequest:
+            return LLMRequest(
                 program_id=self.program_id,
                 node_id=node.id,
                 messages=messages,
@@ -131,20 +131,27 @@ class Steps:
                 tool_choice=node.tool_choice,
                 grammar=node.grammar,
             )
-            start = time.time()
-            result: LLMResult | None = None
-            try:
-                result = await self._timed(node, request, on_delta)
-                value = parse_output(node.id, result, self.compiled.output_types.get(node.id))
-            except RETRIED_LLM_ERRORS as exc:
-                status = "timeout" if isinstance(exc, LLMTimeoutError) else "error"
-                self._llm_event(node, request, result, start, status, exc)
-                if status not in policy.on or attempt == policy.attempts:
-                    raise NodeFailedError(self.program_id, node.id, exc, attempt) from exc
-                continue
-            self._llm_event(node, request, result, start, "ok", None)
-            return value
-        raise AssertionError("unreachable: RetryPolicy.attempts >= 1")
+
+        return await with_retries(
+            node.retry,
+            lambda attempt: self._llm_attempt(node, request(attempt), on_delta),
+            program_id=self.program_id,
+            node_id=node.id,
+            retried=RETRIED_LLM_ERRORS,
+        )
+
+    async def _llm_attempt(self, node: LLMCall, request: LLMRequest, on_delta: DeltaHook | None) -> Any:
+        start = time.time()
+        result: LLMResult | None = None
+        try:
+            result = await self._timed(node, request, on_delta)
+            value = parse_output(node.id, result, self.compiled.output_types.get(node.id))
+        except RETRIED_LLM_ERRORS as exc:
+            self._llm_event(node, request, result, start, failure_status(exc), exc)
+            raise
+        self._llm_event(node, request, result, start, "ok", None)
+        self.llm_results[node.id] = result.timed(time.time() - start)
+        return value
 
     async def _timed(self, node: LLMCall, request: LLMRequest, on_delta: DeltaHook | None) -> LLMResult:
         assert self.llm is not None

@@ -12,8 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from tether.dag.compiler import CompiledProgram
+from tether.dag.ir import LLMCall
+from tether.runtime.deployment import Deployment
+from tether.runtime.executor.errors import ExecutorError
+from tether.runtime.executor.executor import Executor
+from tether.runtime.executor.llm import LLMBackend
 from tether.runtime.executor.run import ProgramResult
 from tether.tools.durations import ToolDurationStats
+from tether.tools.local import LocalToolRunner
+from tether.tools.runner import ToolRunner
 
 
 @dataclass(frozen=True)
@@ -77,74 +84,59 @@ async def run_workflow(
     LLM calls run on the local engine on ``model`` (``EngineConfig`` keyword arguments in ``engine_kwargs``,
     loaded only when the workflow has LLM calls) or on the OpenAI-compatible server at ``openai_url``; tools in
     process, or on ``tether worker`` processes through the MQTT ``broker``. The run is recorded under
-    ``trace_dir`` (docs/tracing.md). The compiler, the local tool runner and the engine share the deployment's
-    tool-duration statistics (``tether.tools.store``), saved back when the run ends. Raises
-    ``NodeFailedError`` naming the node that failed."""
-    from tether.dag.ir import LLMCall
-    from tether.runtime.executor.backends.local_engine import LocalEngineBackend
-    from tether.runtime.executor.executor import Executor
-    from tether.runtime.tracing import RunRecorder
-    from tether.tools.local import LocalToolRunner
-    from tether.tools.store import deployment_stats, save_deployment_stats
-
-    stats = deployment_stats()
+    ``trace_dir`` (docs/tracing.md). The run's ``Deployment`` (``tether.runtime.deployment``) gives the
+    compiler, the local tool runner and the engine the deployment's tool-duration statistics, saved back when
+    the run ends. Raises ``NodeFailedError`` naming the node that failed."""
+    deployment = Deployment()
     if isinstance(workflow, CompiledProgram):
         compiled, bound = workflow, dict(inputs or {})
     else:
-        compiled, bound = prepare_workflow(workflow, inputs, remote_tools=broker is not None, stats=stats)
+        remote = broker is not None
+        compiled, bound = prepare_workflow(workflow, inputs, remote_tools=remote, stats=deployment.stats)
     name = compiled.program.name
     run_id = run_id or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     meta = {"model": model, "policy": engine_kwargs.get("policy")}
-    recorder = RunRecorder("run", name, trace_dir=trace_dir, run_id=run_id, meta=meta)
-    trace = recorder.trace()
-    status = "failed"
-    try:
-        needs_llm = any(isinstance(n, LLMCall) for n in compiled.program.nodes.values())
-        llm = (
-            await _llm_backend(model, openai_url, openai_api_key, engine_kwargs, stats, broker is not None)
-            if needs_llm
-            else None
-        )
-        if isinstance(llm, LocalEngineBackend):
-            await llm.engine.call(lambda e: e.trace_to(trace))  # the engine's events join the run's trace
-        if broker:
-            from tether.tools.mqtt import MqttToolRunner
-
-            tools: Any = MqttToolRunner(broker, registry=compiled.registry)
-        else:
-            tools = LocalToolRunner(compiled.registry, stats)
+    recorder = await deployment.record("run", name, trace_dir=trace_dir, run_id=run_id, meta=meta)
+    async with deployment:  # closed whatever happens: the backend, the stats saved, the run ended
+        llm = await _llm_backend(deployment, compiled, model, openai_url, openai_api_key, engine_kwargs)
+        tools = _tool_runner(compiled, broker, deployment.stats)
+        executor = Executor(tools, llm, trace=deployment.trace)
         try:
-            result = await Executor(tools, llm, trace=trace).run(compiled, bound, program_id=run_id)
-            status = "ok"
+            result = await executor.run(compiled, bound, program_id=run_id)
         finally:
             await tools.close()
-            if llm is not None:
-                await llm.close()
-    finally:
-        save_deployment_stats()
-        recorder.end(status)
-    return WorkflowRun(run_id, result, trace.path)
+    return WorkflowRun(run_id, result, recorder.trace().path)
 
 
 async def _llm_backend(
+    deployment: Deployment,
+    compiled: CompiledProgram,
     model: str,
     openai_url: str | None,
     api_key: str | None,
     engine_kwargs: dict[str, Any],
-    stats: ToolDurationStats,
-    remote_tools: bool,
-) -> Any:
+) -> LLMBackend | None:
+    """The run's backend, made by its deployment: none without LLM calls, the server at ``openai_url``, else
+    the local engine on ``model`` (``ExecutorError`` when it cannot start)."""
+    if not any(isinstance(n, LLMCall) for n in compiled.program.nodes.values()):
+        return None
     if openai_url:
-        from tether.runtime.executor.backends.openai import OpenAIBackend
-
-        return OpenAIBackend(openai_url, model, api_key=api_key or os.environ.get("OPENAI_API_KEY"))
+        api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        return deployment.connect_openai(openai_url, model, api_key=api_key)
     from tether.runtime.engine.config import EngineConfig
     from tether.runtime.engine.errors import EngineError, ModelLoadError
-    from tether.runtime.executor.backends.local_engine import LocalEngineBackend
-    from tether.runtime.executor.errors import ExecutorError
 
     try:
         config = EngineConfig(model=model, **engine_kwargs)
-        return await LocalEngineBackend.create(config, tool_stats=stats, observe_tools=remote_tools)
+        return await deployment.start_local_engine(config)
     except (EngineError, ModelLoadError, ValueError, KeyError) as exc:
         raise ExecutorError(f"cannot start the engine for --model {model!r}: {exc}") from exc
+
+
+def _tool_runner(compiled: CompiledProgram, broker: str | None, stats: ToolDurationStats) -> ToolRunner:
+    """Tools on ``tether worker`` processes through the MQTT ``broker``, else in process on ``stats``."""
+    if broker:
+        from tether.tools.mqtt import MqttToolRunner
+
+        return MqttToolRunner(broker, registry=compiled.registry, tool_stats=stats)
+    return LocalToolRunner(compiled.registry, stats)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tether.kvcache import KVCacheManager
     from tether.runtime.costs import CostModel
     from tether.runtime.engine.sequence import Sequence
-    from tether.runtime.policies.programs import ProgramTable
+    from tether.runtime.programs.table import ProgramTable
     from tether.tools.durations import ToolDurationStats
 
 
@@ -94,18 +94,35 @@ class PolicyContext:
         return self.cost_model.step_time([], blocks) - self.cost_model.step_time([], 0)
 
 
-class SchedulingPolicy(Protocol):
-    name: str
-    cpu_tier: bool  # needs host memory for KV blocks
-    offload_on_evict: bool  # write evicted GPU blocks to the CPU tier (LMCache)
-    relieve_pins: str  # "eager": relieve before any preemption; "when_idle": only when nothing else can run
+class SchedulingPolicy:
+    """The base of every policy: its four decisions and every option the program layer reads, each with its
+    default. The defaults are vLLM's: request FCFS, free the KV at a turn's end, give up no pin, prefetch
+    nothing; no CPU tier."""
 
-    def priority(self, seq: Sequence, ctx: PolicyContext) -> tuple: ...
+    name: str = "policy"
+    cpu_tier: bool = False  # needs host memory for KV blocks
+    published_cpu_tier: bool = False  # the tier the policy's paper gives it (``<name>:tier=off`` restores it)
+    offload_on_evict: bool = False  # write evicted GPU blocks to the CPU tier (LMCache)
+    relieve_pins: str = "eager"  # "eager": relieve before any preemption; "when_idle": only when nothing else can run
+    swap_on_preempt: bool = False  # a preempted turn's KV is parked in CPU memory instead of recomputed
+    park_on_expiry: bool = False  # an expired pin is parked in CPU memory instead of dropped
+    keep_pin_while_waiting: bool = False  # a pin does not expire while its program's next turn waits (Continuum)
+    resort_each_step: bool = False  # priorities change with time: the queues are re-sorted before each step
 
-    def on_turn_end(self, end: TurnEnd, ctx: PolicyContext) -> Decision: ...
+    def priority(self, seq: Sequence, ctx: PolicyContext) -> tuple:
+        return (seq.arrival_time, seq.seq_index)
+
+    def on_turn_end(self, end: TurnEnd, ctx: PolicyContext) -> Decision:
+        return Free()
 
     def relieve(
         self, ctx: PolicyContext, blocks_needed: int, requester: Sequence | None = None
-    ) -> list[PressureAction]: ...
+    ) -> list[PressureAction]:
+        return []
 
-    def prefetches(self, ctx: PolicyContext) -> list[str]: ...
+    def prefetches(self, ctx: PolicyContext) -> list[str]:
+        return []
+
+    def swap_budget(self, ctx: PolicyContext) -> tuple[int, int] | None:
+        """Blocks that may be copied (in, out) per step; ``None``: no limit (InferCept sets one)."""
+        return None

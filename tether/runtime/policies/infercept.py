@@ -16,7 +16,7 @@ Swap budget per step (``swap_budget``), the released code's ``SchedulerV2._set_m
 
 each floored to whole blocks and at least 0: about 20 blocks of 16 tokens per step in all, swap-out when memory
 is short, swap-in when it is free. The engine's program layer carries the budget out
-(tether/runtime/engine/programs.py)."""
+(tether/runtime/programs/layer.py)."""
 
 from __future__ import annotations
 

@@ -3,26 +3,13 @@
 
 from __future__ import annotations
 
-from tether.runtime.policies.base import Decision, Free, PolicyContext, PressureAction, TurnEnd
+from tether.runtime.policies.base import SchedulingPolicy
 
 
-class VLLMPolicy:
+class VLLMPolicy(SchedulingPolicy):
+    """The base's defaults, as they are: request FCFS, no pins, no tier."""
+
     name = "vllm"
-    cpu_tier = False
-    offload_on_evict = False
-    relieve_pins = "eager"  # the scheduler asks for pins before any preemption or stalled admission
-
-    def priority(self, seq, ctx: PolicyContext) -> tuple:
-        return (seq.arrival_time, seq.seq_index)
-
-    def on_turn_end(self, end: TurnEnd, ctx: PolicyContext) -> Decision:
-        return Free()
-
-    def relieve(self, ctx: PolicyContext, blocks_needed: int, requester=None) -> list[PressureAction]:
-        return []
-
-    def prefetches(self, ctx: PolicyContext) -> list[str]:
-        return []
 
 
 class LMCachePolicy(VLLMPolicy):

@@ -40,6 +40,7 @@ from tether.runtime.replay.workload import TraceProgram
 from tether.runtime.sim.clock import Clock
 from tether.runtime.tracing.events import TraceEvent
 from tether.runtime.tracing.writer import TraceSink
+from tether.tools.durations import ToolDurationStats
 
 TRUE_TURNS = "+true-turns"  # the label suffix of a run whose requests carried the true remaining turns
 _TURN, _END = "turn", "end"  # a driver event: submit a program's next turn, or end the program
@@ -70,6 +71,17 @@ class ReplayProgramRun:
         return self.finish - self.arrival
 
 
+def extend_prompt(context: list[int], program: TraceProgram, k: int, seed: int, vocab: int) -> None:
+    """Turn ``k``'s prompt, in place: ``context`` (turn k-1's prompt and outputs) plus the turn's fresh input
+    tokens, drawn from the program's seed and the turn, so every replay (in process or over HTTP) sends the same
+    prompts and their prefixes repeat exactly as in the trace."""
+    turn = program.turns[k]
+    rng = random.Random(seed * 7919 + k)
+    new = turn.prompt_tokens if k == 0 else turn.new_input_tokens
+    context.extend(rng.randrange(vocab) for _ in range(new))
+    assert len(context) == turn.prompt_tokens, (program.program_id, k)
+
+
 @dataclass(frozen=True)
 class Arrivals:
     """Either open-loop arrival times (one per program) or a closed loop of ``concurrency`` programs."""
@@ -93,7 +105,6 @@ HINT_MODES = ("online", "oracle")
 class ReplayDriver:
     def __init__(
         self,
-        engine: LLMEngine,
         programs: list[TraceProgram],
         arrivals: Arrivals,
         clock: Clock,
@@ -103,14 +114,19 @@ class ReplayDriver:
         on_progress: Callable[[int, int], None] | None = None,
         hints: str = "online",
         trace: TraceSink | None = None,
+        tool_stats: ToolDurationStats | None = None,
     ) -> None:
         """``trace``: where each program's span, its turns (``llm_turn``) and its tool pauses (``tool_call``, the
-        trace's tool) go, next to the engine's own events (``engine.trace_to``)."""
+        trace's tool) go, next to the engine's own events (``engine.trace_to``). The engine that ``run`` drives
+        must be built with ``turn_outcome=driver.outcome`` (what each turn's output says, from the trace) and
+        with ``tool_stats=driver.tool_stats``: the driver runs the programs' tools, so it is what records their
+        durations (the pause from a turn's end to its program's next request)."""
         if hints not in HINT_MODES:
             raise ValueError(f"hints must be one of {HINT_MODES}, got {hints!r}")
-        self.engine = engine
+        self.engine: LLMEngine | None = None
         self.hints = hints
-        engine.turn_outcome = self._outcome
+        self.tool_stats = tool_stats if tool_stats is not None else ToolDurationStats()
+        self._paused: dict[str, tuple[str, float]] = {}  # program -> (its tool, when the turn calling it ended)
         self.programs = programs
         self.arrivals = arrivals
         self.clock = clock
@@ -123,13 +139,16 @@ class ReplayDriver:
         self._by_request: dict[str, tuple[int, int]] = {}  # request id -> (program index, call of its turn)
         self._next_closed = 0
         self.trace = trace
-        # the driver's clock -> the trace's wall clock: the engine tracer's own offset where there is one, so the
-        # driver's events and the engine's share one clock (a second time.time() would shift one set by its delay)
-        tracer = engine.tracer
-        self._offset = tracer.offset if tracer is not None else time.time() - clock.now()
+        self._offset = 0.0
         self._turn_started: dict[int, float] = {}
 
-    def run(self) -> list[ReplayProgramRun]:
+    def run(self, engine: LLMEngine) -> list[ReplayProgramRun]:
+        """Replay every program on ``engine`` (built as ``__init__`` says); their runs, in program order."""
+        self.engine = engine
+        # the driver's clock -> the trace's wall clock: the engine tracer's own offset where there is one, so the
+        # driver's events and the engine's share one clock (a second time.time() would shift one set by its delay)
+        offset = engine.trace_offset()
+        self._offset = offset if offset is not None else time.time() - self.clock.now()
         start = self.clock.now()
         self._runs = [
             ReplayProgramRun(p, 0.0, self.seed * 1_000_003 + i) for i, p in enumerate(self.programs)
@@ -175,8 +194,7 @@ class ReplayDriver:
 
     def _next_expiry(self, now: float) -> float | None:
         """The next pin expiry still ahead; one already past is handled by the next step, not by waiting."""
-        expiries = [info.expires_at for info in self.engine.kv_manager.pins.values() if info.expires_at > now]
-        return min(expiries) if expiries else None
+        return self.engine.next_timer(after=now)
 
     def _push(self, t: float, i: int, kind: str = _TURN) -> None:
         self._tie += 1
@@ -228,10 +246,7 @@ class ReplayDriver:
         else:  # the tool pause that just ended
             self._emit_tool(run, run.turn - 1)
         self._turn_started[i] = now
-        rng = random.Random(run.seed * 7919 + run.turn)
-        new = turn.prompt_tokens if run.turn == 0 else turn.new_input_tokens
-        run.context.extend(rng.randrange(self.vocab) for _ in range(new))
-        assert len(run.context) == turn.prompt_tokens, (program.program_id, run.turn)
+        extend_prompt(run.context, program, run.turn, run.seed, self.vocab)
         remaining = program.num_turns - run.turn - 1 if self.hints == "oracle" or program.compiled else None
         calls = turn.calls
         group = f"{program.program_id}#{run.turn}" if program.compiled and len(calls) > 1 else None
@@ -251,18 +266,31 @@ class ReplayDriver:
                 hints = ProgramHints(program_id=program.program_id, turn=run.turn, remaining_turns=remaining)
             params = SamplingParams(temperature=0.0, max_tokens=call.output_tokens, ignore_eos=True)
             rid = f"{program.program_id}#{_call_id(run.turn, j)}"
+            self._record_pause(program.program_id)
             self.engine.add_request(list(run.context), params, request_id=rid, hints=hints)
             self._by_request[rid] = (i, j)
 
-    def _outcome(self, seq: Sequence) -> TurnOutcome:
+    def outcome(self, seq: Sequence) -> TurnOutcome:
         """Called by the engine when a turn has ended: the tool the trace's turn called (as a server parses it
         from the output), or none. ``last_turn`` only for a compiled program's last call: an open-ended program's
-        last turn looks like any other, and the program ends when its client ends it (``_end``)."""
+        last turn looks like any other, and the program ends when its client ends it (``_end``). The tool starts
+        now: its duration is recorded when the program's next request goes out (``_record_pause``)."""
         i, j = self._by_request[seq.request_id]
         run = self._runs[i]
         call = run.program.turns[run.turn].calls[j]
         last = run.program.compiled and run.turn == run.program.num_turns - 1 and call.tool is None
+        pid = run.program.program_id
+        if last:
+            self._paused.pop(pid, None)
+        else:
+            self._paused[pid] = (call.tool, self.clock.now())
         return TurnOutcome(call.tool, last_turn=last)
+
+    def _record_pause(self, pid: str) -> None:
+        """The program's next request goes out: the tool its last finished turn called has returned."""
+        paused = self._paused.pop(pid, None)
+        if paused is not None and paused[0] is not None:
+            self.tool_stats.observe(paused[0], max(0.0, self.clock.now() - paused[1]))
 
     def _turn_done(self, request_id: str, output: list[int], error: str | None, cached: int = 0) -> int:
         i, j = self._by_request.pop(request_id)
@@ -313,6 +341,7 @@ class ReplayDriver:
         now = self.clock.now()
         if run.program.turns[-1].tool is not None:
             self._emit_tool(run, run.program.num_turns - 1)
+        self._paused.pop(run.program.program_id, None)
         self.engine.end_program(run.program.program_id)
         self._emit("program_end", run, None, {"status": "ok", "duration_s": now - run.arrival}, run.arrival)
         run.ended = True

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from tether.runtime.replay.driver import HINT_MODES, TRUE_TURNS, Arrivals, ReplayProgramRun
+from tether.hints import ProgramHints
+from tether.runtime.replay.driver import HINT_MODES, TRUE_TURNS, Arrivals, ReplayProgramRun, extend_prompt
 from tether.runtime.replay.runner import jct_figures
 from tether.runtime.replay.workload import TraceProgram, Turn
 
@@ -149,10 +150,7 @@ class HTTPReplayDriver:
     async def _program(self, run: HTTPProgramRun) -> None:
         turns = run.program.turns
         for k, turn in enumerate(turns):
-            rng = random.Random(run.seed * 7919 + k)
-            new = turn.prompt_tokens if k == 0 else turn.new_input_tokens
-            run.context.extend(rng.randrange(self.vocab) for _ in range(new))
-            assert len(run.context) == turn.prompt_tokens, (run.program.program_id, k)
+            extend_prompt(run.context, run.program, k, run.seed, self.vocab)
             run.context.extend(await self._turn(run, k, turn))
             run.prompt_tokens += turn.prompt_tokens
             run.turn = k + 1
@@ -166,9 +164,8 @@ class HTTPReplayDriver:
 
     def request_body(self, run: HTTPProgramRun, k: int, turn: Turn) -> dict:
         pid = run.program.program_id
-        tether: dict = {"program_id": pid, "turn": k, "next_tool": turn.tool}  # never last_turn: see the module
-        if self.hints == "oracle":
-            tether["remaining_turns"] = run.program.num_turns - k - 1
+        remaining = run.program.num_turns - k - 1 if self.hints == "oracle" else None
+        hints = ProgramHints(pid, k, next_tool=turn.tool, remaining_turns=remaining)  # never last_turn: see above
         return {
             "model": self.model,
             "prompt": list(run.context),
@@ -179,7 +176,7 @@ class HTTPReplayDriver:
             "return_token_ids": True,
             "session_id": pid,
             "prompt_cache_key": pid,
-            "tether": tether,
+            "tether": hints.to_wire(),
         }
 
     async def _turn(self, run: HTTPProgramRun, k: int, turn: Turn) -> list[int]:

@@ -54,18 +54,19 @@ def measured_window(n: int, window: float) -> range:
     return range(k, n - k)
 
 
-def build_engine(settings: ReplaySettings, policy: str) -> tuple[LLMEngine, VirtualClock | RealClock]:
-    """The engine (and its clock) that one policy's replay runs on; torch is imported here, not with the
-    module."""
-    from tether.runtime.engine.llm_engine import LLMEngine
+def replay_engine(
+    settings: ReplaySettings, policy: str, clock: VirtualClock | RealClock, driver: ReplayDriver
+) -> LLMEngine:
+    """The engine that one policy's replay runs on, on ``clock``, told by ``driver`` what each turn's output
+    says and reading the tool durations the driver records; torch is imported here, not with the module."""
+    from tether.runtime.engine.builder import build_engine
 
     config = replace(settings.engine, policy=policy)
+    parts = {"clock": clock.now, "turn_outcome": driver.outcome, "tool_stats": driver.tool_stats}
     if settings.simulate:
-        assert settings.cost_model is not None
-        clock = VirtualClock()
-        return LLMEngine(config, backend=SimBackend(settings.cost_model, clock), clock=clock.now), clock
-    clock = RealClock()
-    return LLMEngine(config, clock=clock.now), clock
+        assert settings.cost_model is not None and isinstance(clock, VirtualClock)
+        return build_engine(config, backend=SimBackend(settings.cost_model, clock), **parts)
+    return build_engine(config, **parts)
 
 
 def run_policy(
@@ -75,20 +76,15 @@ def run_policy(
     arrivals: Arrivals,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    engine, clock = build_engine(settings, policy)
+    clock = VirtualClock() if settings.simulate else RealClock()
     trace = settings.trace(settings.label(policy)) if settings.trace is not None else None
+    driver = ReplayDriver(
+        programs, arrivals, clock, seed=settings.seed, on_progress=on_progress, hints=settings.hints, trace=trace
+    )
+    engine = replay_engine(settings, policy, clock, driver)
     engine.trace_to(trace)
     start = clock.now()
-    runs = ReplayDriver(
-        engine,
-        programs,
-        arrivals,
-        clock,
-        seed=settings.seed,
-        on_progress=on_progress,
-        hints=settings.hints,
-        trace=trace,
-    ).run()
+    runs = driver.run(engine)
     makespan = clock.now() - start
     result = summarize(policy, engine, runs, makespan, settings.window)
     result["label"] = settings.label(policy)
@@ -100,28 +96,26 @@ def summarize(
     policy: str, engine: LLMEngine, runs: list[ReplayProgramRun], makespan: float, window: float = 0.0
 ) -> dict:
     """One result row. JCT figures count the programs inside the measurement window; token and pin counts
-    cover the whole run."""
+    cover the whole run (the engine's first ``stats()``: its counters since it was built)."""
     engine.check_integrity()
-    sched, prog = engine.scheduler.stats, engine.programs.stats
-    kv = engine.kv_manager
-    leaked = kv.num_used_blocks + (
-        kv.num_cpu_blocks - kv.num_free_cpu_blocks
-    )  # held after every program ended
+    stats = engine.stats()
+    c = stats.counters
+    leaked = stats.kv_blocks["used"] + stats.kv_blocks["cpu_used"]  # held after every program ended
     return {
         "policy": policy,
         **jct_figures(runs, makespan, window),
         "prompt_tokens": sum(r.prompt_tokens for r in runs),
-        "prefill_tokens_computed": sched.prefill_tokens_computed,
-        "cache_hit_tokens": sched.cache_hit_tokens,
-        "pins_created": prog.pins_created,
-        "pins_hit": prog.pins_hit,
-        "pins_expired": prog.pins_expired,
-        "pins_dropped": prog.pins_dropped,
-        "offloaded_blocks": kv.stats().blocks_to_cpu,
-        "parked_pins": prog.parked_pins,
-        "swapped_preemptions": prog.swapped_preemptions,
+        "prefill_tokens_computed": c.prefill_tokens_computed,
+        "cache_hit_tokens": c.cache_hit_tokens,
+        "pins_created": c.pins_created,
+        "pins_hit": c.pins_hit,
+        "pins_expired": c.pins_expired,
+        "pins_dropped": c.pins_dropped,
+        "offloaded_blocks": c.offloaded_blocks,
+        "parked_pins": c.parked_pins,
+        "swapped_preemptions": c.swapped_preemptions,
         "kv_leaked_blocks": leaked,
-        "preemptions": sched.preemptions,
+        "preemptions": c.preemptions,
     }
 
 

@@ -10,11 +10,13 @@ its prompt is the previous prompt, then every call's output in order (the turn's
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from tether.jsonl import JsonlError, parse_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +138,11 @@ def load_workload(path: str | Path) -> list[TraceProgram]:
     path = Path(path)
     if not path.is_file():
         raise WorkloadError(f"{path}: no such workload file")
-    programs = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            programs.append(_parse(line, f"{path}:{lineno}"))
+    lines = path.read_text().splitlines()
+    try:
+        programs = [_parse(r.doc, f"{path}:{r.line}") for r in parse_jsonl(lines, path)]
+    except JsonlError as exc:
+        raise WorkloadError(f"{path}:{exc.line}: not JSON: {exc.error}") from None
     if not programs:
         raise WorkloadError(f"{path}: no programs")
     negative = sum(1 for p in programs for t in p.turns if (t.tool_seconds or 0.0) < 0)
@@ -148,11 +151,7 @@ def load_workload(path: str | Path) -> list[TraceProgram]:
     return programs
 
 
-def _parse(line: str, where: str) -> TraceProgram:
-    try:
-        doc = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise WorkloadError(f"{where}: not JSON: {exc}") from None
+def _parse(doc: Any, where: str) -> TraceProgram:
     pid = doc.get("program_id") if isinstance(doc, dict) else None
     if not isinstance(pid, str) or not pid:
         raise WorkloadError(f"{where}: missing program_id")

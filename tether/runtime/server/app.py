@@ -19,10 +19,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.runtime.engine.async_engine import AsyncEngine
+from tether.runtime.engine.stats import EngineStats
 from tether.runtime.server.chat import chat_completion
 from tether.runtime.server.completions import completion
 from tether.runtime.server.errors import APIError
-from tether.runtime.server.metrics import CONTENT_TYPE, EngineSnapshot
+from tether.runtime.server.metrics import CONTENT_TYPE
+from tether.runtime.server.outcome import TurnOutcomes
 from tether.runtime.server.protocol import ChatCompletionRequest, CompletionRequest, parse_body
 from tether.runtime.server.serving import ServerConfig, ServerState
 from tether.runtime.server.streaming import sse_stream
@@ -31,11 +33,30 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    engine: AsyncEngine, config: ServerConfig, on_shutdown: Callable[[], Awaitable[None]] | None = None
+    engine: AsyncEngine,
+    config: ServerConfig,
+    outcomes: TurnOutcomes,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """The app serving ``engine``. The engine is the caller's; ``on_shutdown`` runs when the server shuts down
-    (uvicorn re-raises SIGTERM / SIGINT after its shutdown, so code after ``serve()`` may never run)."""
-    state = ServerState(engine, config)
+    """The app serving ``engine``, built with ``turn_outcome=outcomes.outcome`` (what each turn's output says,
+    and the tool pauses it times for remote clients). The engine is the caller's; ``on_shutdown`` runs when the
+    server shuts down (uvicorn re-raises SIGTERM / SIGINT after its shutdown, so code after ``serve()`` may never
+    run)."""
+    state = ServerState(engine, config, outcomes)
+    app = FastAPI(title="Tether", lifespan=_lifespan(state, on_shutdown), docs_url=None, redoc_url=None)
+    app.state.tether = state
+    _add_error_handlers(app, state)
+    _add_auth(app, state)
+    _add_model_routes(app, state)
+    _add_generation_routes(app, state)
+    _add_operator_routes(app, state)
+    return app
+
+
+def _lifespan(
+    state: ServerState, on_shutdown: Callable[[], Awaitable[None]] | None
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the idle-program reaper runs while the app serves, then ``on_shutdown``."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,8 +70,12 @@ def create_app(
             if on_shutdown is not None:
                 await on_shutdown()
 
-    app = FastAPI(title="Tether", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.tether = state
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI, state: ServerState) -> None:
+    """``APIError`` as its OpenAI-style object (counted in the metrics), and Starlette's HTTP errors (an
+    unknown path, a wrong method) in the same shape."""
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -61,6 +86,11 @@ def create_app(
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         return APIError(exc.status_code, str(exc.detail), type=kind).response()
+
+
+def _add_auth(app: FastAPI, state: ServerState) -> None:
+    """With ``config.api_key`` set, every ``/v1`` request needs ``Authorization: Bearer KEY`` (else 401)."""
+    config = state.config
 
     @app.middleware("http")
     async def _auth(request: Request, call_next):
@@ -73,6 +103,10 @@ def create_app(
                 ).response()
         return await call_next(request)
 
+
+def _add_model_routes(app: FastAPI, state: ServerState) -> None:
+    """``/health`` and ``/v1/models`` (the served model names)."""
+
     @app.get("/health")
     async def health() -> Response:
         return Response(status_code=200)
@@ -82,9 +116,13 @@ def create_app(
         now = int(time.time())
         data = [
             {"id": m, "object": "model", "created": now, "owned_by": "tether"}
-            for m in config.served_model_names
+            for m in state.config.served_model_names
         ]
         return {"object": "list", "data": data}
+
+
+def _add_generation_routes(app: FastAPI, state: ServerState) -> None:
+    """The OpenAI endpoints that generate, and the end of a program."""
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
@@ -104,27 +142,30 @@ def create_app(
         known = await state.end_program(program_id, "client")
         return {"id": program_id, "object": "program", "ended": True, "known": known}
 
+
+def _add_operator_routes(app: FastAPI, state: ServerState) -> None:
+    """``/integrity`` and ``/metrics``, for operators (and the tests)."""
+    engine = state.engine
+
     @app.get("/integrity")
     async def integrity() -> JSONResponse:
         """``LLMEngine.check_integrity()`` between two steps: 200 with the KV block counts, or 500 naming the
         broken invariant (for operators and the tests: leaked blocks, stray grammar matchers)."""
         try:
-            snapshot = await engine.call(_checked_snapshot)
+            stats = state.metrics.observe(await engine.call(_checked_stats))
         except AssertionError as exc:
             return APIError(500, f"integrity check failed: {exc}", type="internal_error").response()
-        return JSONResponse({"ok": True, "kv_blocks": snapshot.kv_blocks, "programs": snapshot.programs})
+        return JSONResponse({"ok": True, "kv_blocks": stats.kv_blocks, "programs": stats.programs})
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        snapshot = await engine.call(EngineSnapshot.of)
-        return Response(state.metrics.render(snapshot), media_type=CONTENT_TYPE)
-
-    return app
+        state.metrics.observe(await engine.call(lambda e: e.stats()))
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 
-def _checked_snapshot(engine) -> EngineSnapshot:
+def _checked_stats(engine) -> EngineStats:
     engine.check_integrity()
-    return EngineSnapshot.of(engine)
+    return engine.stats()
 
 
 def _respond(state: ServerState, endpoint: str, result) -> Response:

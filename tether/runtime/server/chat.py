@@ -26,10 +26,10 @@ from tether.runtime.engine.chat import (
 )
 from tether.runtime.engine.errors import InvalidRequestError
 from tether.runtime.server.errors import bad_request
-from tether.runtime.server.programs import SESSION_HEADER
 from tether.runtime.server.protocol import ChatCompletionRequest
 from tether.runtime.server.sampling import chat_constraint, check_supported, max_tokens_for, sampling_params
 from tether.runtime.server.serving import ServerState, usage_dict
+from tether.runtime.server.sessions import SESSION_HEADER
 from tether.runtime.server.streaming import ContentSplitter
 
 ROLES = ("system", "developer", "user", "assistant", "tool")

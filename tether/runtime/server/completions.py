@@ -14,7 +14,6 @@ from typing import Any
 from tether.runtime.engine.async_engine import StreamDelta
 from tether.runtime.engine.structured.params import StructuredOutputs
 from tether.runtime.server.errors import bad_request
-from tether.runtime.server.programs import SESSION_HEADER
 from tether.runtime.server.protocol import CompletionRequest
 from tether.runtime.server.sampling import (
     check_supported,
@@ -23,6 +22,7 @@ from tether.runtime.server.sampling import (
     structured_extension,
 )
 from tether.runtime.server.serving import ServerState, usage_dict
+from tether.runtime.server.sessions import SESSION_HEADER
 
 
 def _prompts(state: ServerState, prompt: Any) -> list[list[int]]:

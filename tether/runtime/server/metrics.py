@@ -1,65 +1,36 @@
 """``/metrics`` in Prometheus text format. Request and token counters are counted by the server as requests
-finish; the engine's state (queue depth, KV blocks, pins by outcome) is read from the engine thread at scrape
-time (``EngineSnapshot``) and exposed by a collector, so a scrape sees one consistent step boundary."""
+finish; the engine's state (queue depth, KV blocks) and its counters (pins by outcome) come from
+``LLMEngine.stats()``, read on the engine thread (one consistent step boundary). ``stats()`` returns its counters
+since the previous call, so the server adds each read into running totals (``observe``): a Prometheus counter is
+cumulative, and ``/integrity`` may read the engine between two scrapes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from tether.runtime.engine.llm_engine import LLMEngine
+from tether.runtime.engine.stats import EngineCounters, EngineStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-@dataclass(frozen=True)
-class EngineSnapshot:
-    running: int = 0
-    waiting: int = 0
-    kv_blocks: dict[str, int] = field(
-        default_factory=dict
-    )  # used / pinned / cached / free / cpu_used / cpu_free
-    pins: dict[str, int] = field(default_factory=dict)  # created / hit / expired / dropped / parked
-    programs: int = 0
-
-    @staticmethod
-    def of(engine: LLMEngine) -> EngineSnapshot:
-        """Read on the engine thread (``AsyncEngine.call``)."""
-        kv, stats = engine.kv_manager, engine.programs.stats
-        return EngineSnapshot(
-            running=len(engine.scheduler.running),
-            waiting=len(engine.scheduler.waiting),
-            kv_blocks={
-                "used": kv.num_used_blocks,
-                "pinned": kv.num_pinned_blocks,
-                "cached": kv.num_cached_blocks,
-                "free": kv.num_free_blocks,
-                "cpu_used": kv.num_cpu_blocks - kv.num_free_cpu_blocks,
-                "cpu_free": kv.num_free_cpu_blocks,
-            },
-            pins={
-                "created": stats.pins_created,
-                "hit": stats.pins_hit,
-                "expired": stats.pins_expired,
-                "dropped": stats.pins_dropped,
-                "parked": stats.parked_pins,
-            },
-            programs=len(engine.programs.programs),
-        )
+PIN_OUTCOMES = {  # tether_kv_pins{outcome}: the engine's counter
+    "created": "pins_created",
+    "hit": "pins_hit",
+    "expired": "pins_expired",
+    "dropped": "pins_dropped",
+    "parked": "parked_pins",
+}
 
 
 class _EngineCollector(Collector):
     def __init__(self) -> None:
-        self.snapshot = EngineSnapshot()
+        self.latest = EngineStats()
+        self.totals = EngineCounters()
 
     def collect(self) -> Iterator[Metric]:
-        s = self.snapshot
+        s = self.latest
         yield GaugeMetricFamily("tether_requests_running", "Requests in the running batch", value=s.running)
         yield GaugeMetricFamily(
             "tether_requests_waiting", "Requests waiting for admission (queue depth)", value=s.waiting
@@ -70,8 +41,8 @@ class _EngineCollector(Collector):
             blocks.add_metric([state], n)
         yield blocks
         pins = CounterMetricFamily("tether_kv_pins", "KV pins by outcome", labels=["outcome"])
-        for outcome, n in s.pins.items():
-            pins.add_metric([outcome], n)
+        for outcome, counter in PIN_OUTCOMES.items():
+            pins.add_metric([outcome], getattr(self.totals, counter))
         yield pins
 
 
@@ -102,6 +73,11 @@ class ServerMetrics:
         self.generation_tokens.inc(generated)
         self.cache_hit_tokens.inc(cached)
 
-    def render(self, snapshot: EngineSnapshot) -> bytes:
-        self._engine.snapshot = snapshot
+    def observe(self, stats: EngineStats) -> EngineStats:
+        """Take an ``LLMEngine.stats()`` read: its gauges replace the last, its counters add to the totals."""
+        self._engine.latest = stats
+        self._engine.totals = self._engine.totals + stats.counters
+        return stats
+
+    def render(self) -> bytes:
         return generate_latest(self.registry)

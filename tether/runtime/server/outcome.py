@@ -1,23 +1,40 @@
-"""What a finished turn's output says, for the engine's program layer (``LLMEngine.turn_outcome``).
+"""What a finished turn's output says, for the engine's program layer (given to the engine as its
+``turn_outcome``), and the tool pauses of remote clients.
 
 A chat request that offered tools is read as an agent turn: its output's first ``<tool_call>`` names the tool
-now running (the TTL policy pins the program's KV for it), and an answer without a call ends the program (the
-agent answered). Any other request falls back on what its client said in the ``tether`` object
-(``TurnOutcome.from_hints``). The engine calls ``outcome`` on its own thread; requests are registered and
-dropped from the event loop (single dict operations, atomic under the GIL).
+now running (the policy keeps the program's KV by what it is worth for that tool), and an answer without a call
+ends the program (the agent answered). Any other request falls back on what its client said in the ``tether``
+object (``TurnOutcome.from_hints``).
+
+The client runs its tools, so the server is their only observer: the pause from a turn that called a tool to
+the program's next request is that tool's duration, recorded into the deployment's statistics
+(``ToolDurationStats``, which the engine only reads). The engine calls ``outcome`` on its own thread; requests
+are registered and dropped from the event loop (single dict operations, atomic under the GIL; the pauses under a
+lock).
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from collections.abc import Sequence as Seq
 
 from tether.runtime.engine.chat import Tool, ToolCallParseError, parse_tool_calls
 from tether.runtime.engine.sequence import Sequence, TurnOutcome
+from tether.tools.durations import ToolDurationStats
 
 
 class TurnOutcomes:
-    def __init__(self) -> None:
+    def __init__(
+        self, tool_stats: ToolDurationStats | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """``tool_stats``: where the pauses go (``None``: nowhere); ``clock``: the engine's."""
         self._tools: dict[str, tuple[Tool, ...]] = {}
+        self.tool_stats = tool_stats
+        self.clock = clock
+        self._paused: dict[str, tuple[str, float]] = {}  # program -> (the tool it called, when that turn ended)
+        self._lock = threading.Lock()
 
     def expect_tool_calls(self, request_id: str, tools: Seq[Tool]) -> None:
         """``request_id`` offered ``tools``: parse its output when it ends."""
@@ -27,6 +44,29 @@ class TurnOutcomes:
         self._tools.pop(request_id, None)
 
     def outcome(self, seq: Sequence) -> TurnOutcome:
+        out = self._parse(seq)
+        pid = seq.hints.program_id
+        if pid is not None:
+            with self._lock:
+                if out.next_tool is not None and not out.last_turn:
+                    self._paused[pid] = (out.next_tool, self.clock())
+                else:
+                    self._paused.pop(pid, None)
+        return out
+
+    def resumed(self, pid: str) -> None:
+        """The program's next request arrived: the tool its last turn called has returned."""
+        with self._lock:
+            paused = self._paused.pop(pid, None)
+        if paused is not None and self.tool_stats is not None:
+            self.tool_stats.observe(paused[0], max(0.0, self.clock() - paused[1]))
+
+    def ended(self, pid: str) -> None:
+        """The program ended: a tool still running is not timed."""
+        with self._lock:
+            self._paused.pop(pid, None)
+
+    def _parse(self, seq: Sequence) -> TurnOutcome:
         tools = self._tools.pop(seq.request_id, None)
         if tools is None:
             return TurnOutcome.from_hints(seq.hints)

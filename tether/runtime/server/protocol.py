@@ -10,23 +10,8 @@ from typing import Any, Literal, TypeVar
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from tether.hints import HintsWireError, ProgramHints
 from tether.runtime.server.errors import bad_request
-
-
-class TetherHints(BaseModel):
-    """The ``tether`` extension object: what the client knows about the program this request belongs to,
-    under the hints rule (``ProgramHints``): ``turn`` (the server counts turns itself when absent),
-    ``next_tool`` / ``last_turn`` (read only when the turn ends, and only where the client knows them: a static
-    DAG, or replay standing in for the output's tool call), ``remaining_turns`` (only where a static DAG fixes
-    it)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    program_id: str | None = Field(default=None, min_length=1)
-    turn: int | None = Field(default=None, ge=0)
-    next_tool: str | None = None
-    remaining_turns: int | None = Field(default=None, ge=0)
-    last_turn: bool = False
 
 
 class StreamOptions(BaseModel):
@@ -55,7 +40,10 @@ class _Common(BaseModel):
     # program identity: vLLM's session_id, OpenAI's prompt_cache_key, or the X-Session-Id header
     session_id: str | None = Field(default=None, min_length=1)
     prompt_cache_key: str | None = Field(default=None, min_length=1)
-    tether: TetherHints | None = None
+    # the ``tether`` extension object: ``ProgramHints``'s wire form (``ProgramHints.from_wire``, checked by
+    # ``parse_body``): what the client knows about the program under the hints rule; ``turn`` is counted by the
+    # server when absent
+    tether: dict[str, Any] | None = None
     # vLLM's extensions (replay needs exact output lengths)
     ignore_eos: bool = False
     min_tokens: int = Field(default=0, ge=0)
@@ -99,7 +87,7 @@ def parse_body(raw: bytes, model: type[M]) -> M:
     if not isinstance(doc, dict):
         raise bad_request(f"the body must be a JSON object, got {type(doc).__name__}", code="invalid_json")
     try:
-        return model.model_validate(doc)
+        body = model.model_validate(doc)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         path = field_path(first["loc"])
@@ -110,6 +98,14 @@ def parse_body(raw: bytes, model: type[M]) -> M:
         raise bad_request(
             f"'{path}': {first['msg']} (got {shown})", param=path, code="invalid_value"
         ) from None
+    ext = getattr(body, "tether", None)
+    if ext is not None:
+        try:
+            ProgramHints.from_wire(ext)
+        except HintsWireError as exc:
+            path = f"tether.{exc.field}" if exc.field else "tether"
+            raise bad_request(f"'{path}': {exc.message}", param=path, code="invalid_value") from None
+    return body
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

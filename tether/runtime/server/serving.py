@@ -14,7 +14,7 @@ from tether.runtime.engine.sequence import ProgramHints
 from tether.runtime.server.errors import APIError, bad_request
 from tether.runtime.server.metrics import ServerMetrics
 from tether.runtime.server.outcome import TurnOutcomes
-from tether.runtime.server.programs import ProgramTracker
+from tether.runtime.server.sessions import ProgramTracker
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,16 @@ class ServerConfig:
 
 
 class ServerState:
-    def __init__(self, engine: AsyncEngine, config: ServerConfig) -> None:
+    def __init__(self, engine: AsyncEngine, config: ServerConfig, outcomes: TurnOutcomes) -> None:
+        """``outcomes``: the ``turn_outcome`` the engine was built with (``AsyncEngine.create(...,
+        turn_outcome=outcomes.outcome)``): the server registers the tools each chat request offered there."""
         self.engine = engine
         self.config = config
         self.tokenizer = engine.engine.tokenizer
         self.max_model_len = engine.engine.max_model_len
         self.programs = ProgramTracker(config.program_idle_s)
-        self.outcomes = TurnOutcomes()
+        self.outcomes = outcomes
         self.metrics = ServerMetrics()
-        engine.engine.turn_outcome = self.outcomes.outcome
 
     def check_model(self, model: str) -> None:
         if model not in self.config.served_model_names:
@@ -85,6 +86,7 @@ class ServerState:
         pid = hints.program_id if hints is not None else None
         if pid is not None:
             self.programs.started(pid)
+            self.outcomes.resumed(pid)
         last: StreamDelta | None = None
         try:
             async for last in self.engine.stream(request, final_only=final_only):
@@ -116,6 +118,7 @@ class ServerState:
 
     async def end_program(self, pid: str, reason: str) -> bool:
         known = self.programs.forget(pid)
+        self.outcomes.ended(pid)
         await self.engine.call(lambda e: e.end_program(pid))
         self.metrics.programs_ended.labels(reason).inc()
         return known

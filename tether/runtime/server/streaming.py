@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from tether.runtime.engine.chat import TOOL_CALL_OPEN
 from tether.runtime.server.errors import APIError
+from tether.runtime.sse import sse_event, sse_json
 
-DONE = b"data: [DONE]\n\n"
+DONE = sse_event("[DONE]").encode()
 
 
 def sse(doc: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(doc, ensure_ascii=False)}\n\n".encode()
+    """``data: {doc}`` as the OpenAI stream sends it: UTF-8 JSON, non-ASCII characters unescaped."""
+    return sse_json(doc, ensure_ascii=False).encode()
 
 
 async def sse_stream(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

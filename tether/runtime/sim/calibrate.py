@@ -22,9 +22,9 @@ TERMS = ("overhead_s", "per_seq_s", "per_token_s", "per_pair_s", "per_kv_token_s
 def measure_steps(
     config: EngineConfig, seed: int = 0, rounds: int = 6
 ) -> list[tuple[list[tuple[int, int]], float]]:
-    from tether.runtime.engine.llm_engine import LLMEngine  # the real engine: torch from here on
+    from tether.runtime.engine.builder import build_engine
 
-    engine = LLMEngine(config)
+    engine = build_engine(config)
     rng = random.Random(seed)
     samples: list[tuple[list[tuple[int, int]], float]] = []
     base = [rng.randrange(256) for _ in range(2048)]

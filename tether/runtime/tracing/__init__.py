@@ -9,8 +9,10 @@ from tether.runtime.tracing.writer import (
     FanoutTraceSink,
     JsonlTraceWriter,
     MemoryTraceSink,
+    TraceClosedError,
     TraceFormatError,
     TraceSink,
+    TraceWriteError,
     read_trace,
 )
 
@@ -22,9 +24,11 @@ __all__ = [
     "MemoryTraceSink",
     "RunNotFoundError",
     "RunRecorder",
+    "TraceClosedError",
     "TraceEvent",
     "TraceFormatError",
     "TraceSink",
+    "TraceWriteError",
     "list_runs",
     "load_run",
     "read_trace",

@@ -2,43 +2,24 @@
 
 - ``chrome``: Chrome Trace Event JSON (Perfetto, chrome://tracing), ``export_chrome.to_chrome``;
 - ``otlp-json``: an OTLP ``ExportTraceServiceRequest`` in its JSON mapping, ``export_otlp.to_otlp``;
-- ``jsonl``: the events themselves, one JSON object per line (``to_jsonl``).
+- ``jsonl``: the events themselves, one JSON object per line, ``export_jsonl.to_jsonl``.
 
-``trace`` names one trace of a multi-trace (replay) run; ``None`` exports them all. The helpers here
-(``select_traces``, ``span_start``, ``program_names``, ``json_safe``) are shared by the exporters.
+``trace`` names one trace of a multi-trace (replay) run; ``None`` exports them all. This module only
+dispatches; what the exporters share is in ``spans``. The chrome and OTLP exporters are imported when used:
+``tether``'s parser imports ``FORMATS`` from here at every start.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from typing import Any
 
-import pydantic_core
-
-from tether.runtime.tracing.events import TraceEvent
+from tether.runtime.tracing.export_jsonl import to_jsonl
+from tether.runtime.tracing.spans import ExportError
 from tether.runtime.tracing.store import Run
 
+__all__ = ["FORMATS", "ExportError", "export_run"]
+
 FORMATS = ("chrome", "otlp-json", "jsonl")
-SPAN_KINDS = frozenset(
-    {
-        "program_end",
-        "node_end",
-        "node_error",
-        "node_cancelled",
-        "llm_turn",
-        "tool_call",
-        "llm_admitted",
-        "llm_prefill",
-        "llm_finished",
-        "engine_step",
-    }
-)
-NODE_SPAN_KINDS = ("node_end", "node_error", "node_cancelled")
-
-
-class ExportError(ValueError):
-    """A run that cannot be exported as asked: an unknown format or trace name."""
 
 
 def export_run(run: Run, fmt: str, trace: str | None = None) -> str:
@@ -55,79 +36,3 @@ def export_run(run: Run, fmt: str, trace: str | None = None) -> str:
     if fmt == "jsonl":
         return to_jsonl(run, trace)
     raise ExportError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
-
-
-def to_jsonl(run: Run, trace: str | None = None) -> str:
-    """The selected traces' events, concatenated, one JSON object per line (what ``read_trace`` reads). When
-    the run has more than one trace each line also names its trace (``"trace": name``)."""
-    tag = len(run.traces) > 1
-    lines = []
-    for name, events in select_traces(run, trace).items():
-        for event in events:
-            data = event.to_dict()
-            if tag:
-                data["trace"] = name
-            lines.append(pydantic_core.to_json(data, fallback=str).decode())
-    return "".join(line + "\n" for line in lines)
-
-
-def select_traces(run: Run, trace: str | None) -> dict[str, list[TraceEvent]]:
-    if trace is None:
-        return dict(run.traces)
-    if trace not in run.traces:
-        known = ", ".join(run.traces) or "none"
-        raise ExportError(f"run {run.run_id!r} has no trace {trace!r} (its traces: {known})")
-    return {trace: run.traces[trace]}
-
-
-def span_start(event: TraceEvent) -> float:
-    """When the event's span began: ``start``; for a span kind recorded without it, ``ts - duration_s``; for
-    an instant, ``ts``. Never after ``ts``."""
-    if event.start is not None:
-        return min(event.start, event.ts)
-    duration = event.attrs.get("duration_s")
-    if event.kind in SPAN_KINDS and isinstance(duration, (int, float)) and duration > 0:
-        return event.ts - duration
-    return event.ts
-
-
-def request_id(event: TraceEvent) -> str | None:
-    """The engine request an engine event belongs to: ``attrs.request_id``, else its ``node_id``."""
-    rid = event.attrs.get("request_id", event.node_id)
-    return None if rid is None else str(rid)
-
-
-def program_names(events: list[TraceEvent]) -> dict[str, str]:
-    """program_id -> the program's name (``program_start.attrs.program``)."""
-    return {
-        e.program_id: str(e.attrs["program"])
-        for e in events
-        if e.kind == "program_start" and e.attrs.get("program")
-    }
-
-
-def dag_edges(events: list[TraceEvent]) -> dict[str, list[tuple[str, str]]]:
-    """program_id -> its DAG edges (dep, node) in first-seen order: ``program_start``'s ``edges`` and its
-    nodes' ``deps``, then the ``deps`` of each ``node_added``."""
-    edges: dict[str, dict[tuple[str, str], None]] = defaultdict(dict)
-    for e in events:
-        if e.kind == "program_start":
-            for edge in e.attrs.get("edges") or ():
-                if isinstance(edge, (list, tuple)) and len(edge) == 2:
-                    edges[e.program_id][(str(edge[0]), str(edge[1]))] = None
-            nodes = e.attrs.get("nodes") or ()
-        elif e.kind == "node_added":
-            nodes = [e.attrs.get("node")]
-        else:
-            continue
-        for node in nodes:
-            if isinstance(node, dict) and node.get("id") is not None:
-                for dep in node.get("deps") or ():
-                    edges[e.program_id][(str(dep), str(node["id"]))] = None
-    return {program_id: list(found) for program_id, found in edges.items()}
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` as strict JSON data: values that are not JSON as pydantic would convert them, else by ``str``;
-    NaN and infinities as ``None`` (browsers' ``JSON.parse`` rejects them)."""
-    return pydantic_core.to_jsonable_python(value, fallback=str, inf_nan_mode="null")

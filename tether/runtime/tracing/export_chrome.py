@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.runtime.tracing.events import ENGINE_PROGRAM, TraceEvent
-from tether.runtime.tracing.export import (
+from tether.runtime.tracing.spans import (
     NODE_SPAN_KINDS,
     dag_edges,
     json_safe,

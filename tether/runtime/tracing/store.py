@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tether.runtime.tracing.events import TraceEvent
-from tether.runtime.tracing.writer import JsonlTraceWriter, TraceFormatError, read_trace
+from tether.runtime.tracing.jsonl_writer import JsonlTraceWriter, TraceWriteError
+from tether.runtime.tracing.writer import TraceFormatError, read_trace
 
 RUN_FILE = "run.json"
 MAIN_TRACE = "main"
@@ -48,7 +49,8 @@ def new_run_id(name: str) -> str:
 
 class RunRecorder:
     """One run being recorded. ``trace(name)`` opens (once) the writer of one of its traces (``main``, or a
-    policy's name in a replay); ``end(status, **extra)`` closes the writers and completes ``run.json``."""
+    policy's name in a replay); ``end(status, **extra)`` closes the writers (each drains what was emitted to
+    it) and completes ``run.json``."""
 
     def __init__(
         self,
@@ -98,10 +100,18 @@ class RunRecorder:
         self._save()
 
     def end(self, status: str = "ok", **fields: Any) -> None:
+        """Closes every writer, then completes ``run.json``; a writer's ``TraceWriteError`` is raised after
+        ``run.json`` is saved (the first one, when several fail)."""
+        failures: list[TraceWriteError] = []
         for writer in self._writers.values():
-            writer.close()
+            try:
+                writer.close()
+            except TraceWriteError as exc:
+                failures.append(exc)
         self.meta.update(fields, status=status, ended=time.time())
         self._save()
+        if failures:
+            raise failures[0]
 
     def _save(self) -> None:
         tmp = self.dir / (RUN_FILE + ".tmp")

@@ -1,22 +1,40 @@
-"""Trace sinks: ``JsonlTraceWriter`` (one JSON object per line, flushed per event, safe to call from any thread:
-the engine emits from its own) and ``MemoryTraceSink`` (a list, for inspection in process); ``read_trace``."""
+"""Trace sinks: the ``TraceSink`` protocol, ``JsonlTraceWriter`` (a JSON lines file written by its own thread,
+see ``jsonl_writer``), ``MemoryTraceSink`` (a list, for inspection in process) and ``FanoutTraceSink``; and
+``read_trace``, which reads a JSONL trace back. Every sink may be called from any thread: the engine emits from
+its own."""
 
 from __future__ import annotations
 
 import json
 import threading
 from pathlib import Path
-from typing import IO, Protocol, runtime_checkable
-
-import pydantic_core
+from typing import Protocol, runtime_checkable
 
 from tether.runtime.tracing.events import TraceEvent
+from tether.runtime.tracing.jsonl_writer import (
+    JsonlTraceWriter,
+    TraceClosedError,
+    TraceWriteError,
+    sync_writers_of,
+)
+
+__all__ = [
+    "FanoutTraceSink",
+    "JsonlTraceWriter",
+    "MemoryTraceSink",
+    "TraceClosedError",
+    "TraceFormatError",
+    "TraceSink",
+    "TraceWriteError",
+    "read_trace",
+]
 
 
 @runtime_checkable
 class TraceSink(Protocol):
-    """Receives events in emission order; ``emit`` must not block the event loop for long and may be called
-    from the engine's thread."""
+    """Receives events in emission order. ``emit`` may be called from the engine's thread and must not block
+    it (nor the event loop) on I/O: a sink that writes hands the writing to a thread of its own. ``close``
+    returns once every event emitted before it is where the sink puts events."""
 
     def emit(self, event: TraceEvent) -> None: ...
 
@@ -31,46 +49,9 @@ class TraceFormatError(ValueError):
         self.path, self.line, self.reason = path, line, reason
 
 
-class JsonlTraceWriter:
-    """Appends events to ``path`` (parent folders are created), one line each, written and flushed as it is
-    emitted, so a crash keeps every event emitted before it. Values that are not JSON (pydantic models, dates)
-    are converted as pydantic would, others by ``str``. A lock orders lines from several threads."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[bytes] | None = self.path.open("ab")
-        self._lock = threading.Lock()
-        self.count = 0
-
-    def emit(self, event: TraceEvent) -> None:
-        line = pydantic_core.to_json(event.to_dict(), fallback=str) + b"\n"
-        with self._lock:
-            if self._file is None:
-                raise ValueError(f"trace {self.path} is closed")
-            self._file.write(line)
-            self._file.flush()
-            self.count += 1
-
-    def flush(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-
-    def __enter__(self) -> JsonlTraceWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class MemoryTraceSink:
+    """Keeps the events in ``events``, in emission order; no I/O, so ``emit`` appends directly."""
+
     def __init__(self) -> None:
         self.events: list[TraceEvent] = []
         self._lock = threading.Lock()
@@ -103,7 +84,9 @@ class FanoutTraceSink:
 
 def read_trace(path: str | Path) -> list[TraceEvent]:
     """The events of a JSONL trace, in file order. A last line without its newline that does not parse is
-    dropped (a run being written, or a crash mid-line); any other bad line raises ``TraceFormatError``."""
+    dropped (a run being written, or a crash mid-line); any other bad line raises ``TraceFormatError``. The
+    file includes every event emitted so far to a ``JsonlTraceWriter`` of this process that writes it."""
+    sync_writers_of(path)
     text = Path(path).read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
     events: list[TraceEvent] = []

@@ -15,19 +15,20 @@ from its start; a trace that appears later in ``run.json`` from its start. A com
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from tether.runtime.sse import sse_comment, sse_json
 from tether.runtime.tracing import RunNotFoundError, TraceFormatError
 from tether.runtime.tracing.store import run_meta
 from tether.runtime.ui.tail import TraceTail
 
 
 def sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+    """``event: {event}`` with ``data`` as JSON (values that are not JSON by ``str``)."""
+    return sse_json(data, event=event, default=str)
 
 
 async def follow_run(
@@ -70,7 +71,7 @@ async def follow_run(
             yield sse("end", meta)
             return
         if time.monotonic() - last_sent > heartbeat_s:
-            yield ": keep-alive\n\n"
+            yield sse_comment("keep-alive")
             last_sent = time.monotonic()
         await asyncio.sleep(poll_s)
 

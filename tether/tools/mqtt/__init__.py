@@ -6,8 +6,9 @@ and ``MosquittoBroker`` are imported on first use (amqtt is only needed by the e
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tether._lazy import lazy_exports
 from tether.tools.mqtt.client import ClientStats, MqttToolRunner
 from tether.tools.mqtt.connection import BrokerAddress
 from tether.tools.mqtt.envelope import AckEnvelope, CallEnvelope, ErrorInfo, ResultEnvelope, WorkerStatus
@@ -52,14 +53,7 @@ __all__ = [
     "WorkerStatus",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "EmbeddedBroker":
-        from tether.tools.mqtt.broker import EmbeddedBroker
-
-        return EmbeddedBroker
-    if name == "MosquittoBroker":
-        from tether.tools.mqtt.mosquitto import MosquittoBroker
-
-        return MosquittoBroker
-    raise AttributeError(f"module 'tether.tools.mqtt' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"EmbeddedBroker": "tether.tools.mqtt.broker", "MosquittoBroker": "tether.tools.mqtt.mosquitto"},
+)

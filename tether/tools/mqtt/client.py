@@ -59,6 +59,7 @@ from tether.tools.mqtt.roster import Route, WorkerRoster
 from tether.tools.runner import DEFAULT_TOOL_TIMEOUT_S
 
 if TYPE_CHECKING:
+    from tether.tools.durations import ToolDurationStats
     from tether.tools.registry import ToolRegistry
 
 WORKERS_REMEMBERED = 10_000  # worker_of() answers for this many recent calls
@@ -85,7 +86,8 @@ class MqttToolRunner:
     how long an attempt may go unacknowledged before it is published again. With ``registry``, results of the
     tools it knows are turned back into their typed values (``Tool.load_result``); otherwise a call returns
     the JSON value the worker sent. Connects on first use or in ``async with``; ``close()`` disconnects and
-    fails calls still in flight.
+    fails calls still in flight. With ``tool_stats``, each successful call's duration (as this client sees it,
+    the broker's round trip included) is recorded there: the runner is what times the tools it runs.
 
     A lost connection (a broker restart) fails the calls in flight at once with ``BrokerConnectionError``;
     the runner then reconnects in the background with ``backoff`` (and a call made meanwhile tries to connect
@@ -102,6 +104,7 @@ class MqttToolRunner:
         client_id: str | None = None,
         keepalive: int = 10,
         backoff: Backoff = DEFAULT_BACKOFF,
+        tool_stats: ToolDurationStats | None = None,
     ):
         self.address = BrokerAddress.parse(broker)
         self.timeout = timeout
@@ -111,6 +114,7 @@ class MqttToolRunner:
         self.reply_topic = topics.client_reply(self.client_id)
         self.keepalive = keepalive
         self.backoff = backoff
+        self.tool_stats = tool_stats  # each successful call's seconds, round trip included, go here
         self.roster = WorkerRoster()
         self._inflight = InFlight()
         self._client: aiomqtt.Client | None = None
@@ -203,10 +207,13 @@ class MqttToolRunner:
         self._inflight.add(call)
         self._counts["calls"] += 1
         limit = self.timeout if timeout is None else timeout
+        start = time.perf_counter()
         try:
             envelope = await _within(limit, self._drive(call, time.time() + limit))
             worker = envelope.worker
             call.outcome.set_result(self._unwrap(call, envelope))
+            if self.tool_stats is not None:
+                self.tool_stats.observe(tool, time.perf_counter() - start)
         except asyncio.TimeoutError:
             reason = call.waiting_for if self._broken is None else f"connection lost: {self._broken}"
             exc = MqttCallTimeoutError(

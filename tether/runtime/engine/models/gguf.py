@@ -99,91 +99,100 @@ class GGUFHeader:
         return getattr(transformers, family)(**kwargs)
 
 
-def read_header(reader: Any, path: Path) -> GGUFHeader:
-    """Raises ``ModelLoadError`` naming the file and the key at fault (missing, mistyped or out of range)."""
-    fields = reader.fields
+@dataclass(frozen=True)
+class _Metadata:
+    """A GGUF file's metadata fields, read as typed values; each reader raises ``ModelLoadError`` naming the
+    file and the key at fault. ``default`` (``...``: none) stands for a missing key and is checked too."""
 
-    def get(key: str, default: Any = ...) -> Any:
-        field = fields.get(key)
+    fields: Any
+    path: Path
+
+    def get(self, key: str, default: Any = ...) -> Any:
+        field = self.fields.get(key)
         if field is None:
             if default is ...:
-                raise ModelLoadError(f"{path}: GGUF metadata has no {key!r}")
+                raise ModelLoadError(f"{self.path}: GGUF metadata has no {key!r}")
             return default
         try:
             return field.contents()
         except (ValueError, IndexError) as exc:  # a string that is not UTF-8, an array cut short
-            raise ModelLoadError(f"{path}: GGUF metadata {key!r} is unreadable: {exc}") from None
+            raise ModelLoadError(f"{self.path}: GGUF metadata {key!r} is unreadable: {exc}") from None
 
-    def count(key: str, default: Any = ..., minimum: int = 1) -> int:
-        value = get(key, default)
+    def count(self, key: str, default: Any = ..., minimum: int = 1) -> int:
+        value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ModelLoadError(
-                f"{path}: GGUF metadata {key!r} must be an integer >= {minimum}, got {value!r}"
+                f"{self.path}: GGUF metadata {key!r} must be an integer >= {minimum}, got {value!r}"
             )
         return value
 
-    def real(key: str, default: Any = ...) -> float:
-        value = get(key, default)
+    def real(self, key: str, default: Any = ...) -> float:
+        value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ModelLoadError(f"{path}: GGUF metadata {key!r} must be a number, got {value!r}")
+            raise ModelLoadError(f"{self.path}: GGUF metadata {key!r} must be a number, got {value!r}")
         return float(value)
 
-    def token(key: str) -> int | None:
-        return None if get(key, None) is None else count(key, minimum=0)
+    def token(self, key: str) -> int | None:
+        """A token id (``>= 0``), or ``None`` where the key is missing."""
+        return None if self.get(key, None) is None else self.count(key, minimum=0)
 
-    arch = get("general.architecture")
+
+def read_header(reader: Any, path: Path) -> GGUFHeader:
+    """Raises ``ModelLoadError`` naming the file and the key at fault (missing, mistyped or out of range)."""
+    meta = _Metadata(reader.fields, path)
+    arch = meta.get("general.architecture")
     if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise ModelLoadError(
             f"{path}: GGUF architecture {arch!r} is not supported (supported: {', '.join(ARCHITECTURES)})"
         )
-    hidden = count(f"{arch}.embedding_length")
-    heads = count(f"{arch}.attention.head_count")
-    kv_heads = count(f"{arch}.attention.head_count_kv", heads)
+    hidden = meta.count(f"{arch}.embedding_length")
+    heads = meta.count(f"{arch}.attention.head_count")
+    kv_heads = meta.count(f"{arch}.attention.head_count_kv", heads)
     if heads % kv_heads:
         raise ModelLoadError(f"{path}: head_count {heads} is not a multiple of head_count_kv {kv_heads}")
-    head_dim = count(f"{arch}.attention.key_length", max(1, hidden // heads))
-    rotary = count(f"{arch}.rope.dimension_count", head_dim)
+    head_dim = meta.count(f"{arch}.attention.key_length", max(1, hidden // heads))
+    rotary = meta.count(f"{arch}.rope.dimension_count", head_dim)
     if rotary != head_dim:
         raise ModelLoadError(f"{path}: partial rotary ({rotary} of {head_dim} dims) is not supported")
     names = {t.name for t in reader.tensors}
     if "rope_freqs.weight" in names:
         raise ModelLoadError(f"{path}: per-frequency rope factors (rope_freqs.weight) are not supported")
-    layers = count(f"{arch}.block_count")
+    layers = meta.count(f"{arch}.block_count")
     if layers > len(names):
         raise ModelLoadError(
             f"{path}: GGUF metadata gives {layers} blocks but the file has {len(names)} tensors"
         )
-    tokens = fields.get("tokenizer.ggml.tokens")
-    vocab = count(f"{arch}.vocab_size", len(tokens.data) if tokens is not None else 0, minimum=0)
+    tokens = meta.fields.get("tokenizer.ggml.tokens")
+    vocab = meta.count(f"{arch}.vocab_size", len(tokens.data) if tokens is not None else 0, minimum=0)
     if vocab <= 0:
         raise ModelLoadError(f"{path}: GGUF metadata gives no vocabulary size")
     return GGUFHeader(
         arch=arch,
         vocab_size=vocab,
         hidden_size=hidden,
-        intermediate_size=count(f"{arch}.feed_forward_length"),
+        intermediate_size=meta.count(f"{arch}.feed_forward_length"),
         num_layers=layers,
         num_heads=heads,
         num_kv_heads=kv_heads,
         head_dim=head_dim,
-        rms_norm_eps=real(f"{arch}.attention.layer_norm_rms_epsilon"),
-        rope_theta=real(f"{arch}.rope.freq_base", 10000.0),
-        rope_scaling=_rope_scaling(get, real, arch, path),
-        max_position_embeddings=count(f"{arch}.context_length"),
+        rms_norm_eps=meta.real(f"{arch}.attention.layer_norm_rms_epsilon"),
+        rope_theta=meta.real(f"{arch}.rope.freq_base", 10000.0),
+        rope_scaling=_rope_scaling(meta, arch),
+        max_position_embeddings=meta.count(f"{arch}.context_length"),
         tie_word_embeddings="output.weight" not in names,
-        bos_token_id=token("tokenizer.ggml.bos_token_id"),
-        eos_token_id=token("tokenizer.ggml.eos_token_id"),
-        eot_token_id=token("tokenizer.ggml.eot_token_id"),
+        bos_token_id=meta.token("tokenizer.ggml.bos_token_id"),
+        eos_token_id=meta.token("tokenizer.ggml.eos_token_id"),
+        eot_token_id=meta.token("tokenizer.ggml.eot_token_id"),
     )
 
 
-def _rope_scaling(get: Any, real: Any, arch: str, path: Path) -> dict[str, Any] | None:
-    kind = get(f"{arch}.rope.scaling.type", "none")
+def _rope_scaling(meta: _Metadata, arch: str) -> dict[str, Any] | None:
+    kind = meta.get(f"{arch}.rope.scaling.type", "none")
     if kind in ("none", ""):
         return None
     if kind == "linear":
-        return {"rope_type": "linear", "factor": real(f"{arch}.rope.scaling.factor")}
-    raise ModelLoadError(f"{path}: rope scaling {kind!r} is not supported (supported: none, linear)")
+        return {"rope_type": "linear", "factor": meta.real(f"{arch}.rope.scaling.factor")}
+    raise ModelLoadError(f"{meta.path}: rope scaling {kind!r} is not supported (supported: none, linear)")
 
 
 def hf_tensor_name(gguf_name: str) -> str | None:

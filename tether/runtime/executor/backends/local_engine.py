@@ -25,7 +25,7 @@ from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints
 from tether.runtime.engine.structured.params import StructuredOutputs
 from tether.runtime.executor.errors import LLMBackendError, LLMOutputError
-from tether.runtime.executor.llm import LLMDelta, LLMRequest, LLMResult, LLMToolCall
+from tether.runtime.executor.llm import LLMDelta, LLMRequest, LLMResult, LLMToolCall, Usage
 from tether.tools.durations import ToolDurationStats
 from tether.tools.store import deployment_stats, save_deployment_stats
 
@@ -48,15 +48,12 @@ class LocalEngineBackend:
         self._saves_stats = saves_stats
 
     @classmethod
-    async def create(
-        cls, config: EngineConfig, *, tool_stats: ToolDurationStats | None = None, observe_tools: bool = True
-    ) -> LocalEngineBackend:
-        """An engine of its own on ``tool_stats``, by default the deployment's (``deployment_stats()``, saved
-        back by ``close``). ``observe_tools=False`` where the tool runner records the calls into the same
-        statistics (the engine would count each call again, as the pause between turns)."""
+    async def create(cls, config: EngineConfig, *, tool_stats: ToolDurationStats | None = None) -> LocalEngineBackend:
+        """An engine of its own reading ``tool_stats``, by default the deployment's (``deployment_stats()``, saved
+        back by ``close``); the tool runner writes them."""
         saves = tool_stats is None
         stats = deployment_stats() if tool_stats is None else tool_stats
-        engine = await AsyncEngine.create(config, tool_stats=stats, observe_tools=observe_tools)
+        engine = await AsyncEngine.create(config, tool_stats=stats)
         return cls(engine, owns_engine=True, saves_stats=saves)
 
     def generate_request(self, request: LLMRequest) -> GenerateRequest:
@@ -121,11 +118,14 @@ class LocalEngineBackend:
             if parsed.tool_calls:  # without calls the text stays as generated
                 text = parsed.content or ""
             calls = tuple(LLMToolCall(c.name, _loads(c.arguments), c.id) for c in parsed.tool_calls)
-        return LLMResult(
-            text=text,
+        usage = Usage(
             prompt_tokens=len(out.prompt_token_ids),
             completion_tokens=len(comp.token_ids),
             cached_tokens=out.num_cached_tokens,
+        )
+        return LLMResult(
+            text=text,
+            usage=usage,
             finish_reason=comp.finish_reason,
             tool_calls=calls,
         )

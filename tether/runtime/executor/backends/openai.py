@@ -5,9 +5,9 @@ the body and in the ``X-Session-Id`` header (configurable), so a router that has
 turns of a program to the replica that holds its prefix cache.
 
 A Tether server (``tether serve``: its ``/models`` entries are ``owned_by: "tether"``; or ``tether_server=True``)
-also gets the ``tether`` extension object with the compiler's hints (program id, turn, and the next tool,
-remaining turns and last turn where the graph fixes them: the hints rule), and ``end_program`` releases the
-program's pins there (``POST /programs/{id}/end``).
+also gets the ``tether`` extension object, ``ProgramHints.to_wire()`` (program id, turn, and the next tools,
+remaining turns, last turn and prefix group where the graph fixes them: the hints rule), and ``end_program``
+releases the program's pins there (``POST /programs/{id}/end``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
 from tether.runtime.executor.errors import LLMBackendError
-from tether.runtime.executor.llm import LLMRequest, LLMResult, LLMToolCall
+from tether.runtime.executor.llm import LLMRequest, LLMResult, LLMToolCall, Usage
 
 SESSION_HEADER = "X-Session-Id"
 
@@ -83,14 +84,7 @@ class OpenAIBackend:
         if request.grammar is not None:  # vLLM's extension (SGLang reads "ebnf"); OpenAI itself has none
             body["structured_outputs"] = {"grammar": request.grammar}
         if self.tether_server:
-            h = request.hints
-            body["tether"] = {
-                "program_id": request.program_id,
-                "turn": h.turn,
-                "next_tool": h.next_tool,
-                "remaining_turns": h.remaining_turns,
-                "last_turn": h.last_turn,
-            }
+            body["tether"] = replace(request.hints, program_id=request.program_id).to_wire()
         return body
 
     async def _is_tether(self) -> bool:
@@ -157,9 +151,11 @@ def _parse(data: dict[str, Any], chat: bool) -> LLMResult:
         text = choice["text"]
     return LLMResult(
         text=text,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0),
+        usage=Usage(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        ),
         finish_reason=choice.get("finish_reason"),
         tool_calls=calls,
     )

@@ -4,8 +4,8 @@ clients went quiet.
 A request names its program by, in this order: ``tether.program_id``, ``session_id`` (vLLM's field),
 ``prompt_cache_key`` (OpenAI's) or the ``X-Session-Id`` header. A request with none of them is a program of
 its own (no pin outlives it). The turn is ``tether.turn`` when given, else how many requests of the program the
-server has seen before. ``next_tool``, ``remaining_turns`` and ``last_turn`` come only from the ``tether``
-object (the hints rule: see ``ProgramHints``); the tool a turn really calls is parsed from its output when it
+server has seen before. The other hints come only from the ``tether`` object, ``ProgramHints``'s wire form (the
+hints rule: see ``ProgramHints``); the tool a turn really calls is parsed from its output when it
 ends (``tether.runtime.server.outcome``).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tether.runtime.engine.sequence import ProgramHints
 from tether.runtime.server.protocol import _Common
@@ -22,8 +22,8 @@ SESSION_HEADER = "x-session-id"
 
 
 def program_id_of(body: _Common, header: str | None) -> str | None:
-    ext = body.tether
-    for pid in (ext.program_id if ext else None, body.session_id, body.prompt_cache_key, header):
+    ext = body.tether or {}
+    for pid in (ext.get("program_id"), body.session_id, body.prompt_cache_key, header):
         if pid:
             return pid
     return None
@@ -51,18 +51,10 @@ class ProgramTracker:
         if pid is None:
             return None
         state = self._programs.setdefault(pid, _Program())
-        ext = body.tether
-        turn = ext.turn if ext is not None and ext.turn is not None else state.turns
+        ext = body.tether or {}
+        turn = ext["turn"] if ext.get("turn") is not None else state.turns
         state.turns += 1
-        if ext is None:
-            return ProgramHints(program_id=pid, turn=turn)
-        return ProgramHints(
-            program_id=pid,
-            turn=turn,
-            next_tool=ext.next_tool,
-            remaining_turns=ext.remaining_turns,
-            last_turn=ext.last_turn,
-        )
+        return replace(ProgramHints.from_wire(ext), program_id=pid, turn=turn)  # checked by parse_body
 
     def started(self, pid: str) -> None:
         state = self._programs.setdefault(pid, _Program())

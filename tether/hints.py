@@ -1,9 +1,22 @@
 """``ProgramHints``: what the scheduler knows about one LLM call of a program, from the DAG compiler (or the
-server, replay, an agent) to the engine in one frozen, torch-free type. ``LLMHints`` is the same type."""
+server, replay, an agent) to the engine in one frozen, torch-free type, and its one wire form (the ``tether``
+object of an HTTP request: ``to_wire`` / ``from_wire``). ``LLMHints`` is the same type. It sits at the bottom
+of the house: the DAG compiler, the engine, the server and the clients all import it from here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+
+class HintsWireError(ValueError):
+    """A ``tether`` object that is not a valid ``ProgramHints``: ``field`` names the member at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"tether.{field}: {message}" if field else f"tether: {message}")
+        self.field = field
+        self.message = message
 
 
 @dataclass(frozen=True, init=False)
@@ -73,6 +86,71 @@ class ProgramHints:
     def next_tool(self) -> str | None:
         """The first of ``next_tools`` (the longest predicted), ``None`` when none is known."""
         return self.next_tools[0] if self.next_tools else None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``tether`` object of an HTTP request: every field that is set (defaults left out)."""
+        doc: dict[str, Any] = {"turn": self.turn}
+        if self.program_id is not None:
+            doc["program_id"] = self.program_id
+        if self.next_tools:
+            doc["next_tools"] = list(self.next_tools)
+        if self.remaining_turns is not None:
+            doc["remaining_turns"] = self.remaining_turns
+        if self.last_turn:
+            doc["last_turn"] = True
+        if self.prefix_group is not None:
+            doc["prefix_group"] = self.prefix_group
+        return doc
+
+    @staticmethod
+    def from_wire(doc: Mapping[str, Any]) -> ProgramHints:
+        """The hints a ``tether`` object carries (``next_tool``, a single tool, is accepted as the first of
+        ``next_tools``). Raises ``HintsWireError`` naming the first bad or unknown member."""
+        if not isinstance(doc, Mapping):
+            raise HintsWireError("", f"expected an object, got {type(doc).__name__}")
+        unknown = sorted(set(doc) - set(_WIRE))
+        if unknown:
+            raise HintsWireError(unknown[0], f"unknown field (known: {', '.join(_WIRE)})")
+        values = {name: check(name, doc[name]) for name, check in _WIRE.items() if doc.get(name) is not None}
+        try:
+            return ProgramHints(**values)
+        except ValueError as exc:  # next_tool that is not the first of next_tools
+            raise HintsWireError("next_tool", str(exc)) from None
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise HintsWireError(name, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise HintsWireError(name, f"expected an integer >= 0, got {value!r}")
+    return value
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise HintsWireError(name, f"expected true or false, got {value!r}")
+    return value
+
+
+def _tools(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise HintsWireError(name, f"expected a list of tool names, got {value!r}")
+    return tuple(_text(f"{name}[{i}]", tool) for i, tool in enumerate(value))
+
+
+_WIRE = {
+    "program_id": _text,
+    "turn": _count,
+    "next_tool": _text,
+    "next_tools": _tools,
+    "remaining_turns": _count,
+    "last_turn": _flag,
+    "prefix_group": _text,
+}
 
 
 LLMHints = ProgramHints

@@ -1,10 +1,11 @@
 """The program layer of the engine: carries out a scheduling policy's decisions on the KV cache.
 
-add_request ─► on_request   (observe the tool's duration: the pause since the program's last turn)
+add_request ─► on_request   (the program's next turn arrived: its tool is no longer running)
 admission   ─► on_admit     (the program's next turn took its blocks: its pin ends, counted as a hit)
 preemption  ─► on_preempt   (the turn waits again; swap preemption for policies that ask for it)
 shortage    ─► relieve      (the policy gives up pins: drop or park; when is the policy's ``relieve_pins``)
-turn ends   ─► on_turn_end  (free / pin with a TTL / park, before the sequence's blocks are freed)
+turn ends   ─► on_finish    (free / pin / park, before the sequence's blocks are freed; a failed or aborted
+                             turn ends its program)
 every step  ─► before_step  (expired pins end or park; parked programs due back are prefetched)
 after a step ─► account     (attained service: first-time computed tokens and engine seconds per program)
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from tether.kvcache import KVCacheManager, PrefixMatch
 from tether.runtime.engine.scheduler import SchedulerOutput
-from tether.runtime.engine.sequence import Sequence, TurnOutcome
+from tether.runtime.engine.sequence import FinishReason, Sequence, TurnOutcome
 from tether.runtime.policies.base import (
     Drop,
     Free,
@@ -35,7 +36,7 @@ from tether.runtime.policies.base import (
     SchedulingPolicy,
     TurnEnd,
 )
-from tether.runtime.policies.programs import ProgramTable
+from tether.runtime.programs.table import ProgramTable
 
 PARKED_TTL_S = 600.0  # a parked program whose next turn never comes gives its host memory back after this
 
@@ -64,8 +65,18 @@ class PolicyPriority:
 
 
 class ProgramManager:
-    def __init__(self, policy: SchedulingPolicy, ctx: PolicyContext, kv: KVCacheManager) -> None:
+    def __init__(
+        self,
+        policy: SchedulingPolicy,
+        ctx: PolicyContext,
+        kv: KVCacheManager,
+        turn_outcome: Callable[[Sequence], TurnOutcome] | None = None,
+    ) -> None:
+        """``turn_outcome``: what a finished turn's output says (the tool it called, whether the program ends);
+        default the submitter's hints (a static DAG's plan). Replay reveals the trace's tool, a server parses
+        the output's tool call."""
         self.policy = policy
+        self.turn_outcome = turn_outcome or (lambda seq: TurnOutcome.from_hints(seq.hints))
         self.ctx = ctx
         self.kv = kv
         self.programs: ProgramTable = ctx.programs
@@ -76,12 +87,10 @@ class ProgramManager:
         self._pressure_step = -2  # the last step in which memory had to be relieved
         self._step_started = ctx.now
         self._swap_credit = [0, 0]  # blocks that may still be copied in / out (negative: debt)
+        self._budgeted = policy.swap_budget(ctx) is not None  # the policy limits the copies per step
         # (program id, action, attrs) for the trace: pin_created / pin_hit / pin_expired / pin_dropped / parked /
         # prefetched / swap_preempt (see docs/tracing.md); None: nobody listens
         self.on_kv_event: Callable[[str, str, dict[str, Any]], None] | None = None
-        # observe the pause between a program's turns as its tool's duration; off where the tool runner
-        # measures the calls into the same statistics (a local runner: no call counted twice)
-        self.observe_tools = True
         self._resort = False  # a priority input changed (a prefix group's first admission): re-sort the queues
 
     def _kv_event(self, pid: str, action: str, **attrs: Any) -> None:
@@ -94,10 +103,7 @@ class ProgramManager:
         pid = seq.hints.program_id
         if pid is None:
             return
-        now = self.ctx.now
         state = self.programs.open(pid, seq.arrival_time)
-        if self.observe_tools and state.tool is not None and state.tool_started is not None:
-            self.ctx.tool_stats.observe(state.tool, max(0.0, now - state.tool_started))
         state.tool = state.tool_started = state.predicted_return = None
         state.turns_seen += 1
         state.waiting_since = seq.arrival_time
@@ -137,7 +143,7 @@ class ProgramManager:
         state = self.programs.get(pid) if pid is not None else None
         if state is not None:
             state.waiting_since = self.ctx.now
-        if not getattr(self.policy, "swap_on_preempt", False) or pid is None or self.kv.has_pin(pid):
+        if not self.policy.swap_on_preempt or pid is None or self.kv.has_pin(pid):
             return
         if not self.kv.pin(pid, seq.request_id, self.ctx.now + PARKED_TTL_S):
             return  # no full computed block
@@ -167,6 +173,14 @@ class ProgramManager:
                 self.stats.pins_dropped += 1
             acted = True
         return acted
+
+    def on_finish(self, seq: Sequence, reason: FinishReason) -> None:
+        """A sequence finishes, before it frees its blocks: a turn that ended normally goes to ``on_turn_end``;
+        a failed or aborted one ends its program's pin (nothing is kept for it)."""
+        if reason in (FinishReason.STOP, FinishReason.LENGTH):
+            self.on_turn_end(seq, self.turn_outcome(seq))
+        elif seq.hints.program_id is not None:
+            self.end_program(seq.hints.program_id)
 
     def on_turn_end(self, seq: Sequence, outcome: TurnOutcome | None = None) -> None:
         """Called when a turn finishes normally, before its sequence frees its blocks. ``outcome``: what the
@@ -216,24 +230,29 @@ class ProgramManager:
             self.kv.unpin(pid)
         self.programs.close(pid)
 
-    def before_step(self) -> None:
+    def before_step(self) -> bool:
         """Expire pins, then prefetch the parked programs the policy says are due, unless memory had to be
         relieved in the previous step: a prefetch then only takes memory that the next admission would park
-        again (a park/prefetch cycle every step)."""
+        again (a park/prefetch cycle every step). True when the queues must be re-sorted first (a priority
+        input changed, or the policy's priorities change with time)."""
+        self._expire_and_prefetch()
+        return self.take_resort() or self.policy.resort_each_step
+
+    def _expire_and_prefetch(self) -> None:
         self._step += 1
         now = self.ctx.now
         self._step_started = now
-        budget = getattr(self.policy, "swap_budget", None)
+        budget = self.policy.swap_budget(self.ctx)
         if budget is not None:
-            for i, blocks in enumerate(budget(self.ctx)):
+            for i, blocks in enumerate(budget):
                 self._swap_credit[i] = min(self._swap_credit[i] + blocks, blocks)
-        keep_waiting = getattr(self.policy, "keep_pin_while_waiting", False)
+        keep_waiting = self.policy.keep_pin_while_waiting
         for pid in self.kv.expired_pins(now):
             state = self.programs.get(pid)
             if keep_waiting and state is not None and state.waiting_since is not None:
                 continue  # the next turn has arrived: the pin ends at its admission (or under pressure)
             info = self.kv.pins[pid]
-            if getattr(self.policy, "park_on_expiry", False) and not info.parked and self.kv.can_park(pid):
+            if self.policy.park_on_expiry and not info.parked and self.kv.can_park(pid):
                 self._park(pid)
             else:
                 self._kv_event(pid, "pin_expired")
@@ -274,7 +293,7 @@ class ProgramManager:
 
     def _may_swap(self, pid: str, *, into_gpu: bool = False) -> bool:
         """Whether the swap budget (if the policy has one) lets the pin's blocks be copied now; takes them."""
-        if getattr(self.policy, "swap_budget", None) is None:
+        if not self._budgeted:
             return True
         i = 0 if into_gpu else 1
         if self._swap_credit[i] <= 0:
