@@ -86,3 +86,21 @@ def test_sampling_defaults(flags, want):
                         "seeds": None, "seed": None, **flags})  # fmt: skip
     seeds = _sampling(args)
     assert (seeds, args.draw, args.seed) == want
+
+
+def test_replicas_simulate_a_cluster_behind_each_router(tmp_path, capsys):
+    workload = write_workload(tmp_path / "t.jsonl", PROGRAMS)
+    args = ["replay", "--workload", str(workload), "--kv-blocks", "64", "--rate", "2", "--policies", "tether"]
+    args += ["--seeds", "0", "--draw", "12"]
+    assert main([*args, "--replicas", "2"]) == 2
+    assert "--replicas runs a simulated cluster: add --simulate" in capsys.readouterr().err
+    assert main([*args, "--simulate", "--replicas", "2", "--router", "ring"]) == 2
+    assert "unknown router 'ring'" in capsys.readouterr().err
+    out = tmp_path / "c.json"
+    code = main([*args, "--simulate", "--replicas", "2", "--router", "program,pow2", "--quiet", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "tether@program" in printed and "pin hits" in printed
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["label"], r["replicas"]) for r in rows] == [("tether@program", 2), ("tether@pow2", 2)]
+    assert all(r["kv_leaked_blocks"] == 0 and r["programs"] == 12 for r in rows)

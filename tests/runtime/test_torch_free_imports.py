@@ -19,7 +19,8 @@ ENGINE_MODULES = (
     "tether.runtime.engine.runner_output",
     "tether.runtime.engine.models.config",
 )
-WHOLE_PACKAGES = ("policies", "programs", "replay", "sim", "costs")  # every module of tether/runtime/<package>
+# every module of tether/runtime/<package>
+WHOLE_PACKAGES = ("policies", "programs", "replay", "sim", "costs", "cluster")
 
 CHECK = """
 import importlib, sys

@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_kernels(bsub)
     _register_agents(bsub)
     _register_serve(bsub)
+    _register_router(bsub)
 
 
 def _register_engine(bsub: argparse._SubParsersAction) -> None:
@@ -122,6 +123,39 @@ def _register_serve(bsub: argparse._SubParsersAction) -> None:
     s.add_argument("--repeats", type=int, default=3, help="--against vllm: rounds (each runs every server once)")
     add_engine_args(s)
     s.set_defaults(func=run_serve)
+
+
+def _register_router(bsub: argparse._SubParsersAction) -> None:
+    r = bsub.add_parser("router", help="a router's decision time at cluster scale (tether/runtime/bench/router.py)")
+    r.add_argument("--routers", default="program,pow2,prefix,session", help="comma-separated router names")
+    r.add_argument("--replicas", type=int, default=64)
+    r.add_argument("--programs", type=int, default=10_000, help="live programs the routers hold state for")
+    r.add_argument("--requests", type=int, default=20_000, help="turns timed")
+    r.add_argument("--prompt-tokens", type=int, default=2048)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--json", help="write the figures here")
+    r.set_defaults(func=run_router)
+
+
+def run_router(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from tether.runtime.bench.router import time_router
+
+    rows = []
+    for name in args.routers.split(","):
+        try:
+            t = time_router(name, args.replicas, args.programs, args.requests, args.prompt_tokens, args.seed)
+        except ValueError as exc:
+            print(f"tether bench router: {exc}", file=sys.stderr)
+            return 2
+        rows.append(asdict(t))
+        print(f"{t.router:<8} {t.replicas} replicas, {t.programs} programs: median {t.median_us:8.1f} us, "
+              f"p99 {t.p99_us:8.1f} us per decision ({t.requests} turns)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"routers": rows}, f, indent=1)
+    return 0
 
 
 def register_calibrate(sub: argparse._SubParsersAction) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 DEFAULT_POLICIES = "vllm,lmcache,infercept,autellix,continuum,continuum-fixed,tether"
@@ -84,6 +85,16 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cost-model", default=None, help="h100-llama3.1-8b (default with --simulate), tiny-cpu, or a JSON"
     )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="with --simulate: a cluster of N simulated engines behind --router (docs/cluster.md); --rate is the "
+        "cluster's",
+    )
+    p.add_argument(
+        "--router", default="program", help="with --replicas: program, pow2, prefix or session (comma-separated)"
+    )
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -133,7 +144,13 @@ def _add_http_args(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tether.runtime.replay.floor import prefill_floor
-    from tether.runtime.replay.report import format_floor, format_summary, format_table, progress_printer
+    from tether.runtime.replay.report import (
+        format_cluster,
+        format_floor,
+        format_summary,
+        format_table,
+        progress_printer,
+    )
     from tether.runtime.replay.steady import draw_programs, run_seeds
     from tether.runtime.replay.workload import WorkloadError
 
@@ -168,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
             print(format_table(doc["results"], point["per_seed"][0].get("solo_avg_jct_s")))
         else:
             print(format_summary(point["summary"]))
+        if settings.replicas is not None:
+            print(f"the cluster (seed {seeds[0]}):\n{format_cluster(doc['results'])}")
     _print_notes(doc["settings"]["window"], args.hints)
     print(format_floor(floor))
     if args.json:
@@ -300,7 +319,23 @@ def _settings(args: argparse.Namespace):
     settings = ReplaySettings(
         policies, engine, args.rate, args.concurrency, seeds[0], args.simulate, cost, args.hints, window
     )
+    if args.replicas is not None:
+        settings = replace(settings, replicas=args.replicas, routers=_routers(args))
     return settings, programs, seeds
+
+
+def _routers(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--router`` names, checked (``ValueError`` names an unknown one); only with ``--simulate``."""
+    from tether.runtime.cluster.routers import get_router
+
+    if not args.simulate:
+        raise ValueError("--replicas runs a simulated cluster: add --simulate")
+    if args.replicas < 1:
+        raise ValueError(f"--replicas must be >= 1, got {args.replicas}")
+    routers = tuple(r.strip() for r in args.router.split(",") if r.strip())
+    for router in routers:
+        get_router(router)
+    return routers
 
 
 def _run_endpoint(args: argparse.Namespace) -> int:

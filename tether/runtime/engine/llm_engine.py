@@ -19,7 +19,7 @@ from tether.runtime.engine.runner_output import RunnerOutput
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.scheduler import Scheduler, SchedulerOutput, StepUpdate
 from tether.runtime.engine.sequence import FinishReason, ProgramHints, Sequence
-from tether.runtime.engine.stats import EngineStats, StatsWindow
+from tether.runtime.engine.stats import EngineLoad, EngineStats, StatsWindow
 from tether.runtime.engine.tracing import EngineTracer
 from tether.runtime.programs.layer import ProgramManager
 from tether.runtime.tracing.writer import TraceSink
@@ -90,6 +90,11 @@ class LLMEngine:
         """The engine's state now and its counters since the previous call (returned and reset, as vLLM's
         ``make_stats``)."""
         return self._stats.take(self.scheduler, self.kv_manager, self.programs)
+
+    def load(self) -> EngineLoad:
+        """The queue and the free KV blocks now, for a router (cheap: no counters are taken)."""
+        s, kv = self.scheduler, self.kv_manager
+        return EngineLoad(len(s.waiting), len(s.running), kv.num_free_blocks, kv.num_blocks)
 
     @property
     def compiled(self) -> bool:

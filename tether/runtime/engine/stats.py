@@ -13,6 +13,16 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class EngineLoad:
+    """What a router reads of a replica: its queue and its GPU KV blocks."""
+
+    waiting: int
+    running: int
+    free_blocks: int
+    num_blocks: int
+
+
+@dataclass(frozen=True)
 class EngineCounters:
     """Events since the previous ``stats()`` (all of them, on the first call)."""
 

@@ -149,18 +149,7 @@ class ReplayDriver:
         # driver's events and the engine's share one clock (a second time.time() would shift one set by its delay)
         offset = engine.trace_offset()
         self._offset = offset if offset is not None else time.time() - self.clock.now()
-        start = self.clock.now()
-        self._runs = [
-            ReplayProgramRun(p, 0.0, self.seed * 1_000_003 + i) for i, p in enumerate(self.programs)
-        ]
-        if self.arrivals.concurrency is not None:
-            for _ in range(min(self.arrivals.concurrency, len(self._runs))):
-                self._start_next_closed(start)
-        else:
-            assert self.arrivals.times is not None and len(self.arrivals.times) >= len(self._runs)
-            for i, t in enumerate(self.arrivals.times[: len(self._runs)]):
-                self._runs[i].arrival = start + t
-                self._push(start + t, i)
+        self._start_arrivals(self.clock.now())
         done = 0
         while done < len(self._runs):
             now = self.clock.now()
@@ -191,6 +180,20 @@ class ReplayDriver:
                 )
             self.clock.sleep_until(max(min(wake), self.clock.now() + 1e-6))
         return self._runs
+
+    def _start_arrivals(self, start: float) -> None:
+        """A run per program, and the first events: every arrival (open loop) or the first ``concurrency``."""
+        self._runs = [
+            ReplayProgramRun(p, 0.0, self.seed * 1_000_003 + i) for i, p in enumerate(self.programs)
+        ]
+        if self.arrivals.concurrency is not None:
+            for _ in range(min(self.arrivals.concurrency, len(self._runs))):
+                self._start_next_closed(start)
+        else:
+            assert self.arrivals.times is not None and len(self.arrivals.times) >= len(self._runs)
+            for i, t in enumerate(self.arrivals.times[: len(self._runs)]):
+                self._runs[i].arrival = start + t
+                self._push(start + t, i)
 
     def _next_expiry(self, now: float) -> float | None:
         """The next pin expiry still ahead; one already past is handled by the next step, not by waiting."""

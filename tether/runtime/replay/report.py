@@ -44,6 +44,24 @@ def format_table(results: list[dict], solo_avg_jct_s: float | None = None) -> st
     return "\n".join(lines)
 
 
+def format_cluster(results: list[dict]) -> str:
+    """A cluster's figures per router (docs/cluster.md): pin hit rate, cached prompt fraction, load imbalance
+    (max over mean of the replicas' busy time) and turns moved off their program's previous replica."""
+    width = max([16] + [len(r.get("label", r["policy"])) for r in results])
+    header = (
+        f"{'policy@router':{width}s} {'replicas':>8s} {'avg JCT':>9s} {'p90':>8s} {'pin hits':>9s} "
+        f"{'cached':>7s} {'imbalance':>9s} {'moved':>7s} {'turns':>7s}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.get('label', r['policy']):{width}s} {r['replicas']:8d} {r['avg_jct_s']:9.2f} {r['p90_jct_s']:8.2f} "
+            f"{r['pin_hit_rate']:9.3f} {r['cached_fraction']:7.3f} {r['imbalance']:9.3f} "
+            f"{r['moved_turns']:7d} {r['turns']:7d}"
+        )
+    return "\n".join(lines)
+
+
 def _prefill_ratio(r: dict) -> str:
     """Prefill / prompt tokens; over HTTP, where the server reports cache hits only, prompt minus hits."""
     prompt = max(1, r["prompt_tokens"])

@@ -34,6 +34,8 @@ class ReplaySettings:
     hints: str = "online"  # "oracle": the true remaining turns, labelled +true-turns (see ProgramHints)
     window: float = 0.0  # fraction of programs, by arrival, left out of the averages at each end
     trace: Callable[[str], TraceSink] | None = None  # a policy's label -> the sink of its trace (--trace)
+    replicas: int | None = None  # a simulated cluster of this many engines behind each of ``routers``
+    routers: tuple[str, ...] = ("program",)
 
     def arrivals(self, n: int) -> Arrivals:
         if self.concurrency is not None:
@@ -161,10 +163,28 @@ def run_replay(
 ) -> list[dict]:
     arrivals = settings.arrivals(len(programs))
     results = []
+    if settings.replicas is not None:
+        return _run_cluster(settings, programs, arrivals, on_progress)
     for policy in settings.policies:
         t0 = time.perf_counter()
         progress = (lambda done, total, p=policy: on_progress(p, done, total)) if on_progress else None
         result = run_policy(settings, policy, programs, arrivals, progress)
         result["wall_s"] = time.perf_counter() - t0
         results.append(result)
+    return results
+
+
+def _run_cluster(settings, programs, arrivals, on_progress) -> list[dict]:
+    """Every (policy, router) pair on the simulated cluster; each row labelled ``policy@router``."""
+    from tether.runtime.cluster.replay import run_cluster_policy
+
+    results = []
+    for policy in settings.policies:
+        for router in settings.routers:
+            label = f"{settings.label(policy)}@{router}"
+            t0 = time.perf_counter()
+            progress = (lambda done, total, p=label: on_progress(p, done, total)) if on_progress else None
+            result = run_cluster_policy(settings, policy, router, programs, arrivals, progress)
+            result.update(label=label, hints=settings.hints, wall_s=time.perf_counter() - t0)
+            results.append(result)
     return results
