@@ -95,3 +95,18 @@ def test_prefix_index_matches_whole_blocks():
 def test_unknown_router_is_named():
     with pytest.raises(ValueError, match="unknown router 'ring'; known: program, pow2, prefix, session"):
         get_router("ring")
+
+
+def test_bench_router_times_each_router(tmp_path, capsys):
+    import json
+
+    from tether.cli import main
+
+    out = tmp_path / "r.json"
+    args = ["bench", "router", "--replicas", "4", "--programs", "50", "--requests", "200", "--prompt-tokens", "64"]
+    assert main([*args, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["routers"]
+    assert [r["router"] for r in rows] == ["program", "pow2", "prefix", "session"]
+    assert all(r["requests"] == 200 and 0 < r["median_us"] <= r["p99_us"] for r in rows)
+    assert main([*args, "--routers", "program,ring"]) == 2
+    assert "unknown router 'ring'" in capsys.readouterr().err

@@ -143,12 +143,15 @@ def run_router(args: argparse.Namespace) -> int:
     from tether.runtime.bench.router import time_router
 
     rows = []
-    for name in args.routers.split(","):
-        try:
-            t = time_router(name, args.replicas, args.programs, args.requests, args.prompt_tokens, args.seed)
-        except ValueError as exc:
-            print(f"tether bench router: {exc}", file=sys.stderr)
-            return 2
+    from tether.runtime.cluster.routers import parse_routers
+
+    try:
+        names = parse_routers(args.routers)
+    except ValueError as exc:
+        print(f"tether bench router: {exc}", file=sys.stderr)
+        return 2
+    for name in names:
+        t = time_router(name, args.replicas, args.programs, args.requests, args.prompt_tokens, args.seed)
         rows.append(asdict(t))
         print(f"{t.router:<8} {t.replicas} replicas, {t.programs} programs: median {t.median_us:8.1f} us, "
               f"p99 {t.p99_us:8.1f} us per decision ({t.requests} turns)")

@@ -325,17 +325,14 @@ def _settings(args: argparse.Namespace):
 
 
 def _routers(args: argparse.Namespace) -> tuple[str, ...]:
-    """``--router`` names, checked (``ValueError`` names an unknown one); only with ``--simulate``."""
-    from tether.runtime.cluster.routers import get_router
+    """``--router`` names, checked; a cluster runs only in simulation."""
+    from tether.runtime.cluster.routers import parse_routers
 
     if not args.simulate:
         raise ValueError("--replicas runs a simulated cluster: add --simulate")
     if args.replicas < 1:
         raise ValueError(f"--replicas must be >= 1, got {args.replicas}")
-    routers = tuple(r.strip() for r in args.router.split(",") if r.strip())
-    for router in routers:
-        get_router(router)
-    return routers
+    return parse_routers(args.router)
 
 
 def _run_endpoint(args: argparse.Namespace) -> int:

@@ -167,6 +167,14 @@ def _point(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
 
 
+def parse_routers(spec: str) -> tuple[str, ...]:
+    """``"program,pow2"`` -> the names, each checked (``ValueError`` names an unknown one)."""
+    names = tuple(r.strip() for r in spec.split(",") if r.strip())
+    for name in names:
+        get_router(name)
+    return names
+
+
 def get_router(name: str, seed: int = 0) -> Router:
     """A router by name (``ROUTERS``); ``ValueError`` naming the known ones."""
     routers = {
