@@ -55,6 +55,9 @@ class Router:
     def replica_died(self, replica_id: str) -> None:
         """``replica_id`` is gone: forget what it held."""
 
+    def ended(self, program_id: str) -> None:
+        """The program ended: forget it."""
+
     def pow2(self, replicas: Mapping[str, ReplicaStats], exclude: str | None = None) -> str:
         """Power of two choices: two replicas at random, the shorter queue (then the more free KV blocks)."""
         ids = [r for r in replicas if r != exclude] or list(replicas)
@@ -106,6 +109,7 @@ class ProgramRouter(Router):
                 self._home.setdefault(pid, rid)
 
     def ended(self, program_id: str) -> None:
+        """The program ended: its next request, if any, is a new program's."""
         self._home.pop(program_id, None)
 
     def replica_died(self, replica_id: str) -> None:

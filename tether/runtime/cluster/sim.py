@@ -97,6 +97,7 @@ class ClusterEngines:
 
     def end_program(self, program_id: str) -> None:
         """The client ended the program: every replica it ran on releases what it holds of it."""
+        self.router.ended(program_id)
         self.counters.homes.pop(program_id, None)
         for rid in sorted(self.counters.touched.pop(program_id, ())):
             replica = self.replicas[rid]
