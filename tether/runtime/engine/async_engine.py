@@ -68,7 +68,7 @@ class _Stream:
 
 
 class AsyncEngine:
-    """``await AsyncEngine.create(EngineConfig(...))`` or ``AsyncEngine(LLMEngine(...))``; then
+    """``await AsyncEngine.create(EngineConfig(...))`` or ``AsyncEngine(build_engine(...))``; then
     ``await engine.generate(GenerateRequest(...))`` or ``async for delta in engine.stream(...)``.
     ``await engine.close()`` stops the thread (requests still in flight are aborted)."""
 
