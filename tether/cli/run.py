@@ -34,7 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="where runs are recorded (default: $TETHER_HOME/runs, else ./.tether/runs; docs/tracing.md)",
     )
-    p.add_argument("--openai-url", default=None, help="an OpenAI-compatible server (base URL, e.g. .../v1)")
+    p.add_argument(
+        "--openai-url",
+        default=None,
+        help="an OpenAI-compatible server (base URL, e.g. .../v1); several, comma-separated, behind --router",
+    )
+    p.add_argument(
+        "--router", default="program", help="with several --openai-url servers: program, pow2, prefix or session"
+    )
     p.add_argument("--openai-api-key", default=None, help="bearer token (default: $OPENAI_API_KEY)")
     p.add_argument("--run-id", default=None, help="the run's (and program's) id; default: NAME-TIME-RANDOM")
     add_engine_args(p)
@@ -61,6 +68,7 @@ def execute(args: argparse.Namespace) -> int:
                 model=args.model,
                 openai_url=args.openai_url,
                 openai_api_key=args.openai_api_key,
+                router=args.router,
                 broker=args.broker,
                 trace_dir=args.trace_dir,
                 run_id=args.run_id,

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from tether.runtime.engine.config import EngineConfig
     from tether.runtime.engine.sequence import Sequence, TurnOutcome
     from tether.runtime.executor.backends.local_engine import LocalEngineBackend
-    from tether.runtime.executor.backends.openai import OpenAIBackend
     from tether.runtime.executor.llm import LLMBackend
 
 
@@ -111,13 +110,24 @@ class Deployment:
         await self._trace_engine()
         return backend
 
-    def connect_openai(self, base_url: str, model: str, *, api_key: str | None = None) -> OpenAIBackend:
-        """An ``OpenAIBackend`` for ``model`` on the OpenAI-compatible server at ``base_url``; ``close``
-        closes its HTTP client."""
+    def connect_openai(
+        self, base_url: str, model: str, *, api_key: str | None = None, router: str = "program"
+    ) -> LLMBackend:
+        """An ``OpenAIBackend`` for ``model`` on the OpenAI-compatible server at ``base_url``; several URLs,
+        comma-separated, make a ``RoutedBackend`` over one each, calls placed by ``router`` (docs/cluster.md;
+        ``ValueError`` for an unknown one). ``close`` closes their HTTP clients."""
         self._check("backend", self.backend)
+        from tether.runtime.cluster.routers import get_router
         from tether.runtime.executor.backends.openai import OpenAIBackend
+        from tether.runtime.executor.backends.routed import RoutedBackend
 
-        backend = OpenAIBackend(base_url, model, api_key=api_key)
+        urls = [u.strip() for u in base_url.split(",") if u.strip()]
+        chosen = get_router(router)
+        backend: LLMBackend
+        if len(urls) > 1:
+            backend = RoutedBackend({u: OpenAIBackend(u, model, api_key=api_key) for u in urls}, chosen)
+        else:
+            backend = OpenAIBackend(base_url, model, api_key=api_key)
         self.backend, self._owns_backend = backend, True
         return backend
 

@@ -74,6 +74,7 @@ async def run_workflow(
     model: str = "smollm2",
     openai_url: str | None = None,
     openai_api_key: str | None = None,
+    router: str = "program",
     broker: str | None = None,
     trace_dir: str | Path | None = None,
     run_id: str | None = None,
@@ -82,7 +83,8 @@ async def run_workflow(
     """Run a workflow (a YAML path, or a program compiled with ``prepare_workflow``) to completion.
 
     LLM calls run on the local engine on ``model`` (``EngineConfig`` keyword arguments in ``engine_kwargs``,
-    loaded only when the workflow has LLM calls) or on the OpenAI-compatible server at ``openai_url``; tools in
+    loaded only when the workflow has LLM calls) or on the OpenAI-compatible server at ``openai_url`` (several,
+    comma-separated: each call goes where ``router`` says, docs/cluster.md); tools in
     process, or on ``tether worker`` processes through the MQTT ``broker``. The run is recorded under
     ``trace_dir`` (docs/tracing.md). The run's ``Deployment`` (``tether.runtime.deployment``) gives the
     compiler, the local tool runner and the engine the deployment's tool-duration statistics, saved back when
@@ -98,7 +100,8 @@ async def run_workflow(
     meta = {"model": model, "policy": engine_kwargs.get("policy")}
     recorder = await deployment.record("run", name, trace_dir=trace_dir, run_id=run_id, meta=meta)
     async with deployment:  # closed whatever happens: the backend, the stats saved, the run ended
-        llm = await _llm_backend(deployment, compiled, model, openai_url, openai_api_key, engine_kwargs)
+        server = (openai_url, openai_api_key, router)
+        llm = await _llm_backend(deployment, compiled, model, server, engine_kwargs)
         tools = _tool_runner(compiled, broker, deployment.stats)
         executor = Executor(tools, llm, trace=deployment.trace)
         try:
@@ -112,17 +115,21 @@ async def _llm_backend(
     deployment: Deployment,
     compiled: CompiledProgram,
     model: str,
-    openai_url: str | None,
-    api_key: str | None,
+    server: tuple[str | None, str | None, str],
     engine_kwargs: dict[str, Any],
 ) -> LLMBackend | None:
-    """The run's backend, made by its deployment: none without LLM calls, the server at ``openai_url``, else
-    the local engine on ``model`` (``ExecutorError`` when it cannot start)."""
+    """The run's backend, made by its deployment: none without LLM calls, the server(s) at ``server``'s URL
+    (with its API key and router), else the local engine on ``model`` (``ExecutorError`` when it cannot
+    start)."""
     if not any(isinstance(n, LLMCall) for n in compiled.program.nodes.values()):
         return None
+    openai_url, api_key, router = server
     if openai_url:
         api_key = api_key or os.environ.get("OPENAI_API_KEY")
-        return deployment.connect_openai(openai_url, model, api_key=api_key)
+        try:
+            return deployment.connect_openai(openai_url, model, api_key=api_key, router=router)
+        except ValueError as exc:  # an unknown router
+            raise ExecutorError(str(exc)) from None
     from tether.runtime.engine.config import EngineConfig
     from tether.runtime.engine.errors import EngineError, ModelLoadError
 
