@@ -17,14 +17,13 @@ when a turn arrives.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tether.runtime.cluster.replicas import ReplicaStats, RouteRequest
 from tether.runtime.cluster.routers import Router
-from tether.runtime.replay.driver import _END, ReplayDriver, ReplayProgramRun
+from tether.runtime.replay.driver import ReplayDriver, ReplayProgramRun
 from tether.runtime.sim.clock import VirtualClock
 
 if TYPE_CHECKING:
@@ -198,11 +197,6 @@ class ClusterDriver(ReplayDriver):
                     raise RuntimeError(f"cluster replay stalled: {len(self._runs) - done} programs unfinished")
                 self.clock.sleep_until(wake)
             cluster.wake(self.clock.now())
-            while self._events and self._events[0][0] <= self.clock.now():
-                _, _, i, kind = heapq.heappop(self._events)
-                if kind == _END:
-                    done += self._end(i)
-                else:
-                    self._submit(i)
+            done += self._fire_due(self.clock.now())
             cluster.start_idle()
         return self._runs

@@ -153,12 +153,7 @@ class ReplayDriver:
         done = 0
         while done < len(self._runs):
             now = self.clock.now()
-            while self._events and self._events[0][0] <= now:
-                _, _, i, kind = heapq.heappop(self._events)
-                if kind == _END:
-                    done += self._end(i)
-                else:
-                    self._submit(i)
+            done += self._fire_due(now)
             if done == len(self._runs):
                 break
             if self.engine.has_unfinished():
@@ -198,6 +193,17 @@ class ReplayDriver:
     def _next_expiry(self, now: float) -> float | None:
         """The next pin expiry still ahead; one already past is handled by the next step, not by waiting."""
         return self.engine.next_timer(after=now)
+
+    def _fire_due(self, now: float) -> int:
+        """Submit every turn and end every program due by ``now``; how many programs ended."""
+        ended = 0
+        while self._events and self._events[0][0] <= now:
+            _, _, i, kind = heapq.heappop(self._events)
+            if kind == _END:
+                ended += self._end(i)
+            else:
+                self._submit(i)
+        return ended
 
     def _push(self, t: float, i: int, kind: str = _TURN) -> None:
         self._tie += 1
