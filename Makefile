@@ -33,7 +33,7 @@ $(STAMP): $(LOCK) pyproject.toml Makefile
 lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(UV)
-	printf '$(TORCH)+cpu\nsetuptools>=68\n' | $(BIN)/uv pip compile pyproject.toml - --extra test \
+	printf '$(TORCH)+cpu\nsetuptools>=68\n' | $(BIN)/uv pip compile pyproject.toml - --extra test --extra cluster \
 		$(if $(FIND_LINKS),--find-links $(FIND_LINKS)) --python $(BIN)/python --custom-compile-command "make lock" \
 		$(if $(UPGRADE),--upgrade) --quiet -o $(LOCK)
 

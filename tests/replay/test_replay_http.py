@@ -47,10 +47,13 @@ class FakeServer:
         self.completed_at: dict[str, float] = {}  # a session's latest completion request
         self.headers: list[httpx.Headers] = []
         self._last: dict[str, list[int]] = {}
+        self.metrics: list[str] = []  # /metrics answers in turn (a Tether server's); none: 404
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.headers.append(request.headers)
         path = request.url.raw_path.decode()
+        if path == "/metrics":
+            return httpx.Response(200, text=self.metrics.pop(0)) if self.metrics else httpx.Response(404)
         if path == "/v1/models":
             return httpx.Response(200, json={"object": "list", "data": [{"id": "fake-model"}]})
         if path.startswith("/v1/programs/"):
@@ -233,6 +236,34 @@ async def test_result_row_has_the_jct_keys_and_prints():
     line = format_table([row]).splitlines()[2].split()
     assert line[0] == "vllm+true-turns" and line[2] == "1.000"
     assert line[7:] == [f"{(314 - 174) / 314:.3f}", "-", "-", "-"]
+
+
+def _tether_metrics(created: int, hit: int, completions: int, lost: int) -> str:
+    return "\n".join(
+        [
+            "# HELP tether_kv_pins_total KV pins by outcome",
+            f'tether_kv_pins_total{{outcome="created"}} {created}.0',
+            f'tether_kv_pins_total{{outcome="hit"}} {hit}.0',
+            f'tether_requests_total{{endpoint="/v1/completions",status="200"}} {completions}.0',
+            f"tether_replicas_lost_total {lost}.0",
+        ]
+    )
+
+
+async def test_a_tether_servers_pin_counts_over_the_run_join_the_row():
+    server = FakeServer()
+    server.metrics = [_tether_metrics(10, 4, 20, 0), _tether_metrics(13, 6, 25, 1)]
+    row = await replay_endpoint(
+        BASE, PROGRAMS, Arrivals(times=(0.0, 0.01)), transport=httpx.MockTransport(server)
+    )
+    assert (row["pins_created"], row["pins_hit"], row["server_completions"], row["replicas_lost"]) == (
+        3,
+        2,
+        5,
+        1,
+    )
+    assert row["pin_hit_rate"] == pytest.approx(2 / 3)
+    assert "pins_expired" not in row  # the server exposed no such sample
 
 
 async def test_served_model_is_the_first_listed():

@@ -37,6 +37,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="where the run's trace is recorded (default: $TETHER_HOME/runs, else ./.tether/runs)",
     )
+    cluster = p.add_argument_group(
+        "cluster", "engine replicas on Ray Serve (pip install tether[cluster]; docs/cluster.md)"
+    )
+    cluster.add_argument(
+        "--replicas", type=int, default=None, help="run N engine replicas on Ray Serve behind this server"
+    )
+    cluster.add_argument(
+        "--router",
+        default="program",
+        help="with --replicas: program (Tether's), pow2 (Ray's default), prefix (Ray's PrefixCacheAffinityRouter) "
+        "or session (a consistent-hash ring)",
+    )
+    cluster.add_argument(
+        "--ray-address",
+        default=None,
+        help="with --replicas: join this Ray cluster (auto or host:port); default: start a local one",
+    )
+    cluster.add_argument(
+        "--replica-cpus", type=float, default=None, help="Ray CPUs per replica (default: --threads, else 1)"
+    )
     add_engine_args(p)
     p.set_defaults(func=run)
 
@@ -62,6 +82,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"tether serve: {exc}", file=sys.stderr)
         return 2
     names = tuple(args.served_model_name or [args.model])
+    server_config = ServerConfig(names, api_key=args.api_key, program_idle_s=args.program_idle_timeout)
+    if args.replicas is not None:
+        from tether.cli.serve_cluster import run_cluster
+
+        return run_cluster(args, config, server_config)
+    if args.ray_address is not None:
+        print("tether serve: --ray-address needs --replicas N", file=sys.stderr)
+        return 2
 
     async def main() -> None:
         deployment = Deployment()
@@ -70,12 +98,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             meta = {"model": args.model, "policy": config.policy}
             recorder = await deployment.record("serve", "serve", trace_dir=args.trace_dir, meta=meta)
-            app = create_app(
-                backend.engine,
-                ServerConfig(names, api_key=args.api_key, program_idle_s=args.program_idle_timeout),
-                outcomes,
-                on_shutdown=deployment.close,
-            )
+            app = create_app(backend.engine, server_config, outcomes, on_shutdown=deployment.close)
             server = uvicorn.Server(
                 uvicorn.Config(
                     app, host=args.host, port=args.port, log_level=args.log_level, access_log=False

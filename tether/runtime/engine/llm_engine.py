@@ -96,6 +96,12 @@ class LLMEngine:
         s, kv = self.scheduler, self.kv_manager
         return EngineLoad(len(s.waiting), len(s.running), kv.num_free_blocks, kv.num_blocks)
 
+    def held_programs(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The programs whose KV waits for their next turn: pinned on the GPU, and parked in CPU memory."""
+        pins = self.kv_manager.pins
+        parked = frozenset(p for p, info in pins.items() if info.parked)
+        return frozenset(pins) - parked, parked
+
     @property
     def compiled(self) -> bool:
         """Whether the model runs a compiled forward (``compiled.py``), not eager."""

@@ -165,7 +165,9 @@ class HTTPReplayDriver:
     def request_body(self, run: HTTPProgramRun, k: int, turn: Turn) -> dict:
         pid = run.program.program_id
         remaining = run.program.num_turns - k - 1 if self.hints == "oracle" else None
-        hints = ProgramHints(pid, k, next_tool=turn.tool, remaining_turns=remaining)  # never last_turn: see above
+        hints = ProgramHints(
+            pid, k, next_tool=turn.tool, remaining_turns=remaining
+        )  # never last_turn: see above
         return {
             "model": self.model,
             "prompt": list(run.context),
@@ -237,8 +239,12 @@ async def replay_endpoint(
         driver = HTTPReplayDriver(
             client, base_url, model, programs, arrivals, seed=seed, hints=hints, on_progress=on_progress
         )
+        before = await server_counters(client, base_url)
         runs = await driver.run()
+        after = await server_counters(client, base_url)
     row = summarize_http(label, runs, base_url.rstrip("/"), window)
+    if before is not None and after is not None:
+        row.update(counter_delta(before, after))
     row["label"] = f"{label}{TRUE_TURNS}" if hints == "oracle" else label
     row["hints"] = hints
     row["served_model"] = model
@@ -246,9 +252,51 @@ async def replay_endpoint(
     return row
 
 
+SERVER_COUNTERS = {  # row key -> the Prometheus sample a Tether server (one, or a cluster) exposes
+    "pins_created": 'tether_kv_pins_total{outcome="created"}',
+    "pins_hit": 'tether_kv_pins_total{outcome="hit"}',
+    "pins_expired": 'tether_kv_pins_total{outcome="expired"}',
+    "pins_dropped": 'tether_kv_pins_total{outcome="dropped"}',
+    "parked_pins": 'tether_kv_pins_total{outcome="parked"}',
+    "server_completions": 'tether_requests_total{endpoint="/v1/completions",status="200"}',
+    "replicas_lost": "tether_replicas_lost_total",
+    "turns_retried": "tether_turns_retried_total",
+    "turns_moved": "tether_turns_moved_total",
+}
+
+
+async def server_counters(client: httpx.AsyncClient, base_url: str) -> dict[str, float] | None:
+    """The server's counters in ``SERVER_COUNTERS`` from ``GET /metrics`` beside ``/v1`` (a Tether server's);
+    ``None`` when it has none (another server, or no ``/metrics``)."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        resp = await client.get(f"{root}/metrics")
+    except httpx.HTTPError:
+        return None
+    if resp.status_code != 200:
+        return None
+    samples = {}
+    for line in resp.text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name and not line.startswith("#"):
+            samples[name] = value
+    if SERVER_COUNTERS["pins_created"] not in samples:
+        return None
+    return {k: float(samples[v]) for k, v in SERVER_COUNTERS.items() if v in samples}
+
+
+def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float | int]:
+    """What the run added to each counter, and the pin hit rate (pins hit / pins created)."""
+    out: dict[str, float | int] = {k: int(after[k] - before.get(k, 0.0)) for k in after}
+    created = out.get("pins_created", 0)
+    out["pin_hit_rate"] = out.get("pins_hit", 0) / created if created else 0.0
+    return out
+
+
 def summarize_http(label: str, runs: list[HTTPProgramRun], endpoint: str, window: float = 0.0) -> dict:
     """One result row with ``summarize``'s JCT keys. ``cache_hit_tokens`` is left out when no turn's usage
-    reported ``cached_tokens``; engine-side counts (prefill, pins, leaks) are the server's and not in the row."""
+    reported ``cached_tokens``; a Tether server's pin counts (and a cluster's losses, retries and moves) are added
+    by ``replay_endpoint`` from its ``/metrics`` (``SERVER_COUNTERS``), measured over the run."""
     makespan = max(r.finish for r in runs if r.finish is not None)
     turns = sum(r.program.num_turns for r in runs)
     with_cached = sum(r.turns_with_cached_tokens for r in runs)

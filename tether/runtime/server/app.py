@@ -13,6 +13,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -27,9 +28,18 @@ from tether.runtime.server.metrics import CONTENT_TYPE
 from tether.runtime.server.outcome import TurnOutcomes
 from tether.runtime.server.protocol import ChatCompletionRequest, CompletionRequest, parse_body
 from tether.runtime.server.serving import ServerConfig, ServerState
+from tether.runtime.server.sessions import ProgramTracker
 from tether.runtime.server.streaming import sse_stream
 
 log = logging.getLogger(__name__)
+
+
+class Served(Protocol):
+    """What the shared routes read of a server: its config and its request counter (``ServerState``, and the
+    cluster's ingress, ``tether.runtime.cluster.serve.ingress``)."""
+
+    config: ServerConfig
+    metrics: Any  # ``.requests``: the ``tether_requests`` counter by endpoint and status
 
 
 def create_app(
@@ -43,24 +53,32 @@ def create_app(
     server shuts down (uvicorn re-raises SIGTERM / SIGINT after its shutdown, so code after ``serve()`` may never
     run)."""
     state = ServerState(engine, config, outcomes)
-    app = FastAPI(title="Tether", lifespan=_lifespan(state, on_shutdown), docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Tether",
+        lifespan=reaper_lifespan(state.programs, state.end_program, on_shutdown),
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.tether = state
-    _add_error_handlers(app, state)
-    _add_auth(app, state)
-    _add_model_routes(app, state)
+    add_error_handlers(app, state)
+    add_auth(app, state)
+    add_model_routes(app, state)
     _add_generation_routes(app, state)
     _add_operator_routes(app, state)
     return app
 
 
-def _lifespan(
-    state: ServerState, on_shutdown: Callable[[], Awaitable[None]] | None
+def reaper_lifespan(
+    programs: ProgramTracker,
+    end_program: Callable[[str, str], Awaitable[bool]],
+    on_shutdown: Callable[[], Awaitable[None]] | None,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """The app's lifespan: the idle-program reaper runs while the app serves, then ``on_shutdown``."""
+    """An app's lifespan: the idle-program reaper (``reap_idle``) runs while the app serves, then
+    ``on_shutdown``."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        reaper = asyncio.create_task(_reap(state))
+        reaper = asyncio.create_task(reap_idle(programs, end_program))
         try:
             yield
         finally:
@@ -73,7 +91,7 @@ def _lifespan(
     return lifespan
 
 
-def _add_error_handlers(app: FastAPI, state: ServerState) -> None:
+def add_error_handlers(app: FastAPI, state: Served) -> None:
     """``APIError`` as its OpenAI-style object (counted in the metrics), and Starlette's HTTP errors (an
     unknown path, a wrong method) in the same shape."""
 
@@ -88,7 +106,7 @@ def _add_error_handlers(app: FastAPI, state: ServerState) -> None:
         return APIError(exc.status_code, str(exc.detail), type=kind).response()
 
 
-def _add_auth(app: FastAPI, state: ServerState) -> None:
+def add_auth(app: FastAPI, state: Served) -> None:
     """With ``config.api_key`` set, every ``/v1`` request needs ``Authorization: Bearer KEY`` (else 401)."""
     config = state.config
 
@@ -104,7 +122,7 @@ def _add_auth(app: FastAPI, state: ServerState) -> None:
         return await call_next(request)
 
 
-def _add_model_routes(app: FastAPI, state: ServerState) -> None:
+def add_model_routes(app: FastAPI, state: Served) -> None:
     """``/health`` and ``/v1/models`` (the served model names)."""
 
     @app.get("/health")
@@ -126,15 +144,13 @@ def _add_generation_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        body = parse_body(await request.body(), ChatCompletionRequest)
-        result = await chat_completion(state, body, dict(request.headers))
-        return _respond(state, "/v1/chat/completions", result)
+        return respond(
+            await generate(state, "/v1/chat/completions", await request.body(), dict(request.headers))
+        )
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        body = parse_body(await request.body(), CompletionRequest)
-        result = await completion(state, body, dict(request.headers))
-        return _respond(state, "/v1/completions", result)
+        return respond(await generate(state, "/v1/completions", await request.body(), dict(request.headers)))
 
     @app.post("/v1/programs/{program_id:path}/end")
     async def end_program(program_id: str) -> dict:
@@ -168,22 +184,40 @@ def _checked_stats(engine) -> EngineStats:
     return engine.stats()
 
 
-def _respond(state: ServerState, endpoint: str, result) -> Response:
+async def generate(
+    state: ServerState, endpoint: str, raw: bytes, headers: dict[str, str]
+) -> dict | AsyncIterator[bytes]:
+    """One request to a generating endpoint (``/v1/chat/completions``, ``/v1/completions``): the response's
+    JSON, or its server-sent events. Raises ``APIError`` before any output (a bad body, an unknown model, a full
+    queue). A cluster's replica runs its requests through this too."""
+    if endpoint == "/v1/chat/completions":
+        result = await chat_completion(state, parse_body(raw, ChatCompletionRequest), headers)
+    elif endpoint == "/v1/completions":
+        result = await completion(state, parse_body(raw, CompletionRequest), headers)
+    else:
+        raise ValueError(f"not a generating endpoint: {endpoint!r}")
     state.metrics.requests.labels(endpoint, "200").inc()
+    return result if isinstance(result, dict) else sse_stream(result)
+
+
+def respond(result: dict | AsyncIterator[bytes]) -> Response:
     if isinstance(result, dict):
         return JSONResponse(result)
-    return StreamingResponse(sse_stream(result), media_type="text/event-stream")
+    return StreamingResponse(result, media_type="text/event-stream")
 
 
-async def _reap(state: ServerState) -> None:
-    """End programs idle past ``program_idle_s``, so clients that never say goodbye leak no pins."""
-    period = max(0.05, min(5.0, state.config.program_idle_s / 4))
+async def reap_idle(programs: ProgramTracker, end_program: Callable[[str, str], Awaitable[bool]]) -> None:
+    """Every ``idle_s / 4`` (0.05 to 5 s), the programs idle past ``programs.idle_s`` end
+    (``end_program(pid, "idle")``), so clients that never say goodbye leak no pins."""
+    period = max(0.05, min(5.0, programs.idle_s / 4))
     while True:
         await asyncio.sleep(period)
         try:
-            ended = await state.end_idle_programs()
+            idle = programs.idle()
+            for pid in idle:
+                await end_program(pid, "idle")
         except Exception:  # noqa: BLE001 - the reaper must outlive one failure
             log.exception("ending idle programs failed")
             continue
-        if ended:
-            log.info("ended %d idle programs", len(ended))
+        if idle:
+            log.info("ended %d idle programs", len(idle))

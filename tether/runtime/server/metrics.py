@@ -7,6 +7,7 @@ cumulative, and ``/integrity`` may read the engine between two scrapes."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,7 +25,10 @@ PIN_OUTCOMES = {  # tether_kv_pins{outcome}: the engine's counter
 }
 
 
-class _EngineCollector(Collector):
+class EngineCollector(Collector):
+    """The engine's gauges (``latest``) and cumulative counters (``totals``) as Prometheus metrics; a cluster's
+    ingress sets both to the sums over its replicas."""
+
     def __init__(self) -> None:
         self.latest = EngineStats()
         self.totals = EngineCounters()
@@ -46,15 +50,32 @@ class _EngineCollector(Collector):
         yield pins
 
 
+def requests_counter(registry: CollectorRegistry) -> Counter:
+    """``tether_requests_total{endpoint, status}``: HTTP API requests (one server's, or a cluster's ingress)."""
+    return Counter(
+        "tether_requests",
+        "HTTP API requests by endpoint and status",
+        ["endpoint", "status"],
+        registry=registry,
+    )
+
+
+@dataclass(frozen=True)
+class MetricsReport:
+    """``ServerMetrics.report()``: ``engine``: the last ``stats()`` read (its gauges); ``totals``: the engine's
+    counters since the start; ``usage``: prompt, generated and cache-hit tokens; ``ended``: programs ended by
+    reason."""
+
+    engine: EngineStats
+    totals: EngineCounters
+    usage: dict[str, int]
+    ended: dict[str, int]
+
+
 class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "tether_requests",
-            "HTTP API requests by endpoint and status",
-            ["endpoint", "status"],
-            registry=self.registry,
-        )
+        self.requests = requests_counter(self.registry)
         self.prompt_tokens = Counter("tether_prompt_tokens", "Prompt tokens", registry=self.registry)
         self.generation_tokens = Counter(
             "tether_generation_tokens", "Generated tokens", registry=self.registry
@@ -65,13 +86,33 @@ class ServerMetrics:
         self.programs_ended = Counter(
             "tether_programs_ended", "Programs ended by the server", ["reason"], registry=self.registry
         )
-        self._engine = _EngineCollector()
+        self._engine = EngineCollector()
         self.registry.register(self._engine)
+        # the same counts as plain numbers, for a cluster's ingress (``report``)
+        self.usage_totals = {"prompt_tokens": 0, "generation_tokens": 0, "cache_hit_tokens": 0}
+        self.ended_totals: dict[str, int] = {}
 
     def usage(self, prompt: int, generated: int, cached: int) -> None:
         self.prompt_tokens.inc(prompt)
         self.generation_tokens.inc(generated)
         self.cache_hit_tokens.inc(cached)
+        for key, n in (
+            ("prompt_tokens", prompt),
+            ("generation_tokens", generated),
+            ("cache_hit_tokens", cached),
+        ):
+            self.usage_totals[key] += n
+
+    def program_ended(self, reason: str) -> None:
+        self.programs_ended.labels(reason).inc()
+        self.ended_totals[reason] = self.ended_totals.get(reason, 0) + 1
+
+    def report(self) -> MetricsReport:
+        """The engine's last read and every cumulative count, as one value (a replica's answer to its
+        cluster's ingress)."""
+        return MetricsReport(
+            self._engine.latest, self._engine.totals, dict(self.usage_totals), dict(self.ended_totals)
+        )
 
     def observe(self, stats: EngineStats) -> EngineStats:
         """Take an ``LLMEngine.stats()`` read: its gauges replace the last, its counters add to the totals."""

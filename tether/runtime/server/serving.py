@@ -120,14 +120,8 @@ class ServerState:
         known = self.programs.forget(pid)
         self.outcomes.ended(pid)
         await self.engine.call(lambda e: e.end_program(pid))
-        self.metrics.programs_ended.labels(reason).inc()
+        self.metrics.program_ended(reason)
         return known
-
-    async def end_idle_programs(self) -> list[str]:
-        idle = self.programs.idle()
-        for pid in idle:
-            await self.end_program(pid, "idle")
-        return idle
 
 
 async def _prepend(first: StreamDelta, rest: AsyncIterator[StreamDelta]) -> AsyncIterator[StreamDelta]:

@@ -30,6 +30,8 @@ EventKind = Literal[
     "llm_finished",
     "kv",
     "engine_step",
+    # a cluster's ingress (tether serve --replicas): replica_lost, turn_retried, turn_moved, stream_broken
+    "cluster",
 ]
 ENGINE_PROGRAM = "_engine"  # the program_id of engine-wide events (engine_step) and of requests without one
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
