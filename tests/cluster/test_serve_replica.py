@@ -3,6 +3,7 @@ behind ``ReplicaCall`` values, its routing stats and its control calls."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -57,6 +58,20 @@ async def test_a_stream_is_a_head_then_its_events(replica: EngineReplica) -> Non
     assert head.stream and head.body is None
     assert events[-1] == b"data: [DONE]\n\n"
     assert all(e.startswith(b"data: ") for e in events) and len(events) >= 4
+
+
+async def test_closing_a_stream_early_aborts_its_request(replica: EngineReplica) -> None:
+    call = _completion("p4", list(range(20)), stream=True, max_tokens=900, ignore_eos=True)
+    answer = replica.generate(call)
+    assert (await anext(answer)).stream
+    await anext(answer)
+    await answer.aclose()  # what Ray does when the ingress cancels the call
+    for _ in range(100):
+        if (await replica.record_routing_stats())["queue_len"] == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert (await replica.record_routing_stats())["queue_len"] == 0
+    await replica.control(ReplicaCall("integrity"))
 
 
 async def test_a_bad_request_is_an_error_head_and_the_replica_keeps_serving(replica: EngineReplica) -> None:

@@ -32,6 +32,10 @@ def run_cluster(args: argparse.Namespace, config: EngineConfig, server: ServerCo
     except ValueError as exc:
         print(f"tether serve: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # a replica could not start (its engine's error is in Ray's replica log)
+        stop_cluster(spec)
+        print(f"tether serve: {exc} (the replicas' logs: /tmp/ray/session_latest/logs/serve)", file=sys.stderr)
+        return 1
 
     async def main() -> None:
         deployment = Deployment()
@@ -44,7 +48,11 @@ def run_cluster(args: argparse.Namespace, config: EngineConfig, server: ServerCo
         recorder = await deployment.record("serve", "serve", trace_dir=args.trace_dir, meta=meta)
         assert deployment.trace is not None
         ingress = ClusterIngress(handle, APP, DEPLOYMENT, server, emit=deployment.trace.emit)
-        await ingress.ready(args.replicas)
+        try:
+            await ingress.ready(args.replicas)
+        except TimeoutError:
+            await deployment.close("failed")
+            raise
         app = create_cluster_app(ingress, on_shutdown=deployment.close)
         uv = uvicorn.Server(
             uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
@@ -62,6 +70,9 @@ def run_cluster(args: argparse.Namespace, config: EngineConfig, server: ServerCo
 
     try:
         asyncio.run(main())
+    except TimeoutError as exc:
+        print(f"tether serve: {exc}", file=sys.stderr)
+        return 1
     finally:
         stop_cluster(spec)
     return 0

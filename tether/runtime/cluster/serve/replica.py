@@ -66,9 +66,12 @@ class EngineReplica:
         if isinstance(result, dict):
             yield ReplicaHead(self.replica_id, 200, result)
             return
-        yield ReplicaHead(self.replica_id, stream=True)
-        async for chunk in result:
-            yield chunk
+        try:
+            yield ReplicaHead(self.replica_id, stream=True)
+            async for chunk in result:
+                yield chunk
+        finally:  # also when the ingress cancels the call (its client left): the engine aborts the request
+            await result.aclose()  # type: ignore[attr-defined]
 
     async def control(self, call: ReplicaCall) -> Any:
         """``end``: the program's pins here are released and it is forgotten (the client ended it, it went idle,
