@@ -37,6 +37,11 @@ def test_bad_field_is_400_naming_it(client: openai.OpenAI) -> None:
     assert err.value.body["param"] == "messages[0].role"
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(
+            model="tiny", messages=[{"role": "system", "content": "s"}, {"role": "user"}]
+        )
+    assert (err.value.body["param"], err.value.body["code"]) == ("messages[1].content", "missing_field")
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
             model="tiny",
             messages=[{"role": "user", "content": "hi"}],
             tools=[{"type": "function", "function": {"name": "bad name!"}}],

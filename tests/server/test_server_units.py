@@ -120,3 +120,24 @@ def test_the_server_times_a_remote_clients_tool_from_its_call_to_the_next_reques
     outcomes.outcome(_finished("The answer is 4."))
     outcomes.resumed("p")
     assert stats.count("edit") == 1
+
+
+def test_a_message_without_content_is_refused_naming_it() -> None:
+    from tether.runtime.server.chat import _messages
+
+    def body(*messages: dict) -> ChatCompletionRequest:
+        return ChatCompletionRequest(model="m", messages=list(messages))
+
+    with pytest.raises(APIError) as err:
+        _messages(body({"role": "user", "content": "hi"}, {"role": "user"}))
+    assert (err.value.status, err.value.param, err.value.code) == (
+        400,
+        "messages[1].content",
+        "missing_field",
+    )
+    with pytest.raises(APIError, match="messages\\[0\\].content"):
+        _messages(body({"role": "tool", "content": None, "tool_call_id": "c"}))
+    with pytest.raises(APIError, match="messages\\[0\\].content"):
+        _messages(body({"role": "assistant"}))
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    assert _messages(body({"role": "user", "content": ""}, {"role": "assistant", "tool_calls": [call]}))

@@ -43,6 +43,13 @@ def _messages(body: ChatCompletionRequest) -> list[dict[str, Any]]:
             raise bad_request(
                 f"role must be one of {', '.join(ROLES)}, got {role!r}", param=f"messages[{i}].role"
             )
+        content = message.get("content")
+        if content is None and not (role == "assistant" and message.get("tool_calls")):
+            raise bad_request(  # OpenAI's answer too: only an assistant message with tool_calls may omit it
+                f"'messages[{i}].content' is required for a {role} message",
+                param=f"messages[{i}].content",
+                code="missing_field",
+            )
         out.append({**message, "role": "system"} if role == "developer" else message)
     return out
 
