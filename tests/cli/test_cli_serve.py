@@ -21,3 +21,11 @@ from tether.cli import main
 def test_bad_cluster_flags_exit_2_naming_the_flag(flags, message, capsys) -> None:
     assert main(["serve", "--model", "tiny", *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_help_states_the_servers_output_cap(capsys) -> None:
+    from tether.runtime.server.serving import DEFAULT_MAX_TOKENS
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert f"default: {DEFAULT_MAX_TOKENS}, ServerConfig's" in " ".join(capsys.readouterr().out.split())

@@ -141,3 +141,16 @@ def test_a_message_without_content_is_refused_naming_it() -> None:
         _messages(body({"role": "assistant"}))
     call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
     assert _messages(body({"role": "user", "content": ""}, {"role": "assistant", "tool_calls": [call]}))
+
+
+def test_a_request_without_max_tokens_is_capped_by_the_server_default() -> None:
+    from tether.runtime.server.sampling import max_tokens_for
+    from tether.runtime.server.serving import DEFAULT_MAX_TOKENS, ServerConfig
+
+    assert ServerConfig(("m",)).max_tokens_default == DEFAULT_MAX_TOKENS == 1024
+    assert max_tokens_for(None, 100, 8192, "prompt", 1024) == 1024
+    assert max_tokens_for(None, 7800, 8192, "prompt", 1024) == 392  # the rest of the context is smaller
+    assert max_tokens_for(None, 100, 8192, "prompt", None) == 8092  # no cap: up to the end of the context
+    assert max_tokens_for(3000, 100, 8192, "prompt", 1024) == 3000  # a request's own value wins
+    with pytest.raises(APIError, match="maximum context length is 8192"):
+        max_tokens_for(None, 8192, 8192, "prompt", 1024)

@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=600.0,
         help="seconds without a request after which a program is ended and its pins released",
     )
+    p.add_argument(
+        "--max-tokens-default",
+        type=int,
+        default=None,
+        help="the output cap of a request that sets no max_tokens (default: 1024, ServerConfig's; 0: up to the "
+        "end of the context)",
+    )
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
     p.add_argument(
         "--trace-dir",
@@ -71,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from tether.runtime.engine.errors import EngineError
     from tether.runtime.server.app import create_app
     from tether.runtime.server.outcome import TurnOutcomes
-    from tether.runtime.server.serving import ServerConfig
+    from tether.runtime.server.serving import DEFAULT_MAX_TOKENS, ServerConfig
 
     if args.program_idle_timeout <= 0:
         print("tether serve: --program-idle-timeout must be > 0", file=sys.stderr)
@@ -82,7 +89,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"tether serve: {exc}", file=sys.stderr)
         return 2
     names = tuple(args.served_model_name or [args.model])
-    server_config = ServerConfig(names, api_key=args.api_key, program_idle_s=args.program_idle_timeout)
+    if args.max_tokens_default is not None and args.max_tokens_default < 0:
+        print("tether serve: --max-tokens-default must be >= 0", file=sys.stderr)
+        return 2
+    cap = DEFAULT_MAX_TOKENS if args.max_tokens_default is None else (args.max_tokens_default or None)
+    server_config = ServerConfig(
+        names,
+        api_key=args.api_key,
+        program_idle_s=args.program_idle_timeout,
+        max_tokens_default=cap,
+    )
     if args.replicas is not None:
         from tether.cli.serve_cluster import run_cluster
 

@@ -80,7 +80,11 @@ async def chat_completion(state: ServerState, body: ChatCompletionRequest, heade
         raise bad_request(reason, param=field, code="invalid_value") from None
     ids = state.encode(prompt, "messages")
     max_tokens = max_tokens_for(
-        body.max_completion_tokens or body.max_tokens, len(ids), state.max_model_len, "messages"
+        body.max_completion_tokens or body.max_tokens,
+        len(ids),
+        state.max_model_len,
+        "messages",
+        state.config.max_tokens_default,
     )
     constraint = chat_constraint(body, tools)
     one_call = reads_calls and body.parallel_tool_calls is False

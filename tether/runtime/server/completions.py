@@ -55,7 +55,9 @@ async def completion(state: ServerState, body: CompletionRequest, headers: dict[
     runs = []
     for i, ids in enumerate(prompts):
         param = "prompt" if len(prompts) == 1 else f"prompt[{i}]"
-        max_tokens = max_tokens_for(body.max_tokens, len(ids), state.max_model_len, param)
+        max_tokens = max_tokens_for(
+            body.max_tokens, len(ids), state.max_model_len, param, state.config.max_tokens_default
+        )
         runs.append((ids, sampling_params(body, max_tokens, constraint)))
     hints = state.programs.hints(body, headers.get(SESSION_HEADER))
     head = {"id": state.new_request_id("cmpl"), "created": int(time.time()), "model": body.model}

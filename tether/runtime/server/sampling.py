@@ -48,9 +48,12 @@ def stop_strings(body: _Common) -> tuple[str, ...]:
     return stops
 
 
-def max_tokens_for(requested: int | None, prompt_tokens: int, max_model_len: int, param: str) -> int:
-    """``requested`` if prompt + output fit the context, the rest of the context when none was requested;
-    400 ``context_length_exceeded`` naming the limits otherwise."""
+def max_tokens_for(
+    requested: int | None, prompt_tokens: int, max_model_len: int, param: str, default: int | None = None
+) -> int:
+    """``requested`` if prompt + output fit the context; when none was requested, ``default`` (the server's
+    ``--max-tokens-default``) or the rest of the context, whichever is smaller (``default`` ``None``: the rest
+    of the context); 400 ``context_length_exceeded`` naming the limits otherwise."""
     if prompt_tokens >= max_model_len or (
         requested is not None and prompt_tokens + requested > max_model_len
     ):
@@ -63,7 +66,10 @@ def max_tokens_for(requested: int | None, prompt_tokens: int, max_model_len: int
             param=param,
             code="context_length_exceeded",
         )
-    return requested if requested is not None else max_model_len - prompt_tokens
+    if requested is not None:
+        return requested
+    rest = max_model_len - prompt_tokens
+    return rest if default is None else min(default, rest)
 
 
 def response_constraint(response_format: dict[str, Any] | None) -> StructuredOutputs | None:

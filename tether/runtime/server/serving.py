@@ -16,18 +16,22 @@ from tether.runtime.server.metrics import ServerMetrics
 from tether.runtime.server.outcome import TurnOutcomes
 from tether.runtime.server.sessions import ProgramTracker
 
+DEFAULT_MAX_TOKENS = 1024  # the output cap of a request that names none (``--max-tokens-default``)
+
 
 @dataclass(frozen=True)
 class ServerConfig:
     """``served_model_names``: the names ``model`` may take (the first is listed by ``/v1/models``);
     ``api_key``: required as ``Authorization: Bearer KEY`` on ``/v1`` when set; ``program_idle_s``: a program
     with no request in flight for this long is ended (its pins released); ``retry_after_s``: the
-    ``Retry-After`` of a 503 when the waiting queue is full."""
+    ``Retry-After`` of a 503 when the waiting queue is full; ``max_tokens_default``: the output cap of a request
+    that sets no ``max_tokens`` / ``max_completion_tokens`` (``None``: up to the end of the context)."""
 
     served_model_names: tuple[str, ...]
     api_key: str | None = None
     program_idle_s: float = 600.0
     retry_after_s: int = 1
+    max_tokens_default: int | None = DEFAULT_MAX_TOKENS
 
 
 class ServerState:
