@@ -13,7 +13,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -32,6 +32,8 @@ from tether.runtime.server.sessions import ProgramTracker
 from tether.runtime.server.streaming import sse_stream
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+CLIENT_CLOSED = 499  # counted as the status of a request whose client disconnected before its response
 
 
 class Served(Protocol):
@@ -142,15 +144,21 @@ def add_model_routes(app: FastAPI, state: Served) -> None:
 def _add_generation_routes(app: FastAPI, state: ServerState) -> None:
     """The OpenAI endpoints that generate, and the end of a program."""
 
+    async def serve_one(request: Request, endpoint: str) -> Response:
+        raw = await request.body()
+        result = await cancel_on_disconnect(request, generate(state, endpoint, raw, dict(request.headers)))
+        if result is None:  # the client left first: its request was aborted, its KV freed
+            state.metrics.requests.labels(endpoint, str(CLIENT_CLOSED)).inc()
+            return Response(status_code=CLIENT_CLOSED)
+        return respond(result)
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        return respond(
-            await generate(state, "/v1/chat/completions", await request.body(), dict(request.headers))
-        )
+        return await serve_one(request, "/v1/chat/completions")
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        return respond(await generate(state, "/v1/completions", await request.body(), dict(request.headers)))
+        return await serve_one(request, "/v1/completions")
 
     @app.post("/v1/programs/{program_id:path}/end")
     async def end_program(program_id: str) -> dict:
@@ -198,6 +206,28 @@ async def generate(
         raise ValueError(f"not a generating endpoint: {endpoint!r}")
     state.metrics.requests.labels(endpoint, "200").inc()
     return result if isinstance(result, dict) else sse_stream(result)
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T | None:
+    """``work``'s result, or ``None`` when the client disconnects first: then ``work`` is cancelled, which aborts
+    its engine request (a streamed response is watched by Starlette itself once it starts)."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def respond(result: dict | AsyncIterator[bytes]) -> Response:
