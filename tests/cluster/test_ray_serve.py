@@ -107,6 +107,17 @@ def test_a_client_that_leaves_a_stream_frees_its_replica(cluster: str) -> None:
     integrity(cluster)
 
 
+def test_a_client_that_disconnects_aborts_its_request_on_the_replica(cluster: str) -> None:
+    body = {"model": "tiny", "prompt": list(range(30)), "max_tokens": 1800, "ignore_eos": True}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{cluster}/completions", json=body, timeout=1.5)
+    left = time.monotonic()
+    while metric(cluster, "tether_requests_running") > 0:
+        assert time.monotonic() - left < 5.0, "the abandoned request kept generating"
+        time.sleep(0.1)
+    assert metric(cluster, "tether_requests_total", 'endpoint="/v1/completions",status="499"') == 1
+
+
 def test_a_programs_turns_stay_on_its_replica_and_its_end_releases_the_pins(cluster: str) -> None:
     homes = {}
     for p in range(4):

@@ -31,7 +31,14 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from tether.runtime.cluster.serve.calls import ReplicaCall, ReplicaHead, prompt_text
 from tether.runtime.cluster.serve.metrics import ClusterMetrics
 from tether.runtime.cluster.serve.routing import RuleRouting, TetherRouting, live_router
-from tether.runtime.server.app import add_auth, add_error_handlers, add_model_routes, reaper_lifespan
+from tether.runtime.server.app import (
+    CLIENT_CLOSED,
+    add_auth,
+    add_error_handlers,
+    add_model_routes,
+    cancel_on_disconnect,
+    reaper_lifespan,
+)
 from tether.runtime.server.errors import APIError
 from tether.runtime.server.metrics import CONTENT_TYPE, MetricsReport
 from tether.runtime.server.protocol import ChatCompletionRequest, CompletionRequest, parse_body
@@ -146,6 +153,9 @@ class ClusterIngress:
             events = self.handle.options(stream=True).generate.remote(call)
             try:
                 head = await events.__anext__()
+            except asyncio.CancelledError:  # the client left: Ray cancels the replica's call, which aborts it
+                events.cancel()
+                raise
             except REPLICA_LOST as exc:
                 self._note_losses()
                 self.metrics.turns_retried.inc()
@@ -269,13 +279,21 @@ def create_cluster_app(
 
 
 def _add_routes(app: FastAPI, ingress: ClusterIngress) -> None:
+    async def serve_one(request: Request, endpoint: str) -> Response:
+        raw = await request.body()
+        response = await cancel_on_disconnect(request, ingress.generate(endpoint, raw, dict(request.headers)))
+        if response is None:  # the client left first
+            ingress.metrics.requests.labels(endpoint, str(CLIENT_CLOSED)).inc()
+            return Response(status_code=CLIENT_CLOSED)
+        return response
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        return await ingress.generate("/v1/chat/completions", await request.body(), dict(request.headers))
+        return await serve_one(request, "/v1/chat/completions")
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        return await ingress.generate("/v1/completions", await request.body(), dict(request.headers))
+        return await serve_one(request, "/v1/completions")
 
     @app.post("/v1/programs/{program_id:path}/end")
     async def end_program(program_id: str) -> dict:
