@@ -1,6 +1,9 @@
-"""``tether serve``'s cluster flags refuse bad values before anything starts (no Ray cluster, no engine)."""
+"""``tether serve`` and ``tether ui`` refuse bad flags and a taken port before anything starts (no Ray cluster, no
+engine, no run recorded)."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
@@ -16,9 +19,11 @@ from tether.cli import main
             ["--replicas", "2", "--router", "nearest"],
             "unknown router 'nearest'; known: program, pow2, prefix, session",
         ),
+        (["--max-tokens-default", "-1"], "--max-tokens-default must be >= 0"),
+        (["--program-idle-timeout", "0"], "--program-idle-timeout must be > 0"),
     ],
 )
-def test_bad_cluster_flags_exit_2_naming_the_flag(flags, message, capsys) -> None:
+def test_bad_flags_exit_2_naming_the_flag(flags, message, capsys) -> None:
     assert main(["serve", "--model", "tiny", *flags]) == 2
     assert message in capsys.readouterr().err
 
@@ -29,3 +34,19 @@ def test_the_help_states_the_servers_output_cap(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     assert f"default: {DEFAULT_MAX_TOKENS}, ServerConfig's" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("command", ["serve", "ui"])
+def test_a_taken_port_fails_first_in_one_line_leaving_no_run(command, tmp_path, capsys) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        args = [command, "--port", str(port), "--trace-dir", str(tmp_path)]
+        assert main(args + (["--model", "tiny"] if command == "serve" else [])) == 1
+    finally:
+        taken.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"tether {command}: cannot listen on 127.0.0.1:{port}: Address already in use"]
+    assert list(tmp_path.iterdir()) == []  # no engine was loaded, no run recorded

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import socket
+import sys
 
 from tether.runtime.engine.threads import resolve_threads
 
@@ -82,3 +84,18 @@ def engine_kwargs(args: argparse.Namespace) -> dict:
         max_num_waiting=args.max_num_waiting,
         enforce_eager=True if args.enforce_eager else (False if args.compile else None),
     )
+
+
+def listen(host: str, port: int, command: str) -> socket.socket | None:
+    """A socket bound to ``host:port``, taken before anything else starts (no engine loaded, no run recorded);
+    ``None`` after one line on stderr when the address is taken or not ours (the caller exits 1)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        print(f"tether {command}: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    return sock

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 
-from tether.cli.common import add_engine_args, engine_kwargs
+from tether.cli.common import add_engine_args, engine_kwargs, listen
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,43 +70,63 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tether.runtime.engine.config import EngineConfig
+
+    try:
+        _check_cluster_flags(args)
+        server_config = _server_config(args)
+        config = EngineConfig(model=args.model, **engine_kwargs(args))
+    except ValueError as exc:
+        print(f"tether serve: {exc}", file=sys.stderr)
+        return 2
+    sock = listen(args.host, args.port, "serve")  # before the engine loads or a run is recorded
+    if sock is None:
+        return 1
+    if args.replicas is not None:
+        from tether.cli.serve_cluster import run_cluster
+
+        return run_cluster(args, config, server_config, sock)
+    return _serve(args, config, server_config, sock)
+
+
+def _check_cluster_flags(args: argparse.Namespace) -> None:
+    from tether.runtime.cluster.routers import ROUTERS
+
+    if args.replicas is None:
+        if args.ray_address is not None:
+            raise ValueError("--ray-address needs --replicas N")
+        return
+    if args.replicas < 1:
+        raise ValueError(f"--replicas must be >= 1, got {args.replicas}")
+    if args.router not in ROUTERS:
+        raise ValueError(f"unknown router {args.router!r}; known: {', '.join(ROUTERS)}")
+
+
+def _server_config(args: argparse.Namespace):
+    """The ``ServerConfig`` the flags give; ``ValueError`` naming a bad flag."""
+    from tether.runtime.server.serving import DEFAULT_MAX_TOKENS, ServerConfig
+
+    if args.program_idle_timeout <= 0:
+        raise ValueError("--program-idle-timeout must be > 0")
+    if args.max_tokens_default is not None and args.max_tokens_default < 0:
+        raise ValueError("--max-tokens-default must be >= 0")
+    cap = DEFAULT_MAX_TOKENS if args.max_tokens_default is None else (args.max_tokens_default or None)
+    names = tuple(args.served_model_name or [args.model])
+    return ServerConfig(
+        names, api_key=args.api_key, program_idle_s=args.program_idle_timeout, max_tokens_default=cap
+    )
+
+
+def _serve(args: argparse.Namespace, config, server_config, sock: socket.socket) -> int:
+    """One engine in this process behind the app, on ``sock``."""
     import asyncio
 
     import uvicorn
 
     from tether.runtime.deployment import Deployment
-    from tether.runtime.engine.config import EngineConfig
     from tether.runtime.engine.errors import EngineError
     from tether.runtime.server.app import create_app
     from tether.runtime.server.outcome import TurnOutcomes
-    from tether.runtime.server.serving import DEFAULT_MAX_TOKENS, ServerConfig
-
-    if args.program_idle_timeout <= 0:
-        print("tether serve: --program-idle-timeout must be > 0", file=sys.stderr)
-        return 2
-    try:
-        config = EngineConfig(model=args.model, **engine_kwargs(args))
-    except ValueError as exc:
-        print(f"tether serve: {exc}", file=sys.stderr)
-        return 2
-    names = tuple(args.served_model_name or [args.model])
-    if args.max_tokens_default is not None and args.max_tokens_default < 0:
-        print("tether serve: --max-tokens-default must be >= 0", file=sys.stderr)
-        return 2
-    cap = DEFAULT_MAX_TOKENS if args.max_tokens_default is None else (args.max_tokens_default or None)
-    server_config = ServerConfig(
-        names,
-        api_key=args.api_key,
-        program_idle_s=args.program_idle_timeout,
-        max_tokens_default=cap,
-    )
-    if args.replicas is not None:
-        from tether.cli.serve_cluster import run_cluster
-
-        return run_cluster(args, config, server_config)
-    if args.ray_address is not None:
-        print("tether serve: --ray-address needs --replicas N", file=sys.stderr)
-        return 2
 
     async def main() -> None:
         deployment = Deployment()
@@ -121,12 +142,12 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             print(
-                f"tether serve: {', '.join(names)} (policy {config.policy}) on http://{args.host}:{args.port}/v1; "
-                f"trace: {recorder.dir}",
+                f"tether serve: {', '.join(server_config.served_model_names)} (policy {config.policy}) on "
+                f"http://{args.host}:{args.port}/v1; trace: {recorder.dir}",
                 file=sys.stderr,
                 flush=True,
             )
-            await server.serve()
+            await server.serve(sockets=[sock])
         finally:
             await deployment.close()  # a no-op when the app's shutdown closed it
 

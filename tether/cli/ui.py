@@ -41,14 +41,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     import uvicorn
 
+    from tether.cli.common import listen
     from tether.runtime.ui import create_ui_app
 
+    sock = listen(args.host, args.port, "ui")
+    if sock is None:
+        return 1
     app = create_ui_app(root)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=1
     )
     print(f"tether ui: runs under {root} on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
