@@ -39,12 +39,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the output cap of a request that sets no max_tokens (default: 1024, ServerConfig's; 0: up to the "
         "end of the context)",
     )
+    p.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="on SIGTERM / SIGINT, seconds to let requests in flight finish before they are aborted (the run "
+        "then ends as 'aborted', else 'ok')",
+    )
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
     p.add_argument(
         "--trace-dir",
         default=None,
         help="where the run's trace is recorded (default: $TETHER_HOME/runs, else ./.tether/runs)",
     )
+    _add_cluster_args(p)
+    add_engine_args(p)
+    p.set_defaults(func=run)
+
+
+def _add_cluster_args(p: argparse.ArgumentParser) -> None:
     cluster = p.add_argument_group(
         "cluster", "engine replicas on Ray Serve (pip install tether[cluster]; docs/cluster.md)"
     )
@@ -65,8 +78,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     cluster.add_argument(
         "--replica-cpus", type=float, default=None, help="Ray CPUs per replica (default: --threads, else 1)"
     )
-    add_engine_args(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,6 +121,8 @@ def _server_config(args: argparse.Namespace):
         raise ValueError("--program-idle-timeout must be > 0")
     if args.max_tokens_default is not None and args.max_tokens_default < 0:
         raise ValueError("--max-tokens-default must be >= 0")
+    if args.shutdown_timeout < 0:
+        raise ValueError("--shutdown-timeout must be >= 0")
     cap = DEFAULT_MAX_TOKENS if args.max_tokens_default is None else (args.max_tokens_default or None)
     names = tuple(args.served_model_name or [args.model])
     return ServerConfig(
@@ -135,11 +148,22 @@ def _serve(args: argparse.Namespace, config, server_config, sock: socket.socket)
         try:
             meta = {"model": args.model, "policy": config.policy}
             recorder = await deployment.record("serve", "serve", trace_dir=args.trace_dir, meta=meta)
-            app = create_app(backend.engine, server_config, outcomes, on_shutdown=deployment.close)
             server = uvicorn.Server(
                 uvicorn.Config(
-                    app, host=args.host, port=args.port, log_level=args.log_level, access_log=False
+                    None,
+                    host=args.host,
+                    port=args.port,
+                    log_level=args.log_level,
+                    access_log=False,
+                    timeout_graceful_shutdown=args.shutdown_timeout,
                 )
+            )
+            server.config.app = create_app(
+                backend.engine,
+                server_config,
+                outcomes,
+                on_shutdown=deployment.close,
+                shutting_down=lambda: server.should_exit,
             )
             print(
                 f"tether serve: {', '.join(server_config.served_model_names)} (policy {config.policy}) on "

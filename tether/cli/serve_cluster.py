@@ -76,7 +76,14 @@ async def _serve(
         raise
     app = create_cluster_app(ingress, on_shutdown=deployment.close)
     uv = uvicorn.Server(
-        uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=args.shutdown_timeout,
+        )
     )
     print(
         f"tether serve: {', '.join(server.served_model_names)} (policy {config.policy}) on {args.replicas} "

@@ -48,16 +48,21 @@ def create_app(
     engine: AsyncEngine,
     config: ServerConfig,
     outcomes: TurnOutcomes,
-    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    on_shutdown: Callable[[str], Awaitable[None]] | None = None,
+    shutting_down: Callable[[], bool] | None = None,
 ) -> FastAPI:
     """The app serving ``engine``, built with ``turn_outcome=outcomes.outcome`` (what each turn's output says,
-    and the tool pauses it times for remote clients). The engine is the caller's; ``on_shutdown`` runs when the
-    server shuts down (uvicorn re-raises SIGTERM / SIGINT after its shutdown, so code after ``serve()`` may never
-    run)."""
+    and the tool pauses it times for remote clients). The engine is the caller's; ``on_shutdown(status)`` runs
+    when the server shuts down (uvicorn re-raises SIGTERM / SIGINT after its shutdown, so code after ``serve()``
+    may never run): ``"aborted"`` when requests were cut by the shutdown, else ``"ok"``. ``shutting_down``: whether
+    the server has begun to shut down (uvicorn's ``Server.should_exit``), so a request cut then counts as
+    aborted by the shutdown rather than by its client."""
     state = ServerState(engine, config, outcomes)
+    if shutting_down is not None:
+        state.shutting_down = shutting_down
     app = FastAPI(
         title="Tether",
-        lifespan=reaper_lifespan(state.programs, state.end_program, on_shutdown),
+        lifespan=reaper_lifespan(state.programs, state.end_program, on_shutdown, state.shutdown_status),
         docs_url=None,
         redoc_url=None,
     )
@@ -73,10 +78,11 @@ def create_app(
 def reaper_lifespan(
     programs: ProgramTracker,
     end_program: Callable[[str, str], Awaitable[bool]],
-    on_shutdown: Callable[[], Awaitable[None]] | None,
+    on_shutdown: Callable[[str], Awaitable[None]] | None,
+    status: Callable[[], str] = lambda: "ok",
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """An app's lifespan: the idle-program reaper (``reap_idle``) runs while the app serves, then
-    ``on_shutdown``."""
+    ``on_shutdown(status())``."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,7 +94,7 @@ def reaper_lifespan(
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
             if on_shutdown is not None:
-                await on_shutdown()
+                await on_shutdown(status())
 
     return lifespan
 
@@ -146,7 +152,14 @@ def _add_generation_routes(app: FastAPI, state: ServerState) -> None:
 
     async def serve_one(request: Request, endpoint: str) -> Response:
         raw = await request.body()
-        result = await cancel_on_disconnect(request, generate(state, endpoint, raw, dict(request.headers)))
+        try:
+            result = await cancel_on_disconnect(
+                request, generate(state, endpoint, raw, dict(request.headers))
+            )
+        except asyncio.CancelledError:
+            if state.shutting_down():
+                state.cut_by_shutdown += 1
+            raise
         if result is None:  # the client left first: its request was aborted, its KV freed
             state.metrics.requests.labels(endpoint, str(CLIENT_CLOSED)).inc()
             return Response(status_code=CLIENT_CLOSED)
@@ -215,6 +228,9 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T | None
     watch = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the server cancelled this request (its shutdown's grace ran out)
+        task.cancel()
+        raise
     finally:
         watch.cancel()
     if task.done():

@@ -4,7 +4,7 @@ metrics; ``ServerState.generate`` submits one engine request and maps engine err
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from tether.runtime.engine.async_engine import AsyncEngine, GenerateRequest, StreamDelta
@@ -45,6 +45,8 @@ class ServerState:
         self.programs = ProgramTracker(config.program_idle_s)
         self.outcomes = outcomes
         self.metrics = ServerMetrics()
+        self.shutting_down: Callable[[], bool] = lambda: False  # set by the app (uvicorn's should_exit)
+        self.cut_by_shutdown = 0  # requests that ended unfinished once the shutdown had begun
 
     def check_model(self, model: str) -> None:
         if model not in self.config.served_model_names:
@@ -110,6 +112,8 @@ class ServerState:
                 500, f"generation failed: {exc}", type="internal_error", code="engine_error"
             ) from None
         finally:
+            if (last is None or not last.finished) and self.shutting_down():
+                self.cut_by_shutdown += 1
             assert request.request_id is not None
             self.outcomes.drop(request.request_id)
             if pid is not None:
@@ -119,6 +123,10 @@ class ServerState:
                 self.metrics.usage(
                     len(out.prompt_token_ids), len(out.outputs[0].token_ids), out.num_cached_tokens
                 )
+
+    def shutdown_status(self) -> str:
+        """How the run ends: ``"aborted"`` when the shutdown cut requests, else ``"ok"``."""
+        return "aborted" if self.cut_by_shutdown else "ok"
 
     async def end_program(self, pid: str, reason: str) -> bool:
         known = self.programs.forget(pid)
