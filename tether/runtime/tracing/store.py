@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.runtime.tracing.events import TraceEvent
+from tether.runtime.tracing.heartbeat import HEARTBEAT_FILE, Heartbeat, is_stopped, owner
 from tether.runtime.tracing.jsonl_writer import JsonlTraceWriter, TraceWriteError
 from tether.runtime.tracing.writer import TraceFormatError, read_trace
 
@@ -82,10 +83,12 @@ class RunRecorder:
             "started": time.time(),
             "ended": None,
             "traces": {},
+            **owner(),
             **(meta or {}),
         }
         self._writers: dict[str, JsonlTraceWriter] = {}
         self._save()
+        self._heartbeat = Heartbeat(self.dir / HEARTBEAT_FILE)
 
     def trace(self, name: str = MAIN_TRACE) -> JsonlTraceWriter:
         if name not in self._writers:
@@ -102,6 +105,7 @@ class RunRecorder:
     def end(self, status: str = "ok", **fields: Any) -> None:
         """Closes every writer, then completes ``run.json``; a writer's ``TraceWriteError`` is raised after
         ``run.json`` is saved (the first one, when several fail)."""
+        self._heartbeat.stop()
         failures: list[TraceWriteError] = []
         for writer in self._writers.values():
             try:
@@ -146,9 +150,12 @@ def run_meta(root: str | Path, run_id: str) -> dict[str, Any]:
     if "/" in run_id or run_id in ("", ".", "..") or not path.is_file():
         raise RunNotFoundError(run_id, Path(root))
     try:
-        return json.loads(path.read_text())
+        meta = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise TraceFormatError(str(path), exc.lineno, f"run.json is not JSON: {exc.msg}") from None
+    if isinstance(meta, dict) and meta.get("status") == "running" and is_stopped(path.parent, meta):
+        meta["status"] = "stopped"  # its process is gone without closing the run (heartbeat.py)
+    return meta
 
 
 def load_run(root: str | Path, run_id: str) -> Run:
