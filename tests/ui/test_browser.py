@@ -121,6 +121,21 @@ def test_live_updates_add_bars(tab, ui, runs):
     assert tab.errors == []
 
 
+def test_a_run_whose_process_died_shows_stopped_not_live(tab, ui, runs):
+    record_and_die = (
+        "import os, sys\n"
+        "from tether.runtime.tracing.store import RunRecorder\n"
+        "RunRecorder('serve', 'serve', trace_dir=sys.argv[1], run_id='died-mid-run')\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", record_and_die, str(runs.root)], check=True, cwd=REPO)
+    open_run(tab, ui, "died-mid-run")
+    tab.page.wait_for_selector('#run-status [data-status="stopped"]', timeout=TIMEOUT_MS)
+    assert tab.page.evaluate("document.body.dataset.live") != "on"
+    assert tab.page.locator("#live-indicator").count() == 0
+    assert tab.errors == []
+
+
 def test_a_malformed_trace_shows_the_error_banner(tab, ui, runs):
     open_run(tab, ui, runs.malformed)
     banner = tab.page.locator("#error-banner")
