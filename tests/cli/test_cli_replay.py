@@ -104,3 +104,18 @@ def test_replicas_simulate_a_cluster_behind_each_router(tmp_path, capsys):
     rows = json.loads(out.read_text())["results"]
     assert [(r["label"], r["replicas"]) for r in rows] == [("tether@program", 2), ("tether@pow2", 2)]
     assert all(r["kv_leaked_blocks"] == 0 and r["programs"] == 12 for r in rows)
+
+
+def test_a_prompt_over_the_context_is_one_line_and_a_failed_run(tmp_path, capsys):
+    from tests.replay.test_replay import program
+    from tether.runtime.tracing.store import run_meta
+
+    too_long = program("agent/huge", [(0, 4, "bash", 0.1), (20, 4, None, None)], first_prompt=40_000)
+    workload = write_workload(tmp_path / "w.jsonl", [PROGRAMS[0], too_long])
+    runs = tmp_path / "runs"
+    args = ["replay", "--workload", str(workload), "--simulate", "--kv-blocks", "256", "--rate", "4"]
+    assert main([*args, "--draw", "0", "--quiet", "--trace", "--trace-dir", str(runs)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tether replay: program 'agent/huge' turn 0: prompt")
+    (run,) = list(runs.iterdir())
+    assert run_meta(runs, run.name)["status"] == "failed"

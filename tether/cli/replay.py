@@ -143,12 +143,10 @@ def _add_http_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tether.runtime.replay.driver import ReplayError
     from tether.runtime.replay.floor import prefill_floor
     from tether.runtime.replay.report import (
-        format_cluster,
         format_floor,
-        format_summary,
-        format_table,
         progress_printer,
     )
     from tether.runtime.replay.steady import draw_programs, run_seeds
@@ -175,18 +173,20 @@ def run(args: argparse.Namespace) -> int:
     floor_programs = draw_programs(programs, args.draw, seeds[0]) if args.draw else programs
     floor = prefill_floor(floor_programs, args.block_size)
     doc["prefill_floor"] = floor.as_dict()
-    if args.sweep:
-        doc.update(_sweep(args, settings, programs, seeds, progress))
-    else:
-        point = run_seeds(settings, programs, seeds, draw=args.draw, solo=args.solo, on_progress=progress)
-        doc.update(point)
-        doc["results"] = point["per_seed"][0]["results"]
-        if len(seeds) == 1:
-            print(format_table(doc["results"], point["per_seed"][0].get("solo_avg_jct_s")))
+    try:
+        if args.sweep:
+            measured = _sweep(args, settings, programs, seeds, progress)
         else:
-            print(format_summary(point["summary"]))
-        if settings.replicas is not None:
-            print(f"the cluster (seed {seeds[0]}):\n{format_cluster(doc['results'])}")
+            measured = run_seeds(settings, programs, seeds, draw=args.draw, solo=args.solo, on_progress=progress)
+    except ReplayError as exc:  # one line naming the program and turn; the recorded run ends as failed
+        if recorder is not None:
+            recorder.end("failed", error=str(exc))
+        print(f"\ntether replay: {exc}", file=sys.stderr)
+        return 1
+    doc.update(measured)
+    if not args.sweep:
+        doc["results"] = measured["per_seed"][0]["results"]
+        _print_point(measured, seeds, settings.replicas is not None)
     _print_notes(doc["settings"]["window"], args.hints)
     print(format_floor(floor))
     if args.json:
@@ -195,6 +195,18 @@ def run(args: argparse.Namespace) -> int:
         recorder.end("ok", results=doc.get("results"), settings=doc["settings"])
         print(f"trace: {recorder.dir} (tether ui --trace-dir {recorder.dir.parent})")
     return 0
+
+
+def _print_point(point: dict, seeds: list[int], cluster: bool) -> None:
+    from tether.runtime.replay.report import format_cluster, format_summary, format_table
+
+    results = point["per_seed"][0]["results"]
+    if len(seeds) == 1:
+        print(format_table(results, point["per_seed"][0].get("solo_avg_jct_s")))
+    else:
+        print(format_summary(point["summary"]))
+    if cluster:
+        print(f"the cluster (seed {seeds[0]}):\n{format_cluster(results)}")
 
 
 def _recorded(args: argparse.Namespace, settings):

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tether.runtime.engine.errors import InvalidRequestError
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
 from tether.runtime.replay.workload import TraceProgram
@@ -43,6 +44,14 @@ from tether.runtime.tracing.writer import TraceSink
 from tether.tools.durations import ToolDurationStats
 
 TRUE_TURNS = "+true-turns"  # the label suffix of a run whose requests carried the true remaining turns
+
+
+class ReplayError(RuntimeError):
+    """A program's turn could not be replayed (refused by the engine, failed, or cut short); names both."""
+
+    def __init__(self, program_id: str, turn: int, reason: str) -> None:
+        super().__init__(f"program {program_id!r} turn {turn}: {reason}")
+        self.program_id, self.turn, self.reason = program_id, turn, reason
 _TURN, _END = "turn", "end"  # a driver event: submit a program's next turn, or end the program
 
 if TYPE_CHECKING:
@@ -276,7 +285,10 @@ class ReplayDriver:
             params = SamplingParams(temperature=0.0, max_tokens=call.output_tokens, ignore_eos=True)
             rid = f"{program.program_id}#{_call_id(run.turn, j)}"
             self._record_pause(program.program_id)
-            self.engine.add_request(list(run.context), params, request_id=rid, hints=hints)
+            try:
+                self.engine.add_request(list(run.context), params, request_id=rid, hints=hints)
+            except InvalidRequestError as exc:  # a prompt over the model's context, say
+                raise ReplayError(program.program_id, run.turn, f"{exc.field}: {exc.reason}") from None
             self._by_request[rid] = (i, j)
 
     def outcome(self, seq: Sequence) -> TurnOutcome:
@@ -305,12 +317,15 @@ class ReplayDriver:
         i, j = self._by_request.pop(request_id)
         run = self._runs[i]
         if error:
-            raise RuntimeError(f"program {run.program.program_id} turn {run.turn} failed: {error}")
+            raise ReplayError(run.program.program_id, run.turn, f"failed: {error}")
         turn = run.program.turns[run.turn]
         call = turn.calls[j]
         if len(output) != call.output_tokens:
-            raise RuntimeError(
-                f"{request_id}: generated {len(output)} tokens, the trace says {call.output_tokens}"
+            raise ReplayError(
+                run.program.program_id,
+                run.turn,
+                f"generated {len(output)} tokens, the trace says {call.output_tokens} (does the prompt and the "
+                "output fit the model's context?)",
             )
         now = self.clock.now()
         run.outputs[j], run.done_at[j] = output, now
