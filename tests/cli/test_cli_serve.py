@@ -50,3 +50,11 @@ def test_a_taken_port_fails_first_in_one_line_leaving_no_run(command, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"tether {command}: cannot listen on 127.0.0.1:{port}: Address already in use"]
     assert list(tmp_path.iterdir()) == []  # no engine was loaded, no run recorded
+
+
+def test_serve_help_states_every_default(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for stated in ("port to listen on (default: 8000)", "(default: 600.0)", "(default: 30.0)", "(default: 256)"):
+        assert stated in text

@@ -39,18 +39,27 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compile the forward (the CPU default), and fail rather than fall back to eager",
     )
-    g.add_argument("--block-size", type=int, default=16)
-    g.add_argument("--num-kv-blocks", type=int, default=None)
+    g.add_argument("--block-size", type=int, default=16, help="tokens per KV block")
+    g.add_argument(
+        "--num-kv-blocks", type=int, default=None, help="KV blocks (default: sized from the device's memory)"
+    )
     g.add_argument(
         "--num-cpu-kv-blocks",
         type=int,
         default=None,
         help="host KV blocks for policies with a CPU tier (default: 4x the KV blocks for those policies)",
     )
-    g.add_argument("--max-num-batched-tokens", type=int, default=2048)
-    g.add_argument("--max-num-seqs", type=int, default=256)
-    g.add_argument("--max-model-len", type=int, default=None)
-    g.add_argument("--no-prefix-caching", action="store_true")
+    g.add_argument(
+        "--max-num-batched-tokens", type=int, default=2048, help="tokens computed per step at most"
+    )
+    g.add_argument("--max-num-seqs", type=int, default=256, help="requests in the running batch at most")
+    g.add_argument(
+        "--max-model-len",
+        type=int,
+        default=None,
+        help="context length (default: the model's, capped by the KV cache)",
+    )
+    g.add_argument("--no-prefix-caching", action="store_true", help="turn off prefix caching")
     g.add_argument("--seed", type=int, default=0, help="model seed for the tiny preset")
     g.add_argument(
         "--policy",
@@ -99,3 +108,17 @@ def listen(host: str, port: int, command: str) -> socket.socket | None:
         print(f"tether {command}: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return None
     return sock
+
+
+class ShowDefaults(argparse.HelpFormatter):
+    """``--help`` states each flag's default, unless the flag has none, is a switch, or its help already says."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            not action.option_strings
+            or "default" in text
+            or action.default in (None, False, argparse.SUPPRESS)
+        ):
+            return text
+        return f"{text} (default: %(default)s)"

@@ -8,13 +8,17 @@ import os
 import socket
 import sys
 
-from tether.cli.common import add_engine_args, engine_kwargs, listen
+from tether.cli.common import ShowDefaults, add_engine_args, engine_kwargs, listen
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve the OpenAI API (chat, completions, models, metrics)")
+    p = sub.add_parser(
+        "serve",
+        formatter_class=ShowDefaults,
+        help="serve the OpenAI API (chat, completions, models, metrics)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument(
         "--api-key",
         default=os.environ.get("TETHER_API_KEY"),

@@ -7,9 +7,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from tether.cli.common import ShowDefaults
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ui", help="browse recorded runs: DAGs, timelines, KV and queue counters, replays")
+    p = sub.add_parser(
+        "ui",
+        formatter_class=ShowDefaults,
+        help="browse recorded runs: DAGs, timelines, KV and queue counters, replays",
+    )
     add_args(p)
     p.set_defaults(func=run)
 
