@@ -231,3 +231,24 @@ def test_tools_run_on_remote_workers_with_broker(
     assert json.loads(out)["outputs"] == {"lines": 2, "first": 1}
     assert log.read_text() == "one of 2\ntwo after 1\n"
     assert remote.worker.stats.ran == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "blamed"),
+    [
+        (["--model", "no-such-model"], "--model: model 'no-such-model'"),
+        (["--policy", "nosuch"], "--policy: unknown"),
+    ],
+)
+def test_an_unknown_model_or_policy_is_an_input_error_naming_its_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], blamed: str
+) -> None:
+    workflow = str(REPO / "examples" / "research.yaml")
+    code, out, err = run_cli(capsys, workflow, "--input", "topic=x", *flags, "--trace-dir", str(tmp_path))
+    assert (code, out) == (2, "") and err.startswith(f"tether run: {blamed}")
+    assert list(tmp_path.iterdir()) == []  # no run recorded
+
+
+def test_serve_names_an_unknown_policy_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--model", "tiny", "--policy", "nosuch"]) == 2
+    assert capsys.readouterr().err.startswith("tether serve: --policy: unknown policy 'nosuch'")

@@ -20,7 +20,7 @@ def test_the_command(runs, tmp_path, capsys):
     out = tmp_path / "sub" / "run.html"
     assert main(["--trace-dir", str(runs.root), "--snapshot", runs.agent, "-o", str(out)]) == 0
     assert out.is_file() and runs.agent in out.read_text()
-    assert main(["--trace-dir", str(runs.root), "--snapshot", "no-such-run", "-o", str(out)]) == 1
+    assert main(["--trace-dir", str(runs.root), "--snapshot", "no-such-run", "-o", str(out)]) == 2  # input
     assert main(["--trace-dir", str(runs.root), "--snapshot", runs.malformed, "-o", str(out)]) == 1
     assert main(["--trace-dir", str(runs.root), "--snapshot", runs.agent]) == 2
     assert main(["--trace-dir", str(runs.root), "-o", str(out)]) == 2

@@ -10,7 +10,10 @@ from tether.cli import bench, chat, generate, replay, run, serve, trace, ui, wor
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tether", description="Tether: a runtime for agentic LLM workloads."
+        prog="tether",
+        description="Tether: a runtime for agentic LLM workloads.",
+        epilog="exit status: 0 success; 2 a usage or input error (a bad flag, an unknown model, policy, run or "
+        "file); 1 a failure at run time (the engine, a tool, a replayed turn, a taken port)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     generate.register(sub)

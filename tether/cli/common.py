@@ -39,6 +39,24 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compile the forward (the CPU default), and fail rather than fall back to eager",
     )
+    _add_kv_args(g)
+    g.add_argument("--seed", type=int, default=0, help="model seed for the tiny preset")
+    g.add_argument(
+        "--policy",
+        default="tether",
+        help="program-level scheduling policy: vllm, lmcache, infercept, autellix, continuum, tether (with "
+        "options such as tether:order=las; see docs/scheduling.md)",
+    )
+    g.add_argument(
+        "--max-num-waiting",
+        type=int,
+        default=None,
+        help="refuse requests while this many wait for admission (the server answers 503); default: no cap",
+    )
+
+
+def _add_kv_args(g: argparse._ArgumentGroup) -> None:
+    """The KV cache and the batch."""
     g.add_argument("--block-size", type=int, default=16, help="tokens per KV block")
     g.add_argument(
         "--num-kv-blocks", type=int, default=None, help="KV blocks (default: sized from the device's memory)"
@@ -60,19 +78,6 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
         help="context length (default: the model's, capped by the KV cache)",
     )
     g.add_argument("--no-prefix-caching", action="store_true", help="turn off prefix caching")
-    g.add_argument("--seed", type=int, default=0, help="model seed for the tiny preset")
-    g.add_argument(
-        "--policy",
-        default="tether",
-        help="program-level scheduling policy: vllm, lmcache, infercept, autellix, continuum, tether (with "
-        "options such as tether:order=las; see docs/scheduling.md)",
-    )
-    g.add_argument(
-        "--max-num-waiting",
-        type=int,
-        default=None,
-        help="refuse requests while this many wait for admission (the server answers 503); default: no cap",
-    )
 
 
 def engine_kwargs(args: argparse.Namespace) -> dict:
@@ -122,3 +127,22 @@ class ShowDefaults(argparse.HelpFormatter):
         ):
             return text
         return f"{text} (default: %(default)s)"
+
+
+def check_engine_flags(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--model`` or ``--policy``, naming the flag, before anything starts (an input
+    error: the caller exits 2); ``None`` when both name something that exists."""
+    from tether.runtime.engine.errors import ModelLoadError
+    from tether.runtime.engine.models.presets import PRESETS
+    from tether.runtime.engine.models.sources import check_model
+    from tether.runtime.policies import get_policy
+
+    try:
+        get_policy(args.policy)
+    except ValueError as exc:
+        return f"--policy: {exc}"
+    try:
+        check_model(args.model, tuple(PRESETS))
+    except ModelLoadError as exc:
+        return f"--model: {exc}"
+    return None

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tether.cli.common import add_engine_args, engine_kwargs
+from tether.cli.common import add_engine_args, check_engine_flags, engine_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +60,10 @@ def execute(args: argparse.Namespace) -> int:
         print(f"tether run: {exc}", file=sys.stderr)
         return 2
     compiled, bound = prepared
+    problem = None if args.openai_url else check_engine_flags(args)
+    if problem is not None:  # before a run is recorded
+        print(f"tether run: {problem}", file=sys.stderr)
+        return 2
     try:
         run = asyncio.run(
             run_workflow(

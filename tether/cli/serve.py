@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 
-from tether.cli.common import ShowDefaults, add_engine_args, engine_kwargs, listen
+from tether.cli.common import ShowDefaults, add_engine_args, check_engine_flags, engine_kwargs, listen
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         config = EngineConfig(model=args.model, **engine_kwargs(args))
     except ValueError as exc:
         print(f"tether serve: {exc}", file=sys.stderr)
+        return 2
+    problem = check_engine_flags(args)
+    if problem is not None:
+        print(f"tether serve: {problem}", file=sys.stderr)
         return 2
     sock = listen(args.host, args.port, "serve")  # before the engine loads or a run is recorded
     if sock is None:

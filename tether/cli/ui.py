@@ -71,7 +71,10 @@ def _snapshot(root: Path, run_id: str, output: Path | None) -> int:
         return 2
     try:
         path = write_snapshot(root, run_id, output)
-    except (RunNotFoundError, TraceFormatError) as exc:
+    except RunNotFoundError as exc:  # an input error, as in `tether trace export`
+        print(f"tether ui: {exc}", file=sys.stderr)
+        return 2
+    except TraceFormatError as exc:
         print(f"tether ui: {exc}", file=sys.stderr)
         return 1
     print(f"tether ui: wrote {path}", file=sys.stderr)

@@ -80,6 +80,16 @@ def checkpoint_dir(model: str) -> Path:
     )
 
 
+def check_model(model: str, presets: tuple[str, ...] = ()) -> None:
+    """``ModelLoadError`` unless ``model`` names something loadable here: a preset, an installed named model,
+    a ``.gguf`` file or a directory (cheap: nothing is loaded or converted)."""
+    if model in presets:
+        return
+    path = named_model_path(model) if model in NAMED_MODELS else Path(model)
+    if not ((path.is_file() and path.suffix == ".gguf") or path.is_dir()):
+        checkpoint_dir(model)  # raises its message
+
+
 def conversion_dir(gguf_path: Path) -> tuple[Path, dict]:
     """Where ``gguf_path``'s converted checkpoint lives (``$TETHER_HOME/models/<stem>-<key>/``) and the source
     record its key hashes (real path, size, modification time, converter version)."""
