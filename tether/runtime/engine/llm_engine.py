@@ -234,6 +234,9 @@ class LLMEngine:
             return exc
 
     def _after_step(self, plan: SchedulerOutput, update: StepUpdate, started: float) -> list[RequestOutput]:
+        for chunk in plan.chunks:
+            if chunk.seq.admitted_time is None:
+                chunk.seq.admitted_time = started
         for seq in update.finished:
             del self._seqs[seq.request_id]
         if self.tracer is not None:

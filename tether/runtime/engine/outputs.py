@@ -21,10 +21,16 @@ class RequestMetrics:
     first_token_time: float | None
     finish_time: float | None
     num_preemptions: int
+    admitted_time: float | None = None  # the start of the step that first ran it
 
     @property
     def ttft(self) -> float | None:
         return None if self.first_token_time is None else self.first_token_time - self.arrival_time
+
+    @property
+    def queued(self) -> float | None:
+        """Seconds from arrival to the first step that ran the request."""
+        return None if self.admitted_time is None else max(0.0, self.admitted_time - self.arrival_time)
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,11 @@ class RequestOutput:
             finished=seq.is_finished,
             num_cached_tokens=seq.num_cached_tokens,
             metrics=RequestMetrics(
-                seq.arrival_time, seq.first_token_time, seq.finish_time, seq.num_preemptions
+                seq.arrival_time,
+                seq.first_token_time,
+                seq.finish_time,
+                seq.num_preemptions,
+                seq.admitted_time,
             ),
             error=None if seq.error is None else f"{type(seq.error).__name__}: {seq.error}",
         )

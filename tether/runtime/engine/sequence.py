@@ -79,6 +79,7 @@ class Sequence:
         self.admitted = False
         self.last_match: PrefixMatch | None = None  # the latest prefix match, extended while it waits
         self.output_text = ""
+        self.admitted_time: float | None = None  # the start of the step that first ran it
         self.first_token_time: float | None = None
         self.finish_time: float | None = None
         self.error: BaseException | None = None

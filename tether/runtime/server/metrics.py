@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tether.runtime.engine.outputs import RequestMetrics
 from tether.runtime.engine.stats import EngineCounters, EngineStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -50,6 +51,55 @@ class EngineCollector(Collector):
         yield pins
 
 
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5)
+TOKEN_BUCKETS = (1, 8, 32, 128, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
+
+
+class RequestHistograms:
+    """What vLLM users chart, per finished request: time to first token, the decode interval, queue time,
+    end-to-end latency, prompt and generated tokens (``observe``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def seconds(name: str, text: str, buckets=SECONDS_BUCKETS) -> Histogram:
+            return Histogram(name, text, buckets=buckets, registry=registry)
+
+        self.ttft = seconds("tether_time_to_first_token_seconds", "Arrival to the first generated token")
+        self.itl = seconds(
+            "tether_inter_token_latency_seconds",
+            "A request's mean interval between generated tokens, observed once per interval",
+            ITL_BUCKETS,
+        )
+        self.queued = seconds("tether_request_queue_time_seconds", "Arrival to the first step that ran it")
+        self.e2e = seconds("tether_e2e_request_latency_seconds", "Arrival to the last token")
+        self.prompt = Histogram(
+            "tether_request_prompt_tokens",
+            "Prompt tokens per request",
+            buckets=TOKEN_BUCKETS,
+            registry=registry,
+        )
+        self.generated = Histogram(
+            "tether_request_generation_tokens",
+            "Generated tokens per request",
+            buckets=TOKEN_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, metrics: RequestMetrics, prompt: int, generated: int) -> None:
+        self.prompt.observe(prompt)
+        self.generated.observe(generated)
+        if metrics.queued is not None:
+            self.queued.observe(metrics.queued)
+        if metrics.ttft is not None:
+            self.ttft.observe(metrics.ttft)
+        if metrics.finish_time is not None:
+            self.e2e.observe(max(0.0, metrics.finish_time - metrics.arrival_time))
+            if metrics.first_token_time is not None and generated > 1:
+                gap = max(0.0, metrics.finish_time - metrics.first_token_time) / (generated - 1)
+                for _ in range(generated - 1):
+                    self.itl.observe(gap)
+
+
 def requests_counter(registry: CollectorRegistry) -> Counter:
     """``tether_requests_total{endpoint, status}``: HTTP API requests (one server's, or a cluster's ingress)."""
     return Counter(
@@ -83,6 +133,7 @@ class ServerMetrics:
         self.cache_hit_tokens = Counter(
             "tether_cache_hit_tokens", "Prompt tokens served by the prefix cache", registry=self.registry
         )
+        self.latency = RequestHistograms(self.registry)
         self.programs_ended = Counter(
             "tether_programs_ended", "Programs ended by the server", ["reason"], registry=self.registry
         )

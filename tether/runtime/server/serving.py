@@ -120,9 +120,9 @@ class ServerState:
                 self.programs.finished(pid)
             if last is not None and last.finished:
                 out = last.output
-                self.metrics.usage(
-                    len(out.prompt_token_ids), len(out.outputs[0].token_ids), out.num_cached_tokens
-                )
+                prompt, generated = len(out.prompt_token_ids), len(out.outputs[0].token_ids)
+                self.metrics.usage(prompt, generated, out.num_cached_tokens)
+                self.metrics.latency.observe(out.metrics, prompt, generated)
 
     def shutdown_status(self) -> str:
         """How the run ends: ``"aborted"`` when the shutdown cut requests, else ``"ok"``."""
