@@ -269,3 +269,19 @@ async def test_a_tether_servers_pin_counts_over_the_run_join_the_row():
 async def test_served_model_is_the_first_listed():
     async with make_client(transport=httpx.MockTransport(FakeServer())) as client:
         assert await served_model(client, BASE) == "fake-model"
+
+
+def test_the_progress_bar_shows_programs_their_rate_and_closes_at_the_total():
+    import io
+
+    from tether.runtime.replay.report import progress_printer
+
+    stream = io.StringIO()
+    show = progress_printer(stream)
+    for done in range(4):
+        show("tether", done, 3)
+    show("tether", 0, 2)  # the next seed: a new bar
+    show("tether", 2, 2)
+    text = stream.getvalue()
+    assert "tether: 100%" in text and "3/3" in text and "2/2" in text
+    assert "program/s" in text

@@ -1,4 +1,4 @@
-"""The terminal side of ``tether replay``: a progress line while it runs, a table with ratios against vllm."""
+"""The terminal side of ``tether replay``: a progress bar while it runs, a table with ratios against vllm."""
 
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ from tether.runtime.replay.floor import PrefillFloor
 
 
 def progress_printer(stream: TextIO) -> Callable[[str, int, int], None]:
-    def show(policy: str, done: int, total: int) -> None:
-        width = 30
-        filled = width * done // max(1, total)
-        stream.write(f"\r{policy:16s} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} programs")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
+    """``show(label, done, total)``: one tqdm bar per label on ``stream`` (programs done, their rate, the time
+    left), closed when ``done`` reaches ``total``; a label seen again (the next seed) gets a new bar."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def show(label: str, done: int, total: int) -> None:
+        bar = bars.get(label)
+        if bar is None:
+            bar = bars[label] = tqdm(total=total, desc=label, unit="program", file=stream, dynamic_ncols=True)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            del bars[label]
 
     return show
 
