@@ -69,7 +69,10 @@ def test_simulate_records_hints_draw_seeds_and_tier(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("flags", "want"),
     [
-        ({"simulate": True, "rate": 0.1}, ([0, 1, 2, 3, 4], 300, 0)),  # a simulated steady state: 5 draws of 300
+        (
+            {"simulate": True, "rate": 0.1},
+            ([0, 1, 2, 3, 4], 300, 0),
+        ),  # a simulated steady state: 5 draws of 300
         ({"simulate": True, "rate": 0.1, "seed": 7}, ([7], 300, 7)),
         ({"simulate": True, "rate": 0.1, "seeds": "3,4", "draw": 0}, ([3, 4], None, 3)),  # 0: as recorded
         ({"simulate": True, "concurrency": 2}, ([0], None, 0)),  # closed loop: no draw
@@ -97,7 +100,9 @@ def test_replicas_simulate_a_cluster_behind_each_router(tmp_path, capsys):
     assert main([*args, "--simulate", "--replicas", "2", "--router", "ring"]) == 2
     assert "unknown router 'ring'" in capsys.readouterr().err
     out = tmp_path / "c.json"
-    code = main([*args, "--simulate", "--replicas", "2", "--router", "program,pow2", "--quiet", "--json", str(out)])
+    code = main(
+        [*args, "--simulate", "--replicas", "2", "--router", "program,pow2", "--quiet", "--json", str(out)]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "tether@program" in printed and "pin hits" in printed
@@ -119,3 +124,28 @@ def test_a_prompt_over_the_context_is_one_line_and_a_failed_run(tmp_path, capsys
     assert len(err) == 1 and err[0].startswith("tether replay: program 'agent/huge' turn 0: prompt")
     (run,) = list(runs.iterdir())
     assert run_meta(runs, run.name)["status"] == "failed"
+
+
+def test_a_simulated_trace_has_no_negative_time(tmp_path):
+    """Every event of a simulated replay's trace begins before it is emitted, and the Chrome export has no
+    negative duration (one clock: the simulation's, offset to wall time once)."""
+    workload = write_workload(tmp_path / "w.jsonl", PROGRAMS)
+    runs = tmp_path / "runs"
+    args = ["replay", "--workload", str(workload), "--simulate", "--kv-blocks", "64", "--cpu-kv-blocks", "1x"]
+    args += ["--draw", "12", "--seed", "0", "--rate", "2", "--quiet", "--policies", "continuum,tether"]
+    assert main([*args, "--trace", "--trace-dir", str(runs)]) == 0
+    (run,) = list(runs.iterdir())
+    for trace in ("continuum", "tether"):
+        events = [json.loads(line) for line in (run / f"{trace}.jsonl").read_text().splitlines()]
+        assert events and all(e["start"] is None or e["start"] <= e["ts"] + 1e-9 for e in events)
+        assert all(
+            (e["attrs"].get("ttft_s") or 0) >= 0 and (e["attrs"].get("queued_s") or 0) >= 0 for e in events
+        )
+        out = tmp_path / f"{trace}.chrome.json"
+        assert (
+            main(["trace", "export", run.name, "--trace", trace, "-o", str(out), "--trace-dir", str(runs)])
+            == 0
+        )
+        doc = json.loads(out.read_text())
+        spans = [e for e in doc["traceEvents"] if "dur" in e]
+        assert spans and all(e["dur"] >= 0 for e in spans)
