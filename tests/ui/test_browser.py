@@ -175,6 +175,10 @@ def test_snapshot_opens_from_file_with_the_same_bars(tab, ui, runs, tmp_path):
     assert "gen_ai.usage.input_tokens" in tab.page.locator("#details").text_content()
     assert all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
     assert tab.page.locator("#export-jsonl").get_attribute("href").startswith("blob:")
+    for fmt, suffix in (("chrome", ".chrome.json"), ("otlp-json", ".otlp.json")):
+        link = tab.page.locator(f"#export-{fmt}")
+        assert link.get_attribute("href").startswith("blob:")
+        assert link.get_attribute("download") == runs.agent + suffix
     assert tab.errors == []
 
 

@@ -34,3 +34,15 @@ def test_text_that_closes_a_script_stays_inside_the_data(tmp_path):
     html = snapshot_html(run_view(tmp_path, rec.run_id))
     assert evil not in html and "alert(1)</script>" not in html
     assert inlined_payload(html)["traces"]["main"][0]["attrs"]["gen_ai.output.text"] == evil
+
+
+def test_the_snapshot_inlines_the_chrome_and_otlp_exports(runs, tmp_path):
+    from tether.runtime.tracing.store import load_run
+    from tether.runtime.ui.exports import export_text
+    from tether.runtime.ui.snapshot import write_snapshot
+
+    out = write_snapshot(runs.root, runs.agent, tmp_path / "s.html")
+    exports = inlined_payload(out.read_text())["snapshot"]["exports"]
+    run = load_run(runs.root, runs.agent)
+    assert exports == {fmt: export_text(run, fmt) for fmt in ("chrome", "otlp-json")}
+    assert json.loads(exports["chrome"])["traceEvents"] and json.loads(exports["otlp-json"])["resourceSpans"]

@@ -50,8 +50,11 @@
       const text = Object.entries(state.payload.traces).flatMap(([name, events]) => events.map((e) =>
         JSON.stringify(Object.keys(state.payload.traces).length > 1 ? { trace: name, ...e } : e))).join("\n");
       const url = URL.createObjectURL(new Blob([text + "\n"], { type: "application/x-ndjson" }));
-      return [T.h("a", { id: "export-jsonl", href: url, download: `${id}.jsonl`, text: "jsonl" }),
-        T.h("span", { class: "muted", text: " (chrome / otlp-json: tether ui or tether trace export)" })];
+      const files = { chrome: "chrome.json", "otlp-json": "otlp.json" };
+      const inlined = Object.entries(state.snapshot.exports || {}).map(([fmt, body]) =>
+        T.h("a", { id: `export-${fmt}`, download: `${id}.${files[fmt] || fmt}`, text: fmt,
+          href: URL.createObjectURL(new Blob([body], { type: "application/json" })) }));
+      return [...inlined, T.h("a", { id: "export-jsonl", href: url, download: `${id}.jsonl`, text: "jsonl" })];
     }
     return ["chrome", "otlp-json", "jsonl"].map((fmt) =>
       T.h("a", { id: `export-${fmt}`, href: `api/runs/${encodeURIComponent(id)}/export?format=${fmt}`, download: "", text: fmt }));
