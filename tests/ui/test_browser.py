@@ -121,6 +121,15 @@ def test_live_updates_add_bars(tab, ui, runs):
     assert tab.errors == []
 
 
+def test_an_instant_events_details_show_one_time(tab, ui, runs):
+    open_run(tab, ui, runs.agent)
+    page = tab.page
+    page.locator("[data-kind=kv]").first.click()
+    timing = page.locator("#details table.timing").first.text_content()
+    assert "at" in timing and "(instant)" not in timing and "end" not in timing
+    assert tab.errors == []
+
+
 def test_a_run_whose_process_died_shows_stopped_not_live(tab, ui, runs):
     record_and_die = (
         "import os, sys\n"

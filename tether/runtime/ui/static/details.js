@@ -38,8 +38,10 @@
   }
 
   function eventBlock(title, e, origin) {
-    const rows = [["kind", e.kind], ["start", T.num(e.start) === null ? "(instant)" : `+${T.fmtSeconds(e.start - origin)}`],
-      ["end", `+${T.fmtSeconds(e.ts - origin)}`]];
+    const when = T.num(e.start) === null  // an instant has one time, not a start and an end
+      ? [["at", `+${T.fmtSeconds(e.ts - origin)}`]]
+      : [["start", `+${T.fmtSeconds(e.start - origin)}`], ["end", `+${T.fmtSeconds(e.ts - origin)}`]];
+    const rows = [["kind", e.kind], ...when];
     return T.h("section", { class: "event", "data-event": e.kind },
       T.h("h3", { text: title }), table(rows, "timing"), table(attrRows(e.attrs)), texts(e.attrs));
   }
