@@ -142,6 +142,7 @@ def write_agent_run(
     writer = rec.trace()
     for e in agent_events() if events is None else events:
         writer.emit(e)
+    writer.flush()  # on disk before the page opens (the writer writes on its own thread)
     if not running:
         rec.end("ok")
         rec.update(ended=BASE + 2.1)
