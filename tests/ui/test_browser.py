@@ -121,6 +121,15 @@ def test_live_updates_add_bars(tab, ui, runs):
     assert tab.errors == []
 
 
+def test_the_timeline_legend_names_the_prefetched_marker_in_its_colour(tab, ui, runs):
+    open_run(tab, ui, runs.agent)
+    item = tab.page.locator('.legend-item[data-legend="prefetched"]')
+    assert item.text_content() == "prefetched"
+    colour = item.locator("i").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colour == "rgb(8, 145, 178)"  # the marker's fill, #0891b2
+    assert tab.errors == []
+
+
 def test_an_instant_events_details_show_one_time(tab, ui, runs):
     open_run(tab, ui, runs.agent)
     page = tab.page

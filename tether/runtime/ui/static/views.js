@@ -94,7 +94,8 @@
       h("span", { class: "legend-item" }, h("i", { class: "swatch tool" }), "tool"),
       h("span", { class: "legend-item" }, h("i", { class: "swatch failed" }), "failed"),
       h("span", { class: "legend-item" }, h("i", { class: "swatch pin" }), "KV pinned"),
-      h("span", { class: "legend-item" }, h("i", { class: "swatch marker" }), "expired / dropped / parked / swapped"));
+      h("span", { class: "legend-item" }, h("i", { class: "swatch marker" }), "expired / dropped / parked / swapped"),
+      h("span", { class: "legend-item", "data-legend": "prefetched" }, h("i", { class: "swatch prefetched" }), "prefetched"));
     const body = rows.length
       ? h("div", { class: "scroll", id: "gantt" }, T.renderGantt({ rows, extent: model.t1 - model.t0, width, items }))
       : h("p", { class: "hint", text: "No spans yet." });
