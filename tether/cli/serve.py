@@ -142,8 +142,6 @@ def _serve(args: argparse.Namespace, config, server_config, sock: socket.socket)
     """One engine in this process behind the app, on ``sock``."""
     import asyncio
 
-    import uvicorn
-
     from tether.runtime.deployment import Deployment
     from tether.runtime.engine.errors import EngineError
     from tether.runtime.server.app import create_app
@@ -156,16 +154,7 @@ def _serve(args: argparse.Namespace, config, server_config, sock: socket.socket)
         try:
             meta = {"model": args.model, "policy": config.policy}
             recorder = await deployment.record("serve", "serve", trace_dir=args.trace_dir, meta=meta)
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    None,
-                    host=args.host,
-                    port=args.port,
-                    log_level=args.log_level,
-                    access_log=False,
-                    timeout_graceful_shutdown=args.shutdown_timeout,
-                )
-            )
+            server = uvicorn_server(args)
             server.config.app = create_app(
                 backend.engine,
                 server_config,
@@ -189,3 +178,20 @@ def _serve(args: argparse.Namespace, config, server_config, sock: socket.socket)
         print(f"tether serve: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def uvicorn_server(args: argparse.Namespace, app=None):
+    """The uvicorn server the flags describe (its app set later when ``None``); ``serve(sockets=[sock])``
+    serves on the socket ``listen`` bound."""
+    import uvicorn
+
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=args.shutdown_timeout,
+        )
+    )

@@ -53,8 +53,7 @@ async def _serve(
     args: argparse.Namespace, handle, config: EngineConfig, server: ServerConfig, sock: socket.socket
 ) -> None:
     """The ingress in this process, recording the run, once the router reaches every replica."""
-    import uvicorn
-
+    from tether.cli.serve import uvicorn_server
     from tether.runtime.cluster.serve.ingress import ClusterIngress, create_cluster_app
     from tether.runtime.cluster.serve.launch import APP, DEPLOYMENT
     from tether.runtime.deployment import Deployment
@@ -75,16 +74,7 @@ async def _serve(
         await deployment.close("failed")
         raise
     app = create_cluster_app(ingress, on_shutdown=deployment.close)
-    uv = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=args.shutdown_timeout,
-        )
-    )
+    uv = uvicorn_server(args, app)
     print(
         f"tether serve: {', '.join(server.served_model_names)} (policy {config.policy}) on {args.replicas} "
         f"replicas, router {args.router}, on http://{args.host}:{args.port}/v1; trace: {recorder.dir}",

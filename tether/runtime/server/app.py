@@ -161,17 +161,10 @@ def _add_generation_routes(app: FastAPI, state: ServerState) -> None:
                 state.cut_by_shutdown += 1
             raise
         if result is None:  # the client left first: its request was aborted, its KV freed
-            state.metrics.requests.labels(endpoint, str(CLIENT_CLOSED)).inc()
-            return Response(status_code=CLIENT_CLOSED)
+            return client_closed(state, endpoint)
         return respond(result)
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Response:
-        return await serve_one(request, "/v1/chat/completions")
-
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Response:
-        return await serve_one(request, "/v1/completions")
+    add_generating_routes(app, serve_one)
 
     @app.post("/v1/programs/{program_id:path}/end")
     async def end_program(program_id: str) -> dict:
@@ -244,6 +237,24 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T | None
 async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def add_generating_routes(app: FastAPI, serve_one: Callable[[Request, str], Awaitable[Response]]) -> None:
+    """``POST /v1/chat/completions`` and ``/v1/completions``, each answered by ``serve_one(request, path)``."""
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        return await serve_one(request, "/v1/chat/completions")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await serve_one(request, "/v1/completions")
+
+
+def client_closed(state: Served, endpoint: str) -> Response:
+    """A request whose client left before its response: counted under ``CLIENT_CLOSED``."""
+    state.metrics.requests.labels(endpoint, str(CLIENT_CLOSED)).inc()
+    return Response(status_code=CLIENT_CLOSED)
 
 
 def respond(result: dict | AsyncIterator[bytes]) -> Response:

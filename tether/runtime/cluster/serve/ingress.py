@@ -32,11 +32,12 @@ from tether.runtime.cluster.serve.calls import ReplicaCall, ReplicaHead, prompt_
 from tether.runtime.cluster.serve.metrics import ClusterMetrics
 from tether.runtime.cluster.serve.routing import RuleRouting, TetherRouting, live_router
 from tether.runtime.server.app import (
-    CLIENT_CLOSED,
     add_auth,
     add_error_handlers,
+    add_generating_routes,
     add_model_routes,
     cancel_on_disconnect,
+    client_closed,
     reaper_lifespan,
 )
 from tether.runtime.server.errors import APIError
@@ -283,17 +284,10 @@ def _add_routes(app: FastAPI, ingress: ClusterIngress) -> None:
         raw = await request.body()
         response = await cancel_on_disconnect(request, ingress.generate(endpoint, raw, dict(request.headers)))
         if response is None:  # the client left first
-            ingress.metrics.requests.labels(endpoint, str(CLIENT_CLOSED)).inc()
-            return Response(status_code=CLIENT_CLOSED)
+            return client_closed(ingress, endpoint)
         return response
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Response:
-        return await serve_one(request, "/v1/chat/completions")
-
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Response:
-        return await serve_one(request, "/v1/completions")
+    add_generating_routes(app, serve_one)
 
     @app.post("/v1/programs/{program_id:path}/end")
     async def end_program(program_id: str) -> dict:
