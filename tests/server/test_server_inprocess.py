@@ -58,3 +58,33 @@ async def test_metrics_have_the_request_histograms() -> None:
         assert e2e >= ttft > 0
     finally:
         await engine.close()
+
+
+async def test_metrics_compare_tool_time_predictions_with_actuals() -> None:
+    """A program's turns say which tool runs next; the pause to its next request is the tool's time, set against
+    what the statistics predicted when the pause began: first the exponential prior (mean 1 s, p95 -ln 0.05 s),
+    then the one observation so far (2 s)."""
+    now = [0.0]
+    outcomes = TurnOutcomes(ToolDurationStats(), clock=lambda: now[0])
+    engine = await AsyncEngine.create(
+        EngineConfig(model="tiny", num_kv_blocks=64, enforce_eager=True), turn_outcome=outcomes.outcome
+    )
+    try:
+        app = create_app(engine, ServerConfig(("tiny",)), outcomes)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            for t in (0.0, 2.0, 7.0):
+                now[0] = t
+                body = {"model": "tiny", "prompt": list(range(30)), "max_tokens": 2, "session_id": "p"}
+                body["tether"] = {"next_tools": ["search"]}
+                assert (await client.post("/v1/completions", json=body)).status_code == 200
+            text = (await client.get("/metrics")).text
+        samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+        assert float(samples["tether_tool_time_seconds_count"]) == 2
+        assert float(samples["tether_tool_time_seconds_sum"]) == 2.0 + 5.0
+        assert float(samples["tether_tool_time_predicted_seconds_sum"]) == 1.0 + 2.0
+        assert float(samples["tether_tool_time_actual_over_predicted_sum"]) == 2.0 + 2.5
+        assert float(samples['tether_tool_time_predictions_total{p95="within"}']) == 1  # 2 s <= 3.0 s
+        assert float(samples['tether_tool_time_predictions_total{p95="beyond"}']) == 1  # 5 s > 2 s
+        await engine.call(lambda e: e.check_integrity())
+    finally:
+        await engine.close()

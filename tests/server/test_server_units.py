@@ -3,13 +3,15 @@ validation errors, program identity and turn outcomes."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from tether.runtime.engine.chat import Tool
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
 from tether.runtime.server.errors import APIError
-from tether.runtime.server.outcome import TurnOutcomes
+from tether.runtime.server.outcome import ToolTime, TurnOutcomes
 from tether.runtime.server.protocol import ChatCompletionRequest, CompletionRequest, field_path, parse_body
 from tether.runtime.server.sessions import ProgramTracker
 from tether.runtime.server.streaming import ContentSplitter
@@ -109,8 +111,9 @@ def test_the_server_times_a_remote_clients_tool_from_its_call_to_the_next_reques
     now[0] = 1.0
     outcomes.outcome(_finished(call))
     now[0] = 3.5
-    outcomes.resumed("p")
-    outcomes.resumed("p")  # a second request of the same turn: the tool was timed already
+    timed = outcomes.resumed("p")
+    assert timed == ToolTime("edit", 2.5, 1.0, pytest.approx(-math.log(0.05)))  # predicted by the prior
+    assert outcomes.resumed("p") is None  # a second request of the same turn: the tool was timed already
     assert stats.count("edit") == 1 and stats.running_mean("edit") == 2.5
     outcomes.expect_tool_calls("r1", [Tool("edit")])
     outcomes.outcome(_finished(call))

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from tether.runtime.engine.outputs import RequestMetrics
 from tether.runtime.engine.stats import EngineCounters, EngineStats
+from tether.runtime.server.outcome import ToolTime
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PIN_OUTCOMES = {  # tether_kv_pins{outcome}: the engine's counter
@@ -100,6 +101,48 @@ class RequestHistograms:
                     self.itl.observe(gap)
 
 
+RATIO_BUCKETS = (0.1, 0.25, 0.5, 0.8, 1.0, 1.25, 2.0, 4.0, 10.0)
+
+
+class ToolTimeHistograms:
+    """Tool time as Tether's scheduler sees it (``observe``, once per timed call of a remote client): the actual
+    pause, the mean the tool statistics predicted when the call began, their ratio, and whether the call ended
+    within the predicted p95 (the horizon a ``keep=ttl`` pin covers)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.actual = Histogram(
+            "tether_tool_time_seconds",
+            "A remote client's tool call: from the turn that called it to the program's next request",
+            buckets=SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.predicted = Histogram(
+            "tether_tool_time_predicted_seconds",
+            "The mean tool time the statistics predicted when the call began",
+            buckets=SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.ratio = Histogram(
+            "tether_tool_time_actual_over_predicted",
+            "Actual tool time over the predicted mean (1: exact; above: longer than predicted)",
+            buckets=RATIO_BUCKETS,
+            registry=registry,
+        )
+        self.p95 = Counter(
+            "tether_tool_time_predictions",
+            "Timed tool calls by whether they ended within the predicted p95",
+            ["p95"],
+            registry=registry,
+        )
+
+    def observe(self, timed: ToolTime) -> None:
+        self.actual.observe(timed.actual_s)
+        self.predicted.observe(timed.mean_s)
+        if timed.mean_s > 0:
+            self.ratio.observe(timed.actual_s / timed.mean_s)
+        self.p95.labels("within" if timed.actual_s <= timed.p95_s else "beyond").inc()
+
+
 def requests_counter(registry: CollectorRegistry) -> Counter:
     """``tether_requests_total{endpoint, status}``: HTTP API requests (one server's, or a cluster's ingress)."""
     return Counter(
@@ -134,6 +177,7 @@ class ServerMetrics:
             "tether_cache_hit_tokens", "Prompt tokens served by the prefix cache", registry=self.registry
         )
         self.latency = RequestHistograms(self.registry)
+        self.tool_times = ToolTimeHistograms(self.registry)
         self.programs_ended = Counter(
             "tether_programs_ended", "Programs ended by the server", ["reason"], registry=self.registry
         )

@@ -8,9 +8,11 @@ object (``TurnOutcome.from_hints``).
 
 The client runs its tools, so the server is their only observer: the pause from a turn that called a tool to
 the program's next request is that tool's duration, recorded into the deployment's statistics
-(``ToolDurationStats``, which the engine only reads). The engine calls ``outcome`` on its own thread; requests
-are registered and dropped from the event loop (single dict operations, atomic under the GIL; the pauses under a
-lock).
+(``ToolDurationStats``, which the engine only reads). When the turn ends, the statistics' prediction for the tool
+(its mean and p95, from what was observed before that moment) is kept beside the clock, and ``resumed`` returns it
+with the actual pause (``ToolTime``: the server's ``/metrics`` compares them). The engine calls ``outcome`` on
+its own thread; requests are registered and dropped from the event loop (single dict operations, atomic under the
+GIL; the pauses under a lock).
 """
 
 from __future__ import annotations
@@ -19,10 +21,31 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
+from dataclasses import dataclass
 
 from tether.runtime.engine.chat import Tool, ToolCallParseError, parse_tool_calls
 from tether.runtime.engine.sequence import Sequence, TurnOutcome
 from tether.tools.durations import ToolDurationStats
+
+
+@dataclass(frozen=True)
+class ToolTime:
+    """One timed tool call of a remote client: ``actual_s``, the pause from the turn that called ``tool`` to the
+    program's next request; ``mean_s`` and ``p95_s``, what the tool statistics predicted when that turn ended
+    (before this call was observed)."""
+
+    tool: str
+    actual_s: float
+    mean_s: float
+    p95_s: float
+
+
+@dataclass(frozen=True)
+class _Pause:
+    tool: str
+    since: float
+    mean_s: float
+    p95_s: float
 
 
 class TurnOutcomes:
@@ -33,7 +56,7 @@ class TurnOutcomes:
         self._tools: dict[str, tuple[Tool, ...]] = {}
         self.tool_stats = tool_stats
         self.clock = clock
-        self._paused: dict[str, tuple[str, float]] = {}  # program -> (the tool it called, when that turn ended)
+        self._paused: dict[str, _Pause] = {}  # program -> the tool it called, when, and what was predicted
         self._lock = threading.Lock()
 
     def expect_tool_calls(self, request_id: str, tools: Seq[Tool]) -> None:
@@ -49,17 +72,27 @@ class TurnOutcomes:
         if pid is not None:
             with self._lock:
                 if out.next_tool is not None and not out.last_turn:
-                    self._paused[pid] = (out.next_tool, self.clock())
+                    self._paused[pid] = self._pause(out.next_tool)
                 else:
                     self._paused.pop(pid, None)
         return out
 
-    def resumed(self, pid: str) -> None:
-        """The program's next request arrived: the tool its last turn called has returned."""
+    def _pause(self, tool: str) -> _Pause:
+        stats = self.tool_stats
+        if stats is None:
+            return _Pause(tool, self.clock(), float("nan"), float("nan"))
+        return _Pause(tool, self.clock(), stats.mean(tool), stats.quantile(tool, 0.95))
+
+    def resumed(self, pid: str) -> ToolTime | None:
+        """The program's next request arrived: the tool its last turn called has returned. Its time and what was
+        predicted for it, or ``None`` when the program was not paused on a tool (or nothing records tools)."""
         with self._lock:
             paused = self._paused.pop(pid, None)
-        if paused is not None and self.tool_stats is not None:
-            self.tool_stats.observe(paused[0], max(0.0, self.clock() - paused[1]))
+        if paused is None or self.tool_stats is None:
+            return None
+        actual = max(0.0, self.clock() - paused.since)
+        self.tool_stats.observe(paused.tool, actual)
+        return ToolTime(paused.tool, actual, paused.mean_s, paused.p95_s)
 
     def ended(self, pid: str) -> None:
         """The program ended: a tool still running is not timed."""

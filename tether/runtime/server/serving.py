@@ -92,7 +92,9 @@ class ServerState:
         pid = hints.program_id if hints is not None else None
         if pid is not None:
             self.programs.started(pid)
-            self.outcomes.resumed(pid)
+            timed = self.outcomes.resumed(pid)
+            if timed is not None:
+                self.metrics.tool_times.observe(timed)
         last: StreamDelta | None = None
         try:
             async for last in self.engine.stream(request, final_only=final_only):
