@@ -73,7 +73,7 @@ def test_json_output_and_trace(workdir: Path, capsys: pytest.CaptureFixture[str]
     wf = write(workdir, MARKS)
     log = workdir / "log.txt"
     code, out, err = run_cli(
-        capsys, str(wf), "--input", f"log={log}", "--input", "times=3", "--json",
+        capsys, str(wf), "--input", f"log={log}", "--input", "times=3", "--json", "--quiet",
         "--trace-dir", str(workdir / "traces"), "--run-id", "r1",
     )  # fmt: skip
     assert (code, err) == (0, "")
@@ -91,7 +91,12 @@ def test_json_output_and_trace(workdir: Path, capsys: pytest.CaptureFixture[str]
 def test_text_output(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     wf = write(workdir, MARKS)
     code, out, err = run_cli(capsys, str(wf), "--input", f"log={workdir / 'l'}", "--trace-dir", str(workdir))
-    assert code == 0 and out == "lines: 2\nfirst: 1\n" and err.startswith("trace: ")
+    assert code == 0 and out == "lines: 2\nfirst: 1\n"
+    bar, trace = err.replace("\r", "\n").strip().splitlines()[-2:]  # the bar's last state, then the trace
+    assert bar.startswith("marks: 100%") and " 2/2 [" in bar and "node/s" in bar, err
+    assert trace.startswith("trace: ")
+    quiet = run_cli(capsys, str(wf), "--input", f"log={workdir / 'q'}", "--trace-dir", str(workdir), "--quiet")
+    assert quiet[2].startswith("trace: ")  # --quiet: no bar
 
 
 def test_a_failing_workflow_exits_non_zero_with_the_error(
@@ -106,7 +111,8 @@ def test_a_failing_workflow_exits_non_zero_with_the_error(
           - {id: boom, tool: fail, args: {reason: disk full}}
         """,
     )
-    code, out, err = run_cli(capsys, str(wf), "--json", "--trace-dir", str(workdir), "--run-id", "f1")
+    args = ("--json", "--quiet", "--trace-dir", str(workdir), "--run-id", "f1")
+    code, out, err = run_cli(capsys, str(wf), *args)
     assert code == 1 and out == ""
     assert err == (
         "tether run: program 'f1': node 'boom' failed: ToolExecutionError: tool 'fail' failed: "

@@ -171,3 +171,21 @@ def test_tether_chat_prints_the_first_load_notice_once(tmp_path, tether_home, ca
     assert f"tether chat: first load of {str(path)!r}: " in first and f"converting once to {target}" in first
     assert main(argv) == 0
     assert "first load" not in capsys.readouterr().err
+
+
+def test_conversion_shows_a_progress_bar_of_the_bytes_read(tmp_path, tether_home, capsys):
+    """The first load converts with a tqdm bar on stderr: every byte of the file's tensors read, with a rate."""
+    path = write_gguf(tmp_path / "m.gguf", hf_model("Llama"), T.Q8_0)
+    import gguf as gguf_package
+
+    total = sum(int(t.n_bytes) for t in gguf_package.GGUFReader(str(path)).tensors)
+    sources.checkpoint_dir(str(path))
+    err = capsys.readouterr().err
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("converting m.gguf: 100%") and "B/s" in last, err
+    from tqdm import tqdm
+
+    size = tqdm.format_sizeof(total)  # e.g. "53.2k": the bar counts the bytes of every tensor
+    assert f" {size}/{size} " in last, (size, last)
+    sources.checkpoint_dir(str(path))
+    assert capsys.readouterr().err == ""  # cached: no conversion, no bar

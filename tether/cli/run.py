@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--openai-api-key", default=None, help="bearer token (default: $OPENAI_API_KEY)")
     p.add_argument("--run-id", default=None, help="the run's (and program's) id; default: NAME-TIME-RANDOM")
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bar on stderr (nodes done, tokens generated)"
+    )
     add_engine_args(p)
     p.set_defaults(func=execute)
 
@@ -76,6 +79,7 @@ def execute(args: argparse.Namespace) -> int:
                 broker=args.broker,
                 trace_dir=args.trace_dir,
                 run_id=args.run_id,
+                progress=None if args.quiet else sys.stderr,
                 **({} if args.openai_url else engine_kwargs(args)),
             )
         )

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tether.dag.compiler import CompiledProgram
 from tether.dag.ir import LLMCall
@@ -17,6 +17,7 @@ from tether.runtime.deployment import Deployment
 from tether.runtime.executor.errors import ExecutorError
 from tether.runtime.executor.executor import Executor
 from tether.runtime.executor.llm import LLMBackend
+from tether.runtime.executor.progress import NodeProgress
 from tether.runtime.executor.run import ProgramResult
 from tether.tools.durations import ToolDurationStats
 from tether.tools.local import LocalToolRunner
@@ -78,6 +79,7 @@ async def run_workflow(
     broker: str | None = None,
     trace_dir: str | Path | None = None,
     run_id: str | None = None,
+    progress: TextIO | None = None,
     **engine_kwargs: Any,
 ) -> WorkflowRun:
     """Run a workflow (a YAML path, or a program compiled with ``prepare_workflow``) to completion.
@@ -88,7 +90,8 @@ async def run_workflow(
     process, or on ``tether worker`` processes through the MQTT ``broker``. The run is recorded under
     ``trace_dir`` (docs/tracing.md). The run's ``Deployment`` (``tether.runtime.deployment``) gives the
     compiler, the local tool runner and the engine the deployment's tool-duration statistics, saved back when
-    the run ends. Raises ``NodeFailedError`` naming the node that failed."""
+    the run ends. ``progress``: where a bar of the nodes done (``NodeProgress``) is drawn; ``None``: no bar.
+    Raises ``NodeFailedError`` naming the node that failed."""
     deployment = Deployment()
     if isinstance(workflow, CompiledProgram):
         compiled, bound = workflow, dict(inputs or {})
@@ -103,10 +106,15 @@ async def run_workflow(
         server = (openai_url, openai_api_key, router)
         llm = await _llm_backend(deployment, compiled, model, server, engine_kwargs)
         tools = _tool_runner(compiled, broker, deployment.stats)
-        executor = Executor(tools, llm, trace=deployment.trace)
+        bar = (
+            None if progress is None else NodeProgress(deployment.trace, len(compiled.order), progress, name)
+        )
+        executor = Executor(tools, llm, trace=deployment.trace if bar is None else bar)
         try:
             result = await executor.run(compiled, bound, program_id=run_id)
         finally:
+            if bar is not None:
+                bar.close()
             await tools.close()
     return WorkflowRun(run_id, result, recorder.trace().path)
 

@@ -20,7 +20,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -212,39 +212,60 @@ def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, shape[0] // n_head // 2, 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
 
 
-def read_tensors(reader: Any, header: GGUFHeader, path: Path) -> dict[str, np.ndarray]:
-    """Every used tensor, dequantized to float32 ``[out, in]`` (numpy), under its Hugging Face name."""
+def read_tensors(
+    reader: Any, header: GGUFHeader, path: Path, progress: TextIO | None = None
+) -> dict[str, np.ndarray]:
+    """Every used tensor, dequantized to float32 ``[out, in]`` (numpy), under its Hugging Face name.
+    ``progress``: where a tqdm bar of the GGUF bytes read (and their rate) goes; ``None``: no bar."""
     from gguf.quants import dequantize
+    from tqdm import tqdm
 
     out: dict[str, np.ndarray] = {}
-    for t in reader.tensors:
-        name = hf_tensor_name(t.name)
-        if name is None:
-            continue
-        try:
-            w = np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32)
-        except NotImplementedError as exc:
-            raise ModelLoadError(
-                f"{path}: tensor {t.name!r} has type {t.tensor_type.name}, which cannot be dequantized"
-            ) from exc
-        shape = tuple(int(d) for d in reversed(t.shape))  # GGUF lists dims innermost first
-        try:
-            w = w.reshape(shape)
-            if header.arch in PERMUTED_QK and name.endswith(("q_proj.weight", "q_proj.bias")):
-                w = unpermute_qk(w, header.num_heads)
-            elif header.arch in PERMUTED_QK and name.endswith(("k_proj.weight", "k_proj.bias")):
-                w = unpermute_qk(w, header.num_kv_heads)
-        except ValueError as exc:  # data and shape disagree, or rows not divisible by the heads
-            raise ModelLoadError(f"{path}: tensor {t.name!r} of shape {shape}: {exc}") from None
-        out[name] = np.ascontiguousarray(w)
+    total = sum(int(t.n_bytes) for t in reader.tensors)
+    bar = tqdm(
+        total=total,
+        desc=f"converting {path.name}",
+        unit="B",
+        unit_scale=True,
+        file=progress,
+        disable=progress is None,
+        dynamic_ncols=True,
+    )
+    with bar:
+        for t in reader.tensors:
+            bar.update(int(t.n_bytes))
+            name = hf_tensor_name(t.name)
+            if name is not None:
+                out[name] = _tensor(t, name, header, path, dequantize)
     if header.tie_word_embeddings:
         out.pop("lm_head.weight", None)
     return out
 
 
-def read_gguf(path: Path) -> tuple[GGUFHeader, dict[str, np.ndarray]]:
+def _tensor(t: Any, name: str, header: GGUFHeader, path: Path, dequantize: Any) -> np.ndarray:
+    """One GGUF tensor, dequantized to float32 and laid out as Hugging Face's ``name``."""
+    try:
+        w = np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32)
+    except NotImplementedError as exc:
+        raise ModelLoadError(
+            f"{path}: tensor {t.name!r} has type {t.tensor_type.name}, which cannot be dequantized"
+        ) from exc
+    shape = tuple(int(d) for d in reversed(t.shape))  # GGUF lists dims innermost first
+    try:
+        w = w.reshape(shape)
+        if header.arch in PERMUTED_QK and name.endswith(("q_proj.weight", "q_proj.bias")):
+            w = unpermute_qk(w, header.num_heads)
+        elif header.arch in PERMUTED_QK and name.endswith(("k_proj.weight", "k_proj.bias")):
+            w = unpermute_qk(w, header.num_kv_heads)
+    except ValueError as exc:  # data and shape disagree, or rows not divisible by the heads
+        raise ModelLoadError(f"{path}: tensor {t.name!r} of shape {shape}: {exc}") from None
+    return np.ascontiguousarray(w)
+
+
+def read_gguf(path: Path, progress: TextIO | None = None) -> tuple[GGUFHeader, dict[str, np.ndarray]]:
     """The header and every tensor the model needs (float32, Hugging Face names); ``ModelLoadError`` naming
-    ``path`` for a file that is not GGUF, is truncated, or lacks or mistypes what a Llama / Qwen2 needs."""
+    ``path`` for a file that is not GGUF, is truncated, or lacks or mistypes what a Llama / Qwen2 needs.
+    ``progress``: where the bar of the tensors read goes (``read_tensors``)."""
     import gguf
 
     try:
@@ -252,18 +273,19 @@ def read_gguf(path: Path) -> tuple[GGUFHeader, dict[str, np.ndarray]]:
     except Exception as exc:  # noqa: BLE001 - the gguf package raises ValueError, struct.error, ...
         raise ModelLoadError(f"{path}: not a readable GGUF file: {exc}") from exc
     header = read_header(reader, path)
-    tensors = read_tensors(reader, header, path)
+    tensors = read_tensors(reader, header, path, progress)
     missing = _expected_names(header) - tensors.keys()
     if missing:
         raise ModelLoadError(f"{path}: GGUF file lacks tensors for {sorted(missing)[:3]}")
     return header, tensors
 
 
-def convert_gguf(path: Path, out: Path) -> None:
-    """Write the checkpoint directory ``out`` (see the module docstring) from the GGUF file ``path``."""
+def convert_gguf(path: Path, out: Path, progress: TextIO | None = None) -> None:
+    """Write the checkpoint directory ``out`` (see the module docstring) from the GGUF file ``path``;
+    ``progress``: where a bar of the tensors read, with its rate, goes (``None``: none)."""
     from safetensors.numpy import save_file
 
-    header, tensors = read_gguf(path)
+    header, tensors = read_gguf(path, progress)
     out.mkdir(parents=True, exist_ok=True)
     header.hf_config().save_pretrained(out)
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})

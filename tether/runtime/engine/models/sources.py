@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +120,8 @@ def cached_conversion(gguf_path: Path) -> Path:
     """Convert ``gguf_path`` into ``$TETHER_HOME/models/<stem>-<key>/`` unless that is already done.
 
     The conversion is written to a temporary directory and renamed into place, so a crash or a concurrent
-    loader never leaves a half-written checkpoint that a later load would trust.
+    loader never leaves a half-written checkpoint that a later load would trust. A progress bar of the tensors
+    read goes to stderr while it converts.
     """
     from tether.runtime.engine.models.gguf import convert_gguf
 
@@ -131,7 +133,7 @@ def cached_conversion(gguf_path: Path) -> Path:
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        convert_gguf(real, tmp)
+        convert_gguf(real, tmp, progress=sys.stderr)
         (tmp / DONE_FILE).write_text(json.dumps(source, indent=1))
         if target.exists():  # an incomplete earlier attempt, or a concurrent loader that finished first
             if (target / DONE_FILE).is_file():
