@@ -14,13 +14,13 @@ from tether.cli import main
     ("flags", "message"),
     [
         (["--ray-address", "auto"], "--ray-address needs --replicas N"),
-        (["--replicas", "0"], "--replicas must be >= 1, got 0"),
+        (["--replicas", "0"], "--replicas: must be >= 1, got 0"),
         (
             ["--replicas", "2", "--router", "nearest"],
-            "unknown router 'nearest'; known: program, pow2, prefix, session",
+            "--router: unknown router 'nearest'; known: program, pow2, prefix, session",
         ),
-        (["--max-tokens-default", "-1"], "--max-tokens-default must be >= 0"),
-        (["--program-idle-timeout", "0"], "--program-idle-timeout must be > 0"),
+        (["--max-tokens-default", "-1"], "--max-tokens-default: must be >= 0, got -1"),
+        (["--program-idle-timeout", "0"], "--program-idle-timeout: must be > 0, got 0.0"),
     ],
 )
 def test_bad_flags_exit_2_naming_the_flag(flags, message, capsys) -> None:
@@ -56,5 +56,10 @@ def test_serve_help_states_every_default(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for stated in ("port to listen on (default: 8000)", "(default: 600.0)", "(default: 30.0)", "(default: 256)"):
+    for stated in (
+        "port to listen on (default: 8000)",
+        "(default: 600.0)",
+        "(default: 30.0)",
+        "(default: 256)",
+    ):
         assert stated in text

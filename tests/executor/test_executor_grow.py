@@ -310,7 +310,8 @@ def test_llm_call_constraint_fields_are_checked() -> None:
 
 
 async def test_the_openai_backend_sends_messages_tool_choice_and_grammar_as_is() -> None:
-    from tether.runtime.executor.backends.openai import OpenAIBackend, _parse
+    from tether.runtime.executor.backends.openai import OpenAIBackend
+    from tether.runtime.executor.backends.openai_reply import parse_reply
 
     backend = OpenAIBackend("http://localhost:1/v1", "m")
     messages = (
@@ -329,7 +330,7 @@ async def test_the_openai_backend_sends_messages_tool_choice_and_grammar_as_is()
             {"message": {"tool_calls": [{"id": "c9", "function": {"name": "nap", "arguments": "{}"}}]}}
         ]
     }
-    (call,) = _parse(reply, chat=True).tool_calls
+    (call,) = parse_reply(reply, chat=True).tool_calls
     assert call.to_openai() == {
         "id": "c9",
         "type": "function",

@@ -29,7 +29,9 @@ class EchoServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                # HTTP header names are case-insensitive
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                server.seen.append({"path": self.path, "headers": headers, "body": body})
                 if server.fail_with is not None:
                     self._send(server.fail_with, {"error": {"message": "model overloaded"}})
                     return
@@ -103,9 +105,9 @@ async def test_chat_requests_carry_the_session_for_router_affinity(server: EchoS
     assert result.finish_reason == "stop"
     (seen,) = server.seen
     assert seen["path"] == "/v1/chat/completions"
-    assert seen["headers"]["X-Session-Id"] == "prog-7"
-    assert seen["headers"]["X-Request-Id"] == "prog-7/plan#1"
-    assert seen["headers"]["Authorization"] == "Bearer k3y"
+    assert seen["headers"]["x-session-id"] == "prog-7"
+    assert seen["headers"]["x-request-id"] == "prog-7/plan#1"
+    assert seen["headers"]["authorization"] == "Bearer k3y"
     assert seen["body"] == {
         "model": "llama-8b",
         "max_tokens": 5,
@@ -144,7 +146,7 @@ async def test_a_workflow_through_the_openai_backend(server: EchoServer) -> None
     assert offered["function"]["parameters"] == REGISTRY.get("nap").input_schema()
     assert completion["path"] == "/v1/completions" and completion["body"]["prompt"] == "P sky is blue"
     assert completion["body"]["max_tokens"] == 9
-    assert {s["headers"]["X-Affinity"] for s in server.seen} == {"wf-1"}
+    assert {s["headers"]["x-affinity"] for s in server.seen} == {"wf-1"}
     assert {s["body"]["session_id"] for s in server.seen} == {"wf-1"}
 
 
@@ -161,14 +163,14 @@ async def test_tool_call_replies(server: EchoServer) -> None:
 
 async def test_http_errors_name_the_node(server: EchoServer) -> None:
     server.fail_with = 503
-    backend = OpenAIBackend(server.url, "m")
+    backend = OpenAIBackend(server.url, "m", max_retries=0)
     with pytest.raises(
         LLMBackendError,
         match=r"node 'n': LLM call failed: HTTP 503 from .*/v1/chat/completions: .*overloaded",
     ):
         await backend.complete(LLMRequest("p", "n", messages=({"role": "user", "content": "x"},)))
     await backend.close()
-    dead = OpenAIBackend("http://127.0.0.1:9/v1", "m")  # nothing listens on the discard port
+    dead = OpenAIBackend("http://127.0.0.1:9/v1", "m", max_retries=0)  # nothing listens on the discard port
     with pytest.raises(LLMBackendError, match="node 'n': LLM call failed: ConnectError"):
         await dead.complete(LLMRequest("p", "n", prompt="x"))
     await dead.close()

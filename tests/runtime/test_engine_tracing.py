@@ -126,3 +126,28 @@ def test_the_run_store_writes_flushed_lines_and_reads_back_a_truncated_tail(tmp_
     with pytest.raises(TraceFormatError) as err:
         load_run(tmp_path, recorder.run_id)
     assert err.value.line == 2 and str(events_file) in str(err.value)
+
+
+def test_every_unpin_is_an_event_saying_why() -> None:
+    """A pin that ends without a hit, an expiry, a drop or a park is still traced (``unpinned``, with its
+    reason), so the UI's pinned band ends where the counters' pinned blocks do: an admission whose prompt
+    matches none of the pinned prefix, and a program ended while pinned."""
+    engine = build_engine(EngineConfig(model="tiny", num_kv_blocks=64, policy="tether"))
+    sink = MemoryTraceSink()
+    engine.trace_to(sink)
+    engine.add_request(list(range(1, 41)), PARAMS, request_id="a#0", hints=ProgramHints("a", 0, next_tool="t"))
+    engine.add_request(list(range(50, 90)), PARAMS, request_id="b#0", hints=ProgramHints("b", 0, next_tool="t"))
+    run_all(engine)
+    other = list(range(100, 140))  # a different prompt: nothing of the pinned prefix is reused
+    engine.add_request(other, PARAMS, request_id="a#1", hints=ProgramHints("a", 1, next_tool="t"))
+    run_all(engine)
+    engine.end_program("b")
+    engine.check_integrity()
+    kv = [(e.program_id, e.attrs["action"], e.attrs.get("reason")) for e in sink.events if e.kind == "kv"]
+    assert kv == [
+        ("a", "pin_created", None),
+        ("b", "pin_created", None),
+        ("a", "unpinned", "admitted"),
+        ("a", "pin_created", None),
+        ("b", "unpinned", "program_end"),
+    ]

@@ -232,3 +232,74 @@ def write_runs(root: Path) -> Runs:
         malformed=write_malformed_run(root),
         truncated=write_truncated_run(root),
     )
+
+
+def model_load(start: float, end: float, model: str = "smollm2") -> TraceEvent:
+    """The engine's model load, ``start`` .. ``end`` seconds after ``BASE``."""
+    return ev(
+        "model_load", ENGINE_PROGRAM, end, None, start, model=model, device="cuda:0", dtype="bfloat16",
+        compiled=True, compile_s=4.5, duration_s=end - start,
+    )  # fmt: skip
+
+
+def pinned_steps(times: list[tuple[float, int]]) -> list[TraceEvent]:
+    """``engine_step`` counters at each (time, pinned blocks), the other counters fixed."""
+    return [
+        ev("engine_step", ENGINE_PROGRAM, t, None, running=1, waiting=0, blocks_used=40 + pinned,
+           blocks_pinned=pinned, blocks_cached=5, blocks_free=60 - pinned, blocks_cpu=0, tokens=16)
+        for t, pinned in times
+    ]  # fmt: skip
+
+
+def long_run_events() -> list[TraceEvent]:
+    """The issue's scale: a 20.8 s model load, 100 s LLM turns around a 2 ms tool call and a 54 ms pin, then a
+    turn whose request never finished (admitted, first token, no llm_finished) and a served request still
+    queued when the trace ends (at 210 s)."""
+    p = "long"
+    nodes = [node_doc("plan", "llm", []), node_doc("lookup", "tool", ["plan"], "lookup"),
+             node_doc("answer", "llm", ["lookup"]), node_doc("check", "llm", ["answer"])]  # fmt: skip
+    return [
+        model_load(-20.8, 0.0),
+        ev("program_start", p, 0.05, None, program="long", nodes=nodes, edges=[], critical_path_s=200.0),
+        *engine_request(p, "long-r1", 0.1, 0.2, 5.0, 100.0, (900, 300, 0)),
+        llm_turn(p, "plan", "long-r1", 0.1, 100.1, (900, 300, 0)),
+        ev("kv", p, 100.11, None, action="pin_created", blocks=20, ttl_s=1.0, tool="lookup"),
+        tool_call(p, "lookup", "lookup", 100.11, 100.112),
+        *engine_request(p, "long-r2", 100.16, 100.164, 101.0, 200.0, (1200, 300, 900)),
+        ev("kv", p, 100.164, None, action="pin_hit", blocks=20),
+        llm_turn(p, "answer", "long-r2", 100.16, 200.1, (1200, 300, 900)),
+        ev("llm_queued", p, 200.2, "long-r3", request_id="long-r3", prompt_tokens=1500),
+        ev("llm_admitted", p, 200.3, "long-r3", 200.2, request_id="long-r3", cached_tokens=0, queued_s=0.1),
+        ev("llm_first_token", p, 201.0, "long-r3", request_id="long-r3"),
+        ev("llm_queued", ENGINE_PROGRAM, 205.0, "srv-1", request_id="srv-1", prompt_tokens=40),
+        *pinned_steps([(1.0, 0), (100.11, 20), (100.164, 0), (210.0, 0)]),
+    ]  # fmt: skip
+
+
+def parked_run_events() -> list[TraceEvent]:
+    """Program ``parked``: pinned at 10 s, parked at 20 s, prefetched back at 50 s, its pin expired at 150 s.
+    Program ``quiet``: pinned at 30 s, unpinned by its next turn's admission at 40 s without a pin_hit (no
+    prefix matched). The counters' blocks_pinned is > 0 exactly over [10, 20], [30, 40] and [50, 150]."""
+    return [
+        *engine_request("parked", "parked-r1", 1.0, 1.1, 2.0, 10.0, (300, 20, 0)),
+        ev("kv", "parked", 10.0, None, action="pin_created", blocks=8, ttl_s=5.0, tool="search"),
+        ev("kv", "parked", 20.0, None, action="parked", blocks=8),
+        *engine_request("quiet", "quiet-r1", 25.0, 25.1, 26.0, 30.0, (200, 10, 0)),
+        ev("kv", "quiet", 30.0, None, action="pin_created", blocks=4, ttl_s=30.0, tool="fetch"),
+        *engine_request("quiet", "quiet-r2", 39.0, 40.0, 41.0, 45.0, (220, 10, 0)),
+        ev("kv", "parked", 50.0, None, action="prefetched", blocks=8),
+        ev("kv", "parked", 150.0, None, action="pin_expired", blocks=8),
+        *pinned_steps([(0.5, 0), (10.0, 8), (20.0, 0), (30.0, 4), (40.0, 0), (50.0, 8), (150.0, 0), (160.0, 0)]),
+    ]  # fmt: skip
+
+
+def write_events_run(root: Path, name: str, events: list[TraceEvent]) -> str:
+    """A finished ``serve`` run of ``events`` (in time order); its run id."""
+    rec = RunRecorder("serve", name, trace_dir=root, meta={"command": "tether serve --model smollm2"})
+    rec.update(started=BASE)
+    writer = rec.trace()
+    for e in sorted(events, key=lambda e: e.ts):
+        writer.emit(e)
+    rec.end("ok")
+    rec.update(ended=max(e.ts for e in events))
+    return rec.run_id

@@ -31,7 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tether.cli.settings_args import command_name, resolve_settings
+    from tether.runtime.settings import SettingsError
+
     args = build_parser().parse_args(argv)
+    try:
+        resolve_settings(args)  # flags > $TETHER_* > --config FILE > defaults, checked before anything starts
+    except SettingsError as exc:
+        print(f"{command_name(args)}: {exc}", file=sys.stderr)
+        return 2
     return int(args.func(args) or 0)
 
 

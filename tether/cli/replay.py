@@ -219,7 +219,7 @@ def _recorded(args: argparse.Namespace, settings):
         "replay",
         Path(args.workload).stem,
         trace_dir=args.trace_dir,
-        meta={"policies": list(settings.policies)},
+        meta={"policies": list(settings.policies), "simulate": settings.simulate},
     )
     return replace(settings, trace=recorder.trace), recorder
 

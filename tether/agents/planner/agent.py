@@ -16,12 +16,14 @@ call reads them with ``${inputs.NAME}``, so no argument text is ever read as a t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.agents.planner import record
 from tether.agents.planner.grammar import plan_grammar
 from tether.agents.planner.joiner import JoinerDecision, parse_joiner
 from tether.agents.planner.plan import PlanError, PlanTask, resolve_args
@@ -162,10 +164,11 @@ class Planner:
         usage: list[LLMUsage] = []
         history: list[tuple[str, str | None]] = []
         answer, replans = "", 0
+        after: list[str] = []  # what the next node follows in the run's DAG (record.py)
         try:
             for r in range(self.max_replans + 1):
                 final = r == self.max_replans
-                rnd = await self._plan_round(rt, run, r, question, history, usage)
+                rnd = await self._plan_round(rt, run, r, question, history, usage, after)
                 plans.append(rnd.tasks)
                 observations.extend(rnd.observations)
                 error = str(rnd.error) if rnd.error is not None else None
@@ -175,8 +178,11 @@ class Planner:
                 if error is not None and not final:
                     history.append((rendered, None))
                     replans += 1
+                    after = record.round_exits(r, rnd.tasks)
                     continue
-                decision = await self._join(run, r, question, rendered, final, usage)
+                exits = record.round_exits(r, rnd.tasks)
+                decision = await self._join(run, r, question, rendered, final, usage, exits)
+                after = [record.join_node(r)]
                 if decision.answer is not None:
                     answer = decision.answer
                     break
@@ -186,6 +192,7 @@ class Planner:
                     continue
                 answer = self._fallback(decision, observations)
                 break
+            record.answer(run, after, answer)
         except BaseException:
             run.cancel("the planner failed")
             raise
@@ -221,7 +228,9 @@ class Planner:
         question: str,
         history: list[tuple[str, str | None]],
         usage: list[LLMUsage],
+        after: list[str],
     ) -> _Round:
+        """Round ``r``: its planner call (drawn ``after`` the previous round) streamed and its tasks run."""
         rnd = _Round(r)
         parser = PlanStreamParser(self.tools)
         node_id = f"plan{r}"
@@ -238,7 +247,7 @@ class Planner:
             except PlanError as exc:
                 rnd.error = exc
 
-        run.add_node(self._planner_call(node_id, question, history), on_delta=on_delta)
+        run.add_node(self._planner_call(node_id, question, history), on_delta=on_delta, after=after)
         try:
             await run.node_future(node_id)
             if rnd.error is None and not rnd.joined:
@@ -283,6 +292,7 @@ class Planner:
             if task.is_join:
                 rnd.joined = True
             else:
+                record.task_added(run, rnd.number, task)
                 self._dispatch(rt, run, rnd, task)
 
     def _grammar(self) -> str:
@@ -297,6 +307,21 @@ class Planner:
         rnd.jobs.append(asyncio.create_task(self._run_task(rt, run, rnd, task)))
 
     async def _run_task(self, rt: AgentRuntime, run: ProgramRun, rnd: _Round, task: PlanTask) -> None:
+        """Run the task once the tasks it needs have observations; its node's outcome goes to the trace."""
+        began: list[float] = []  # when its tool call started (record.task_started), if it did
+        try:
+            obs = await self._task_observation(rt, run, rnd, task, began)
+        except asyncio.CancelledError:
+            with contextlib.suppress(ValueError):  # the trace may be closed already: the cancel goes on
+                record.task_cancelled(run, rnd.number, task, began[0] if began else None)
+            raise
+        record.task_ended(run, rnd.number, obs, began[0] if began else None)
+        rnd.observations.append(obs)
+        rnd.futures[task.idx].set_result(obs)
+
+    async def _task_observation(
+        self, rt: AgentRuntime, run: ProgramRun, rnd: _Round, task: PlanTask, began: list[float]
+    ) -> Observation:
         deps = [await rnd.futures[d] for d in sorted(task.deps)]
         failed = [d.task for d in deps if d.error is not None]
         start = time.perf_counter()
@@ -315,10 +340,11 @@ class Planner:
             except PlanError as exc:
                 obs = Observation(task.idx, task.tool, dict(task.kwargs), error=str(exc))
             else:
-                value, error = await self._call_tool(rt, f"{run.id}.p{rnd.number}.t{task.idx}", task, kwargs)
+                program_id = f"{run.id}.p{rnd.number}.t{task.idx}"
+                began.append(record.task_started(run, rnd.number, task, program_id))
+                value, error = await self._call_tool(rt, program_id, task, kwargs)
                 obs = Observation(task.idx, task.tool, kwargs, value, error, time.perf_counter() - start)
-        rnd.observations.append(obs)
-        rnd.futures[task.idx].set_result(obs)
+        return obs
 
     def _keywords(self, task: PlanTask, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Positional arguments named by the tool's schema order."""
@@ -354,7 +380,14 @@ class Planner:
 
     # -- joiner ---------------------------------------------------------------------------------------------
     async def _join(
-        self, run: ProgramRun, r: int, question: str, rendered: str, final: bool, usage: list[LLMUsage]
+        self,
+        run: ProgramRun,
+        r: int,
+        question: str,
+        rendered: str,
+        final: bool,
+        usage: list[LLMUsage],
+        after: list[str],
     ) -> JoinerDecision:
         node_id = f"join{r}"
         started = time.perf_counter()
@@ -373,7 +406,7 @@ class Planner:
         call = LLMCall(
             id=node_id, messages=messages, max_tokens=self.joiner_max_tokens, temperature=0.0, grammar=grammar
         )
-        run.add_node(call, on_delta=on_delta)
+        run.add_node(call, on_delta=on_delta, after=after)
         text = await run.node_future(node_id)
         return parse_joiner(text if isinstance(text, str) else str(text))
 

@@ -19,6 +19,7 @@ from tether.runtime.engine.sequence import Sequence, TurnOutcome
 from tether.runtime.engine.stop import StopChecker
 from tether.runtime.engine.structured.manager import StructuredOutputManager
 from tether.runtime.engine.threads import apply_threads
+from tether.runtime.engine.tracing import ModelLoad
 from tether.runtime.policies import PolicyContext, SchedulingPolicy, get_policy
 from tether.runtime.programs.layer import PolicyPriority, ProgramManager
 from tether.runtime.programs.table import ProgramTable
@@ -37,7 +38,9 @@ def build_engine(
     """``backend=None`` loads ``config.model``; a simulation passes a cost-model backend and its clock.
     ``policy``: a ``SchedulingPolicy`` or its name (default ``config.policy``). ``tool_stats``: the
     deployment's tool durations, which the policies read (a fresh one when absent; the tool runner writes
-    them). ``turn_outcome``: what a finished turn's output says (default: the request's hints)."""
+    them). ``turn_outcome``: what a finished turn's output says (default: the request's hints). An engine that
+    loads its model records how (``LLMEngine.model_load``; its trace's ``model_load`` event)."""
+    started, loads = time.time(), backend is None
     if backend is None and config.num_threads is not None:
         apply_threads(config.num_threads)  # before the model loads, on the thread that will step it
     backend = backend or _model_backend(config)
@@ -82,7 +85,20 @@ def build_engine(
     parts = EngineParts(
         config, clock, backend, model_config, tokenizer, max_model_len, kv, structured, runner, scheduler
     )
-    return LLMEngine(parts, programs)
+    return _loaded(LLMEngine(parts, programs), started if loads else None)
+
+
+def _loaded(engine: LLMEngine, started: float | None) -> LLMEngine:
+    """The engine with its ``model_load`` (from ``started`` to now) when it loaded its model."""
+    if started is not None:
+        backend = engine.backend
+        dtype = str(backend.dtype).removeprefix("torch.")
+        compiled = getattr(backend, "compiled", None) is not None
+        compile_s = float(getattr(backend, "compile_s", 0.0) or 0.0)
+        engine.model_load = ModelLoad(
+            engine.config.model, str(backend.device), dtype, compiled, compile_s, started, time.time()
+        )
+    return engine
 
 
 def _model_backend(config: EngineConfig) -> ModelBackend:

@@ -25,7 +25,7 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     cpu_kv_cache_gib: float = 1.0
     seed: int = 0
-    policy: str = "vllm"
+    policy: str = "tether"
     num_cpu_kv_blocks: int | None = None  # None: 4x the GPU blocks when the policy uses a CPU tier, else 0
     cost_model: str | None = None  # the policies' estimate of step times; None: the backend's or a default
     max_num_waiting: int | None = None  # cap on requests waiting for admission (QueueFullError); None: none

@@ -20,7 +20,7 @@ from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.scheduler import Scheduler, SchedulerOutput, StepUpdate
 from tether.runtime.engine.sequence import FinishReason, ProgramHints, Sequence
 from tether.runtime.engine.stats import EngineLoad, EngineStats, StatsWindow
-from tether.runtime.engine.tracing import EngineTracer
+from tether.runtime.engine.tracing import EngineTracer, ModelLoad
 from tether.runtime.programs.layer import ProgramManager
 from tether.runtime.tracing.writer import TraceSink
 
@@ -74,12 +74,21 @@ class LLMEngine:
         self._stats = StatsWindow()
         self.last_plan: SchedulerOutput | None = None  # None: the last step could schedule nothing
         self.tracer: EngineTracer | None = None
+        # build_engine's, when it loaded the model (None for a given backend, as a simulation's)
+        self.model_load: ModelLoad | None = None
+        self._load_traced: list[TraceSink] = []  # the sinks that have the model_load event
 
     def trace_to(self, sink: TraceSink | None) -> None:
-        """Emit the engine's trace events (docs/tracing.md) into ``sink`` (``None``: stop). Call it between steps
-        (on the engine's thread when an ``AsyncEngine`` runs it)."""
-        self.tracer = None if sink is None else EngineTracer(sink, self.clock, self.scheduler, self.kv_manager)
+        """Emit the engine's trace events (docs/tracing.md) into ``sink`` (``None``: stop), first its
+        ``model_load`` (once per sink: the model loads before a run is recorded). Call it between steps (on the
+        engine's thread when an ``AsyncEngine`` runs it)."""
+        self.tracer = (
+            None if sink is None else EngineTracer(sink, self.clock, self.scheduler, self.kv_manager)
+        )
         self.programs.on_kv_event = None if self.tracer is None else self.tracer.kv
+        if sink is not None and self.model_load is not None and not any(s is sink for s in self._load_traced):
+            self._load_traced.append(sink)
+            sink.emit(self.model_load.event())
 
     def trace_offset(self) -> float | None:
         """The tracer's engine-clock-to-wall-clock offset (``None`` without a tracer): a caller that adds its

@@ -1,5 +1,5 @@
-"""The engine's trace events (docs/tracing.md, "Engine events"): requests queued, admitted, each prefill chunk,
-the first token and the end; KV pin events; per-step counters. Emitted on the engine's thread into a
+"""The engine's trace events (docs/tracing.md, "Engine events"): the model's load, requests queued, admitted,
+each prefill chunk, the first token and the end; KV pin events; per-step counters. Emitted on the engine's thread into a
 thread-safe sink, routed by the request's program id (``_engine`` for engine-wide counters and requests of no
 program). Times are converted from the engine's clock to the wall clock the executor uses, so one clock orders
 every event of a run."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether.runtime.tracing.events import ENGINE_PROGRAM, TraceEvent
@@ -21,6 +22,35 @@ if TYPE_CHECKING:
 
 def _pid(seq: Sequence) -> str:
     return seq.hints.program_id or ENGINE_PROGRAM
+
+
+@dataclass(frozen=True)
+class ModelLoad:
+    """How the engine's model was loaded: ``started`` and ``ended`` are wall-clock seconds (``time.time()``)
+    around building the engine on it (weights, the compiled forward's warm-up, the KV cache); ``device`` and
+    ``dtype`` as torch names them (``cuda:0``, ``bfloat16``)."""
+
+    model: str
+    device: str
+    dtype: str
+    compiled: bool
+    compile_s: float
+    started: float
+    ended: float
+
+    def event(self) -> TraceEvent:
+        """The ``model_load`` span event (program ``_engine``): ``start`` .. ``ts`` is the load."""
+        attrs = {
+            "model": self.model,
+            "device": self.device,
+            "dtype": self.dtype,
+            "compiled": self.compiled,
+            "compile_s": self.compile_s,
+            "duration_s": max(0.0, self.ended - self.started),
+        }
+        return TraceEvent(
+            "model_load", ENGINE_PROGRAM, self.ended, None, attrs, min(self.started, self.ended)
+        )
 
 
 class EngineTracer:

@@ -40,6 +40,31 @@ class LLMBackendError(ExecutorError):
         self.reason = reason
 
 
+class LLMServerError(LLMBackendError):
+    """The server answered a node's call with an HTTP error, after the backend's own retries: ``status``, the
+    server's ``message``, the body field at fault (``param``, e.g. ``messages[2].content``) and ``code`` its
+    error object names, the ``url``, the ``request_id`` (``program/node#attempt``) and the ``retries`` made."""
+
+    def __init__(
+        self,
+        node: str,
+        status: int,
+        message: str,
+        *,
+        url: str,
+        request_id: str,
+        param: str | None = None,
+        code: str | None = None,
+        retries: int = 0,
+    ):
+        named = [f"param {param!r}"] if param else []
+        named += [f"code {code!r}"] if code else []
+        named += [f"request {request_id}"] + ([f"after {retries} retries"] if retries else [])
+        super().__init__(node, f"HTTP {status} from {url}: {message} ({', '.join(named)})")
+        self.status, self.message, self.url, self.request_id = status, message, url, request_id
+        self.param, self.code, self.retries = param, code, retries
+
+
 class LLMTimeoutError(ExecutorError):
     def __init__(self, node: str, timeout: float):
         super().__init__(f"node {node!r}: LLM call timed out after {timeout:g} s")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +100,7 @@ class ProgramRun:
         self._sealed = False
         self._node_futures: dict[str, asyncio.Future[Any]] = {}
         self._on_delta: dict[str, DeltaHook] = dict(on_delta or {})
+        self._after: dict[str, list[str]] = {}  # recorded deps a node does not read (``add_node(after=...)``)
         if hold:
             self.hold()
         self._start = time.perf_counter()
@@ -134,8 +135,25 @@ class ProgramRun:
             "id": n,
             "kind": node.kind,
             "tool": node.tool if isinstance(node, ToolCall) else None,
-            "deps": list(self.program.graph.predecessors(n)),
+            "deps": self._deps(n),
         }
+
+    def _deps(self, n: str) -> list[str]:
+        """What the trace draws ``n`` after: its dependencies, then the nodes it was added ``after``."""
+        deps = list(self.program.graph.predecessors(n))
+        return deps + [d for d in self._after.get(n, ()) if d not in deps]
+
+    def record(self, kind: str, node_id: str, attrs: Mapping[str, Any], start: float | None = None) -> None:
+        """Record a node event (``node_added``, ``node_start``, ``node_end``, ``node_error``, ``node_skipped``,
+        ``node_cancelled``) in this run's trace for a node the run does not execute: work a front-end does on
+        its behalf (a planner's tasks run as programs of their own) or a result it derives (an answer), so the
+        run's DAG shows it. ``start``: when its span began (``time.time()``). ``ExecutorError`` for another kind
+        or a node id the program has (its events are the executor's)."""
+        if not kind.startswith("node_"):
+            raise ExecutorError(f"program {self.id!r}: record() writes node events, not {kind!r}")
+        if node_id in self.program.nodes:
+            raise ExecutorError(f"program {self.id!r}: node {node_id!r} is executed by the run: not recorded")
+        self._steps.emit(kind, node_id, dict(attrs), start)
 
     async def wait(self) -> ProgramResult:
         try:
@@ -222,12 +240,15 @@ class ProgramRun:
         hints: LLMHints | None = None,
         *,
         on_delta: DeltaHook | None = None,
+        after: Iterable[str] = (),
     ) -> None:
         """Add a node that depends only on nodes already in the program; it starts once they have completed
         (at once if they all have). ``DagError`` if it does not validate; ``ExecutorError`` when the run has
         ended or was sealed; ``NoLLMBackendError`` for an LLM call on an executor without a backend.
-        ``on_delta`` streams an LLM call (each ``LLMDelta`` as it arrives). The node is added to the compiled
-        program itself, so a program that grows must not be shared by concurrent runs."""
+        ``on_delta`` streams an LLM call (each ``LLMDelta`` as it arrives). ``after``: node ids the trace draws
+        this node after although it does not read them (recorded ones, ``record``); they are no dependencies.
+        The node is added to the compiled program itself, so a program that grows must not be shared by
+        concurrent runs."""
         if self._closing:
             raise ExecutorError(f"program {self.id!r} has ended; cannot add node {node.id!r}")
         if self._sealed:
@@ -246,6 +267,7 @@ class ProgramRun:
         self._waiting[node.id] = sum(1 for p in preds if p not in self.outputs)
         self._remaining += 1
         self._uses_llm = self._uses_llm or isinstance(node, LLMCall)
+        self._after[node.id] = list(after)
         self._steps.emit("node_added", node.id, {"node": self._node_doc(node.id)})
         if self._waiting[node.id] == 0:
             self._launch(node.id)
@@ -258,7 +280,7 @@ class ProgramRun:
         node = self.program.nodes[n]
         start = time.time()
         if self._steps.trace is not None:
-            deps = list(self.program.graph.predecessors(n))  # the DAG as it unfolds, edge by edge
+            deps = self._deps(n)  # the DAG as it unfolds, edge by edge
             attrs = {
                 "category": "node",
                 "node_kind": node.kind,

@@ -89,7 +89,7 @@ class ProgramManager:
         self._swap_credit = [0, 0]  # blocks that may still be copied in / out (negative: debt)
         self._budgeted = policy.swap_budget(ctx) is not None  # the policy limits the copies per step
         # (program id, action, attrs) for the trace: pin_created / pin_hit / pin_expired / pin_dropped / parked /
-        # prefetched / swap_preempt (see docs/tracing.md); None: nobody listens
+        # prefetched / swap_preempt / unpinned (see docs/tracing.md); None: nobody listens
         self.on_kv_event: Callable[[str, str, dict[str, Any]], None] | None = None
         self._resort = False  # a priority input changed (a prefix group's first admission): re-sort the queues
 
@@ -128,6 +128,8 @@ class ProgramManager:
             if prefix.num_tokens > 0 and pid not in self._swap_pins:
                 self.stats.pins_hit += 1
                 self._kv_event(pid, "pin_hit", tokens=prefix.num_tokens, request_id=seq.request_id)
+            else:
+                self._kv_event(pid, "unpinned", reason="admitted", request_id=seq.request_id)
             self._swap_pins.discard(pid)
             self.kv.unpin(pid)
 
@@ -208,13 +210,11 @@ class ProgramManager:
         )
         decision = self.policy.on_turn_end(end, self.ctx)
         if isinstance(decision, Free):
-            if self.kv.has_pin(pid):
-                self.kv.unpin(pid)
+            self._unpin(pid, "freed")
             return
         ttl = decision.ttl_s if isinstance(decision, Pin) else PARKED_TTL_S
         if not self.kv.pin(pid, seq.request_id, now + ttl):  # nothing pinnable: no full computed block
-            if self.kv.has_pin(pid):
-                self.kv.unpin(pid)
+            self._unpin(pid, "nothing_pinnable")
             return
         self.stats.pins_created += 1
         self._kv_event(pid, "pin_created", ttl_s=ttl, tool=outcome.next_tool, request_id=seq.request_id)
@@ -226,9 +226,14 @@ class ProgramManager:
     def end_program(self, pid: str) -> None:
         self._prefetch_failed_at.pop(pid, None)
         self._swap_pins.discard(pid)
-        if self.kv.has_pin(pid):
-            self.kv.unpin(pid)
+        self._unpin(pid, "program_end")
         self.programs.close(pid)
+
+    def _unpin(self, pid: str, reason: str) -> None:
+        """Release the program's pin, if it has one, with an ``unpinned`` event saying why."""
+        if self.kv.has_pin(pid):
+            self._kv_event(pid, "unpinned", reason=reason)
+            self.kv.unpin(pid)
 
     def before_step(self) -> bool:
         """Expire pins, then prefetch the parked programs the policy says are due, unless memory had to be

@@ -37,6 +37,15 @@ from typing import TYPE_CHECKING
 from tether.runtime.engine.errors import InvalidRequestError
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints, Sequence, TurnOutcome
+from tether.runtime.replay.nodes import (
+    call_id,
+    has_tool,
+    program_edges,
+    program_nodes,
+    tool_node,
+    turn_deps,
+    turn_node,
+)
 from tether.runtime.replay.workload import TraceProgram
 from tether.runtime.sim.clock import Clock
 from tether.runtime.tracing.events import TraceEvent
@@ -52,6 +61,8 @@ class ReplayError(RuntimeError):
     def __init__(self, program_id: str, turn: int, reason: str) -> None:
         super().__init__(f"program {program_id!r} turn {turn}: {reason}")
         self.program_id, self.turn, self.reason = program_id, turn, reason
+
+
 _TURN, _END = "turn", "end"  # a driver event: submit a program's next turn, or end the program
 
 if TYPE_CHECKING:
@@ -135,7 +146,9 @@ class ReplayDriver:
         self.engine: LLMEngine | None = None
         self.hints = hints
         self.tool_stats = tool_stats if tool_stats is not None else ToolDurationStats()
-        self._paused: dict[str, tuple[str, float]] = {}  # program -> (its tool, when the turn calling it ended)
+        self._paused: dict[
+            str, tuple[str, float]
+        ] = {}  # program -> (its tool, when the turn calling it ended)
         self.programs = programs
         self.arrivals = arrivals
         self.clock = clock
@@ -240,29 +253,55 @@ class ReplayDriver:
             self.trace.emit(TraceEvent(kind, run.program.program_id, now, node, attrs, begun))  # type: ignore[arg-type]
 
     def _emit_tool(self, run: ReplayProgramRun, k: int) -> None:
-        """The trace events of the tool pauses after turn ``k``'s calls: each from its call's output on."""
+        """The trace events of the tool pauses after turn ``k``'s calls: each from its call's output on, and
+        the end of its node (``nodes.tool_node``)."""
         for j, call in enumerate(run.program.turns[k].calls):
-            if call.tool is None and j:
+            if not has_tool(run.program, k, j):
                 continue
             attrs = {
                 "gen_ai.operation.name": "execute_tool",
                 "gen_ai.tool.name": call.tool or "tool",
-                "gen_ai.tool.call.id": f"{run.program.program_id}#{_call_id(k, j)}",
+                "gen_ai.tool.call.id": f"{run.program.program_id}#{call_id(k, j)}",
                 "status": "ok",
                 "duration_s": call.wait_seconds,
             }
-            began = run.done_at[j]
-            self._emit("tool_call", run, f"tool-{_call_id(k, j)}", attrs, began, began + call.wait_seconds)
+            began, node = run.done_at[j], tool_node(k, j)
+            self._emit("tool_call", run, node, attrs, began, began + call.wait_seconds)
+            done = {"category": "node", "duration_s": call.wait_seconds}
+            self._emit("node_end", run, node, done, began, began + call.wait_seconds)
+
+    def _emit_turn_start(self, run: ReplayProgramRun) -> None:
+        """``program_start`` (with the program's whole DAG: ``nodes.program_nodes``) before its first turn, and
+        a ``node_start`` per call of the turn being submitted."""
+        if self.trace is None:
+            return
+        program, k = run.program, run.turn
+        if k == 0:
+            nodes = program_nodes(program)
+            attrs = {"program": program.program_id, "nodes": nodes, "edges": program_edges(nodes)}
+            self._emit("program_start", run, None, attrs)
+        deps = turn_deps(program, k)
+        for j in range(len(program.turns[k].calls)):
+            attrs = {"category": "node", "node_kind": "llm", "level": 2 * k, "deps": deps}
+            self._emit("node_start", run, turn_node(k, j), attrs)
+
+    def _emit_call_done(self, run: ReplayProgramRun, j: int, started: float) -> None:
+        """Call ``j`` of the current turn has output: its node ends, its tool's node (if any) starts."""
+        now, k = self.clock.now(), run.turn
+        node = turn_node(k, j)
+        self._emit("node_end", run, node, {"category": "node", "duration_s": now - started}, started)
+        if has_tool(run.program, k, j):
+            attrs = {"category": "node", "node_kind": "tool", "level": 2 * k + 1, "deps": [node]}
+            self._emit("node_start", run, tool_node(k, j), attrs)
 
     def _submit(self, i: int) -> None:
         run = self._runs[i]
         program = run.program
         turn = program.turns[run.turn]
         now = self.clock.now()
-        if run.turn == 0:
-            self._emit("program_start", run, None, {"program": program.program_id, "nodes": [], "edges": []})
-        else:  # the tool pause that just ended
+        if run.turn:  # the tool pause that just ended
             self._emit_tool(run, run.turn - 1)
+        self._emit_turn_start(run)
         self._turn_started[i] = now
         extend_prompt(run.context, program, run.turn, run.seed, self.vocab)
         remaining = program.num_turns - run.turn - 1 if self.hints == "oracle" or program.compiled else None
@@ -283,7 +322,7 @@ class ReplayDriver:
             else:
                 hints = ProgramHints(program_id=program.program_id, turn=run.turn, remaining_turns=remaining)
             params = SamplingParams(temperature=0.0, max_tokens=call.output_tokens, ignore_eos=True)
-            rid = f"{program.program_id}#{_call_id(run.turn, j)}"
+            rid = f"{program.program_id}#{call_id(run.turn, j)}"
             self._record_pause(program.program_id)
             try:
                 self.engine.add_request(list(run.context), params, request_id=rid, hints=hints)
@@ -342,7 +381,8 @@ class ReplayDriver:
                 "gen_ai.usage.cache_read.input_tokens": cached,
             }
             started = self._turn_started.get(i, now)
-            self._emit("llm_turn", run, f"turn-{_call_id(run.turn, j)}", attrs, started)
+            self._emit("llm_turn", run, turn_node(run.turn, j), attrs, started)
+            self._emit_call_done(run, j, started)
         if len(run.outputs) < len(turn.calls):
             return 0  # a forked call still runs: the turn joins when all have
         self._turn_started.pop(i, None)
@@ -352,7 +392,9 @@ class ReplayDriver:
         if run.turn < run.program.num_turns:
             self._push(run.ready, i)
             return 0
-        run.finish = now  # the completion time counts to the last output: the final tool's time is the same anywhere
+        run.finish = (
+            now  # the completion time counts to the last output: the final tool's time is the same anywhere
+        )
         if turn.tool is None:
             return self._end(i)
         self._push(run.ready, i, _END)  # the final tool call runs, then the client ends the program
@@ -374,8 +416,3 @@ class ReplayDriver:
         if self.arrivals.concurrency is not None:
             self._start_next_closed(now)
         return 1
-
-
-def _call_id(turn: int, call: int) -> str:
-    """``3`` for turn 3's own call, ``3.1`` for the first call it forked."""
-    return f"{turn}.{call}" if call else str(turn)

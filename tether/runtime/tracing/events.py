@@ -20,6 +20,7 @@ EventKind = Literal[
     "node_end",
     "node_error",
     "node_cancelled",
+    "node_skipped",  # a node recorded as planned but not run (a planner's task whose input failed)
     "llm_turn",
     "tool_call",
     # engine
@@ -30,6 +31,7 @@ EventKind = Literal[
     "llm_finished",
     "kv",
     "engine_step",
+    "model_load",
     # a cluster's ingress (tether serve --replicas): replica_lost, turn_retried, turn_moved, stream_broken
     "cluster",
 ]

@@ -10,6 +10,7 @@ Layout (timestamps: integer microseconds from the exported events' earliest star
       instants           kv <action>, llm_queued, llm_first_token, node_added
       flows              DAG edges: end of the dep's node span -> start of the node's span
     pid "engine"
+      tid "load"         load <model>                    (model_load)
       tid "steps"        step                            (engine_step)
       counters           "KV blocks" (used, pinned, cached, free, cpu), "queue" (running, waiting)
 
@@ -36,7 +37,7 @@ from tether.runtime.tracing.spans import (
 )
 from tether.runtime.tracing.store import Run
 
-LANE_GROUPS = ("program", "nodes", "calls", "requests", "steps")
+LANE_GROUPS = ("program", "nodes", "calls", "requests", "load", "steps")
 NUMBERED_GROUPS = ("nodes", "calls", "requests")  # always "<group> N"; the others only from their 2nd lane
 KV_COUNTERS = ("used", "pinned", "cached", "free", "cpu")
 QUEUE_COUNTERS = ("running", "waiting")
@@ -171,6 +172,8 @@ def _add_trace(b: _Builder, trace: str, events: list[TraceEvent]) -> None:
             b.span(pid, "calls", f"chat {e.node_id}", "llm", e)
         elif e.kind == "tool_call":
             b.span(pid, "calls", f"execute_tool {e.attrs.get('gen_ai.tool.name', e.node_id)}", "tool", e)
+        elif e.kind == "model_load":
+            b.span(pid, "load", f"load {e.attrs.get('model', '')}".rstrip(), "engine", e)
         elif e.kind == "engine_step":
             b.span(pid, "steps", "step", "engine", e)
             b.counter(pid, "KV blocks", e, KV_COUNTERS, "blocks_")

@@ -8,6 +8,7 @@ One resource per exported trace (attributes ``service.name``, ``tether.run_id``,
         chat                               llm_turn; its engine request's events are span events
         execute_tool <tool>                tool_call, one per attempt
       chat                                 an engine request no llm_turn names (a served request)
+      model_load <model>                   the engine's model load (program ``_engine``: root ``engine``)
 
 Ids are hex (``traceId`` 32 digits, ``spanId`` 16) hashed from the run, trace, program and node id or event
 index, so one run always exports the same text. Times are integer nanoseconds (microsecond precision, as
@@ -141,6 +142,8 @@ def _program_tree(trace_id: str, program_id: str, name: str, indexed: list[tuple
             span.status = _status(status, e.attrs.get("error"))
         elif e.kind in ("llm_turn", "tool_call"):
             calls.append((e.node_id, _call_span(sid(f"event/{i}"), e)))
+        elif e.kind == "model_load":
+            calls.append((None, _load_span(sid(f"event/{i}"), e)))
         elif e.kind in REQUEST_KINDS:
             requests[request_id(e) or ""].append(e)
     chats = {str(s.attrs["request_id"]): s for _, s in calls if s.attrs.get("request_id") is not None}
@@ -182,6 +185,11 @@ def _call_span(span_id: str, e: TraceEvent) -> _Span:
     attrs = {"tether.node_id": e.node_id, **e.attrs}
     status = _status(e.attrs.get("status", "ok"), e.attrs.get("error"))
     return _Span(span_id, None, name, ns(span_start(e)), ns(e.ts), attrs, status)
+
+
+def _load_span(span_id: str, e: TraceEvent) -> _Span:
+    name = f"model_load {e.attrs.get('model', '')}".rstrip()
+    return _Span(span_id, None, name, ns(span_start(e)), ns(e.ts), dict(e.attrs), (STATUS_OK, ""))
 
 
 def _request_span(span_id: str, rid: str, events: list[TraceEvent]) -> _Span:

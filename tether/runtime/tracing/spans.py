@@ -28,6 +28,7 @@ SPAN_KINDS = frozenset(
         "llm_prefill",
         "llm_finished",
         "engine_step",
+        "model_load",
     }
 )
 NODE_SPAN_KINDS = ("node_end", "node_error", "node_cancelled")

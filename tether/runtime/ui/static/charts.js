@@ -1,5 +1,5 @@
-// Line charts as SVG: the engine's counters over the run (x aligned with the timeline) and the JCT CDF of
-// each policy of a replay.
+// Line charts as SVG: the engine's counters over the run (on the timeline's x scale and window, so they stay
+// aligned with it when zoomed) and the JCT CDF of each policy of a replay.
 "use strict";
 (function (T) {
   const TOP = 14, BOTTOM = 22;
@@ -26,18 +26,24 @@
     return d;
   }
 
-  // series: [{name, color, points: [[t, value]]}] over [origin, origin + extent].
-  T.renderCounters = function ({ title, series, origin, extent, width, height = 130, id }) {
+  // series: [{name, color, points: [[t, value]]}] over [origin, origin + extent], drawn in the timeline's window
+  // view {lo, hi} (seconds from origin; default the whole extent) on its x scale (gantt.js), cut at its edges.
+  T.renderCounters = function ({ title, series, origin, extent, width, height = 130, id, view }) {
     const plotW = T.plotWidth(width);
+    const scale = T.timeScale(view || { lo: 0, hi: extent }, plotW);
     const max = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1])));
-    const x = (t) => T.LABEL_W + ((t - origin) / extent) * plotW;
+    const x = (t) => Math.min(scale.right + 2, Math.max(scale.left - 2, scale.x(t - origin))); // the clip hides the rest
     const y = (v) => TOP + (1 - v / max) * (height - TOP - BOTTOM);
-    const svg = T.s("svg", { class: "chart", id, width: T.LABEL_W + plotW + T.PLOT_PAD, height },
-      T.s("text", { class: "chart-title", x: 6, y: TOP + 4, text: title }));
+    const clipId = `${id}-clip`;
+    const svg = T.s("svg", { class: "chart", id, width: T.LABEL_W + plotW + T.PLOT_PAD, height,
+      "data-lo": scale.lo, "data-hi": scale.hi },
+    T.s("clipPath", { id: clipId }, T.s("rect", { x: scale.left, y: 0, width: plotW, height })),
+    T.s("text", { class: "chart-title", x: 6, y: TOP + 4, text: title }));
     yAxis(svg, max, y, T.LABEL_W, T.LABEL_W + plotW, T.fmtInt, true);
     for (const s of series) {
       if (!s.points.length) continue;
-      svg.append(T.s("path", { class: "series", "data-series": s.name, d: stepPath(s.points, x, y), stroke: s.color }));
+      svg.append(T.s("path", { class: "series", "data-series": s.name, d: stepPath(s.points, x, y), stroke: s.color,
+        "clip-path": `url(#${clipId})` }));
     }
     return T.h("div", { class: "chart-box" }, legend(series), svg);
   };

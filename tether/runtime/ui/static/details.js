@@ -48,10 +48,12 @@
 
   function spanView(item) {
     const s = item.span, r = s.request;
-    const head = [["program", s.program], ["node", s.node], ["duration", T.fmtSeconds(s.end - s.start)]];
+    const duration = `${T.fmtSeconds(s.end - s.start)}${s.open ? " so far (unfinished)" : ""}`;
+    const head = [["program", s.program], ["node", s.node], ["duration", duration]];
     for (const ph of s.phases || []) head.push([ph.phase, T.fmtSeconds(ph.end - ph.start)]);
-    const title = s.kind === "tool" ? "tool call" : s.source === "engine" ? "LLM request" : "LLM turn";
-    const out = [T.h("h2", { text: `${title} · ${s.node ?? s.event.attrs.request_id ?? ""}` }), table(head, "summary"),
+    const title = s.kind === "tool" ? "tool call" : s.kind === "load" ? "model load"
+      : `${s.source === "engine" ? "LLM request" : "LLM turn"}${s.open ? " (unfinished)" : ""}`;
+    const out = [T.h("h2", { text: `${title} · ${s.node ?? s.event.attrs.request_id ?? s.event.attrs.model ?? ""}` }), table(head, "summary"),
       eventBlock(s.event.kind, s.event, item.origin)];
     if (r && r.finished && r.finished !== s.event) out.push(eventBlock("engine request (llm_finished)", r.finished, item.origin));
     return out;
@@ -61,8 +63,11 @@
     const n = item.node;
     const tokens = T.nodeTokens(n);
     const end = n.endEvent ? n.endEvent.attrs : {};
+    const ran = n.startEvent ? n.startEvent.attrs || {} : {};
     const head = [["program", item.program.id], ["kind", n.kind], ["tool", n.tool], ["status", n.status],
       ["deps", n.deps.join(", ") || "–"], ["duration", T.fmtSeconds(T.num(end.duration_s))]];
+    if (ran.program) head.push(["ran as", ran.program]); // a node run as a program of its own (a planner's task)
+    if (end.reason) head.push(["reason", end.reason]);
     if (end.error) head.push(["error", `${end.error_type || ""} ${end.error}`.trim()]);
     const out = [T.h("h2", { text: `node · ${n.id}` }), table(head.filter(([, v]) => v !== null && v !== undefined), "summary")];
     if (n.turns.length) out.push(T.h("h3", { text: "tokens (its llm_turn events)" }), table(TOKEN_KEYS.map((k) => [k, tokens[k]]), "tokens"));
@@ -76,7 +81,7 @@
     const b = item.band;
     return [T.h("h2", { text: `pinned · ${b.program}` }),
       table([["duration", T.fmtSeconds(b.end - b.start)], ["ended by", b.endAction || "(still pinned)"]], "summary"),
-      eventBlock("kv pin_created", b.event, item.origin)];
+      eventBlock(`kv ${b.event.attrs.action}`, b.event, item.origin)];
   }
 
   T.showDetails = function (item) {

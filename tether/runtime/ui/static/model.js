@@ -1,11 +1,11 @@
 // The view model of one trace (docs/tracing.md, "Events"): programs and their DAG nodes, the timeline's
-// spans (one per llm_turn / tool_call, and one per engine request no llm_turn names), pinned bands, KV
-// markers, the engine's counters and each program's JCT. Rebuilt from all events on every change.
+// spans (one per llm_turn / tool_call, one per engine request no llm_turn names: open-ended to the trace's end
+// when it has no llm_finished yet), the model loads, pinned bands and KV markers (pins.js), the engine's
+// counters and each program's JCT. Rebuilt from all events on every change.
 "use strict";
 (function (T) {
-  const KV_MARKERS = new Set(["pin_expired", "pin_dropped", "parked", "swap_preempt", "prefetched"]);
-  const PIN_ENDS = new Set(["pin_hit", "pin_expired", "pin_dropped", "parked"]);
-  const NODE_END = { node_end: "ok", node_error: "error", node_cancelled: "cancelled" };
+  const NODE_END = { node_end: "ok", node_error: "error", node_cancelled: "cancelled", node_skipped: "skipped" };
+  const ENDED = { ok: 1, error: 1, cancelled: 1, skipped: 1 }; // a node_start read after its end changes nothing
   const REQUEST_EVENT = {
     llm_queued: "queued", llm_admitted: "admitted", llm_first_token: "first", llm_finished: "finished",
   };
@@ -29,7 +29,7 @@
     let n = p.nodes.get(id);
     if (!n) {
       n = { id, program: p.id, kind: null, tool: null, deps: [], status: "pending", turns: [], tools: [],
-        started: null, ended: null, endEvent: null };
+        started: null, ended: null, startEvent: null, endEvent: null };
       p.nodes.set(id, n);
     }
     if (doc) {
@@ -48,7 +48,7 @@
     const arrival = r.admitted ? begin(r.admitted) : r.finished ? begin(r.finished) : r.queued ? r.queued.ts : start;
     const queued = r.admitted && T.num(r.admitted.attrs.queued_s) !== null ? r.admitted.attrs.queued_s : T.num(fin.queued_s);
     const admitted = queued !== null ? arrival + queued : r.admitted ? r.admitted.ts : null;
-    if (admitted === null) return [];
+    if (admitted === null) return !r.finished && end > arrival ? [{ phase: "queued", start: arrival, end }] : [];
     let first = r.first ? r.first.ts : null;
     if (first === null && T.num(fin.ttft_s) !== null) first = arrival + fin.ttft_s;
     const finish = r.finished ? r.finished.ts : end;
@@ -72,7 +72,7 @@
   T.buildTrace = function (events, name) {
     const programs = new Map();
     const requests = new Map();
-    const turns = [], tools = [], kv = [], steps = [];
+    const turns = [], tools = [], kv = [], steps = [], loads = [];
     let t0 = Infinity, t1 = -Infinity;
     const program = (id) => programs.get(id) || programs.set(id, newProgram(id)).get(id);
 
@@ -103,20 +103,22 @@
         case "node_start":
           if (nodeId !== null) {
             const n = ensureNode(p, nodeId, { kind: a.node_kind, deps: a.deps });
-            n.status = "running";
+            if (!(n.status in ENDED)) n.status = "running";
             n.started = e.ts;
+            n.startEvent = e;
             p.hasDag = true;
           }
           break;
         case "node_end":
         case "node_error":
         case "node_cancelled":
+        case "node_skipped":
           if (nodeId !== null) {
             const n = ensureNode(p, nodeId);
             n.status = NODE_END[e.kind];
             n.ended = e.ts;
             n.endEvent = e;
-            if (n.started === null) n.started = spanStart(e);
+            if (n.started === null && e.kind !== "node_skipped") n.started = spanStart(e);
           }
           break;
         case "program_end":
@@ -147,6 +149,9 @@
         case "engine_step":
           steps.push(e);
           break;
+        case "model_load":
+          loads.push(e);
+          break;
         default: {
           const rid = a.request_id !== undefined && a.request_id !== null ? a.request_id : nodeId;
           if (rid === null || !(e.kind in REQUEST_EVENT || e.kind === "llm_prefill")) break;
@@ -171,10 +176,16 @@
         phases: phases(r, start, e.ts) });
     }
     for (const r of requests.values()) {
-      if (!r.finished || named.has(r.id)) continue;
-      const start = spanStart(r.finished);
-      spans.push({ kind: "llm", source: "engine", event: r.finished, request: r, start, end: r.finished.ts,
-        phases: phases(r, start, r.finished.ts) });
+      if (named.has(r.id)) continue;
+      if (r.finished) {
+        const start = spanStart(r.finished);
+        spans.push({ kind: "llm", source: "engine", event: r.finished, request: r, start, end: r.finished.ts,
+          phases: phases(r, start, r.finished.ts) });
+      } else if (r.admitted || r.queued) {  // no llm_finished (yet): open to the trace's end
+        const event = r.admitted || r.queued, start = Math.min(begin(event), t1);
+        spans.push({ kind: "llm", source: "engine", event, request: r, start, end: t1, open: true,
+          phases: phases(r, start, t1) });
+      }
     }
     for (const e of tools) spans.push({ kind: "tool", source: "executor", event: e, start: spanStart(e), end: e.ts });
     for (const s of spans) {
@@ -184,29 +195,11 @@
       s.key = `span:${name}:${s.event.kind}:${s.program}:${s.node}:${s.event.ts}`;
     }
 
-    const bands = [], markers = [], open = new Map();
-    const close = (pid, ts, action) => {
-      const b = open.get(pid);
-      if (b) bands.push({ ...b, end: ts, endAction: action, open: false });
-      open.delete(pid);
-    };
-    for (const e of kv) {
-      const action = e.attrs.action;
-      if (action === "pin_created") {
-        close(e.program_id, e.ts, "pin_created");
-        open.set(e.program_id, { program: e.program_id, start: e.ts, event: e });
-      } else if (PIN_ENDS.has(action)) close(e.program_id, e.ts, action);
-      if (KV_MARKERS.has(action)) {
-        markers.push({ program: e.program_id, ts: e.ts, action, event: e,
-          key: `kv:${name}:${e.program_id}:${e.ts}:${action}` });
-      }
-    }
-    for (const [pid, b] of open) {
-      const p = programs.get(pid);
-      const end = p && p.end !== null ? p.end : t1;
-      bands.push({ ...b, end: Math.max(b.start, end), endAction: null, open: true });
-    }
-    for (const b of bands) b.key = `pin:${name}:${b.program}:${b.start}`;
+    const { bands, markers } = T.pinBands(kv, requests, programs, t1, name);
+    const modelLoads = loads.map((e) => ({ kind: "load", source: "engine", event: e, program: e.program_id,
+      node: null, status: null, start: spanStart(e), end: e.ts, lane: 0,
+      key: `load:${name}:${e.ts}:${e.attrs.model}` }));
+    assignLanes(modelLoads);
 
     for (const s of spans) program(s.program).spans.push(s);
     for (const b of bands) program(b.program).bands.push(b);
@@ -219,7 +212,7 @@
     }
     const ordered = [...programs.values()].sort((a, b) => a.first - b.first);
     return {
-      name, t0, t1, programs: ordered, programMap: programs, spans, bands, markers, requests,
+      name, t0, t1, programs: ordered, programMap: programs, spans, bands, markers, requests, modelLoads,
       steps: steps.map((e) => ({ t: e.ts, ...e.attrs })),
       counts: { llm_turn: turns.length, tool_call: tools.length, program_start: ordered.filter((p) => p.startEvent).length },
       jct: ordered.filter((p) => !p.engine).map((p) => p.jct),
