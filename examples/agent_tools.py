@@ -4,10 +4,12 @@
 arithmetic; ``convert_units`` converts length, mass, temperature and time; ``lookup`` reads one field of a
 table in ``examples/data/<table>.csv``. The docs state the same facts as the tables.
 
-Every tool sleeps first for a simulated latency, drawn from a lognormal distribution around the tool's
-``LATENCY_MEDIAN_S`` and seeded by the call's arguments (the same call waits the same time, in whatever order
-calls run). ``TOOL_LATENCY`` is ``"realistic"`` or ``"none"`` (initially the ``TETHER_TOOL_LATENCY`` env
-var, default ``"realistic"``); set it with ``set_latency``. The pure functions (``search``, ``evaluate``,
+Every tool sleeps first for a simulated latency, seeded by the call's arguments (the same call waits the same
+time, in whatever order calls run): with ``TOOL_LATENCY = "realistic"`` a lognormal draw around the tool's
+``LATENCY_MEDIAN_S``; with ``"traces"`` one of the durations the shared workload traces measured for the
+shell commands doing the same kind of work (``examples/tool_latency.py``); ``"none"`` does not wait.
+``TOOL_LATENCY`` starts as the ``TETHER_TOOL_LATENCY`` env var (default ``"realistic"``); set it with
+``set_latency``. The pure functions (``search``, ``evaluate``,
 ``convert``, ``lookup_value``, ``load_table``) do the work without the wait.
 
 Load the tools with ``tools: [agent_tools.py]`` in a workflow, ``ToolRegistry.load("examples/agent_tools.py")``
@@ -21,6 +23,8 @@ import asyncio
 import csv
 import functools
 import hashlib
+import importlib
+import importlib.util
 import json
 import math
 import operator
@@ -28,6 +32,7 @@ import os
 import random
 import re
 from pathlib import Path
+from types import ModuleType
 
 from pydantic import BaseModel
 
@@ -37,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 DOCS_DIR = HERE / "docs"
 DATA_DIR = HERE / "data"
 
+LATENCY_MODES = ("traces", "realistic", "none")
 TOOL_LATENCY = os.environ.get("TETHER_TOOL_LATENCY", "realistic")
 LATENCY_SEED = 0
 LATENCY_SIGMA = 0.5  # lognormal shape: the 90th percentile is ~1.9x the median
@@ -72,27 +78,53 @@ class DocumentError(AgentToolError):
 
 # -- latency --------------------------------------------------------------------------------------------------
 def set_latency(mode: str, seed: int | None = None) -> None:
-    """Set ``TOOL_LATENCY`` (``"realistic"`` or ``"none"``) and, optionally, ``LATENCY_SEED``."""
+    """Set ``TOOL_LATENCY`` (one of ``LATENCY_MODES``) and, optionally, ``LATENCY_SEED``."""
     global TOOL_LATENCY, LATENCY_SEED
-    if mode not in ("realistic", "none"):
-        raise ValueError(f"TOOL_LATENCY must be 'realistic' or 'none', got {mode!r}")
+    if mode not in LATENCY_MODES:
+        raise ValueError(f"TOOL_LATENCY must be 'traces', 'realistic' or 'none', got {mode!r}")
     TOOL_LATENCY = mode
     if seed is not None:
         LATENCY_SEED = seed
 
 
+def _call_key(tool_name: str, args: dict[str, object]) -> str:
+    return json.dumps([LATENCY_SEED, tool_name, args], sort_keys=True, default=str)
+
+
 def latency_s(tool_name: str, args: dict[str, object]) -> float:
     """The simulated latency of one call: lognormal around the tool's median, seeded by the arguments."""
-    key = json.dumps([LATENCY_SEED, tool_name, args], sort_keys=True, default=str)
-    rng = random.Random(hashlib.sha256(key.encode()).digest())
+    rng = random.Random(hashlib.sha256(_call_key(tool_name, args).encode()).digest())
     return LATENCY_MEDIAN_S[tool_name] * math.exp(rng.gauss(0.0, LATENCY_SIGMA))
+
+
+def trace_latency_s(tool_name: str, args: dict[str, object]) -> float:
+    """The measured latency of one call: a duration of the traces (``examples/tool_latency.py``), seeded by
+    the arguments."""
+    return _tool_latency().draw(tool_name, _call_key(tool_name, args))
+
+
+@functools.cache
+def _tool_latency() -> ModuleType:
+    """``examples/tool_latency.py`` (imported as ``examples.tool_latency`` where it can be, else from its file:
+    this module may be loaded from its path by a tool registry)."""
+    try:
+        return importlib.import_module("examples.tool_latency")
+    except ImportError:
+        spec = importlib.util.spec_from_file_location("_tether_tool_latency", HERE / "tool_latency.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
 
 
 async def _wait(tool_name: str, **args: object) -> None:
     if TOOL_LATENCY == "none":
         return
+    if TOOL_LATENCY == "traces":
+        await asyncio.sleep(trace_latency_s(tool_name, args))
+        return
     if TOOL_LATENCY != "realistic":
-        raise ValueError(f"TOOL_LATENCY must be 'realistic' or 'none', got {TOOL_LATENCY!r}")
+        raise ValueError(f"TOOL_LATENCY must be 'traces', 'realistic' or 'none', got {TOOL_LATENCY!r}")
     await asyncio.sleep(latency_s(tool_name, args))
 
 

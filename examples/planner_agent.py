@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.agent_questions import check_answer, make_questions  # noqa: E402
+from examples.agent_examples import PLAN_EXAMPLES  # noqa: E402
 from examples.agent_tools import AGENT_TOOLS, set_latency  # noqa: E402
 from tether.agents.planner import format_plan  # noqa: E402
 from tether.agents.planner.agent import Planner  # noqa: E402
@@ -44,7 +45,10 @@ async def main() -> None:
         text = question.text
     print(f"Question: {text}")
     where = {"trace_dir": args.trace_dir} if args.trace_dir else {}
-    async with Planner(AGENT_TOOLS, model=args.model, max_replans=args.max_replans, **where) as planner:
+    planner = Planner(
+        AGENT_TOOLS, model=args.model, max_replans=args.max_replans, examples=PLAN_EXAMPLES, **where
+    )
+    async with planner:
         result = await planner.run(text)
         trace_path = planner.runtime.trace_path if planner.runtime else None
     for i, tasks in enumerate(result.plans):

@@ -57,3 +57,14 @@ def smollm2_transformers() -> Any:
     from tests.smollm2 import transformers_smollm2
 
     return transformers_smollm2()
+
+
+@pytest.fixture
+def no_tool_latency() -> Iterator[None]:
+    """The example tools (``examples/agent_tools.py``) answer at once for the test, then as before."""
+    from examples import agent_tools
+
+    before = agent_tools.TOOL_LATENCY
+    agent_tools.set_latency("none")
+    yield
+    agent_tools.set_latency(before)

@@ -5,7 +5,7 @@ of the house: the DAG compiler, the engine, the server and the clients all impor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,3 +154,24 @@ _WIRE = {
 
 
 LLMHints = ProgramHints
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """What a finished turn's output says: the tool it called (``None``: no tool call) and whether the program
+    ends here. Known at turn end, from the output itself (a server parses the tool call; replay reveals the
+    trace's tool for the turn that just ended; an in-process agent reads its own reply: ``OutcomeReader``)."""
+
+    next_tool: str | None
+    last_turn: bool
+
+    @staticmethod
+    def from_hints(hints: ProgramHints) -> TurnOutcome:
+        """The default when nobody parses the output: what the submitter said (a static DAG's plan)."""
+        return TurnOutcome(hints.next_tool, hints.last_turn or hints.remaining_turns == 0)
+
+
+OutcomeReader = Callable[[str], "TurnOutcome | None"]
+"""Reads a finished turn's text into its ``TurnOutcome`` (``None``: the text does not say; the hints do). An
+agent that knows its reply's format gives one with its LLM call (the planner's plan names the tools it
+dispatched, a ReAct turn its action); the local engine calls it on its own thread when the turn ends."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,11 +21,8 @@ from tether.tools import LocalToolRunner, ToolRegistry
 
 
 @pytest.fixture(autouse=True)
-def no_latency() -> Iterator[None]:
-    before = at.TOOL_LATENCY
-    at.set_latency("none")
-    yield
-    at.set_latency(before)
+def no_latency(no_tool_latency: None) -> None:
+    """Every test here runs the example tools without their latency (tests/conftest.py)."""
 
 
 async def solve(question: Question, runner: LocalToolRunner) -> Any:

@@ -144,11 +144,12 @@ async def test_streaming_dispatch_typed_deps_and_finish():
     # the joiner saw the plan and typed observations rendered as JSON
     joiner_prompt = user_text(backend.requests[1])
     assert "Observation 2: 7" in joiner_prompt and 'Observation 3: "got 7 from 3"' in joiner_prompt
-    # every task ran as its own program, named after the planner's run; the LLM calls are in the run
-    programs = {e.program_id for e in trace.of_kind("program_start")}
-    assert programs == {result.trace_id} | {f"{result.trace_id}.p0.t{i}" for i in (1, 2, 3)}
-    llm_nodes = [e.node_id for e in trace.of_kind("llm_turn")]
-    assert llm_nodes == ["plan0", "join0"]
+    # one program: the LLM calls and the tasks' tool calls are nodes of the planner's run
+    assert {e.program_id for e in trace.of_kind("program_start")} == {result.trace_id}
+    assert [e.node_id for e in trace.of_kind("llm_turn")] == ["plan0", "join0"]
+    assert [(e.program_id, e.node_id) for e in trace.of_kind("tool_call")] == [
+        (result.trace_id, f"p0_t{i}") for i in (1, 2, 3)
+    ]
 
 
 async def test_replan_sees_previous_plan_and_observations():
@@ -245,9 +246,11 @@ async def test_failing_tool_becomes_an_observation_with_error():
     assert [c[0] for c in CALLS].count("add") == 0
     joiner_prompt = user_text(backend.requests[1])
     assert "Observation 1: error: ToolExecutionError" in joiner_prompt
-    # the planner's own run ended fine
+    # the failing tool failed its node only: the planner's run (the one program) ended fine
     ends = {e.program_id: e.attrs["status"] for e in trace.of_kind("program_end")}
-    assert ends[result.trace_id] == "ok" and ends[f"{result.trace_id}.p0.t1"] == "failed"
+    assert ends == {result.trace_id: "ok"}
+    errors = [(e.node_id, e.attrs["error_type"]) for e in trace.of_kind("node_error")]
+    assert errors == [("p0_t1", "ToolExecutionError")]
 
 
 async def test_truncated_plan_without_join_still_runs_and_bad_arguments_are_errors():
@@ -258,7 +261,10 @@ async def test_truncated_plan_without_join_still_runs_and_bad_arguments_are_erro
     by_task = {o.task: o for o in result.observations}
     assert (by_task[1].value, by_task[2].value, by_task[2].args) == (2, 7, {"a": 3, "b": 4})
     assert "at most 2 arguments" in (by_task[3].error or "")
-    assert by_task[4].error is not None and "ToolArgumentError" in by_task[4].error
+    # arguments the tool's schema rejects: the run refuses the node (it never runs)
+    assert (by_task[4].error or "").startswith(
+        "ToolArgumentsError: node 'p0_t4': tool 'number': argument 'x'"
+    )
     assert result.answer == "done"
 
 

@@ -1,5 +1,5 @@
-"""The planner's run records one DAG (agents.planner.record): plan -> tasks -> join -> next plan ... -> answer,
-with a node for every planned task, the ones not run included."""
+"""The planner's run is one DAG (agents.planner.record): plan -> tasks -> join -> next plan ... -> answer, with a
+node for every planned task: the ones the run executes (its own node events) and the ones not run (recorded)."""
 
 from __future__ import annotations
 
@@ -43,35 +43,35 @@ async def test_a_replanned_run_records_plan_tasks_join_rounds_and_the_answer():
     assert (result.answer, result.replans) == ("5", 1)
     assert dag(trace.events, result.trace_id) == {
         "plan0": [],
-        "p0.t1": ["plan0"],
-        "p0.t2": ["plan0", "p0.t1"],
-        "p0.t3": ["plan0", "p0.t2"],
-        "p0.t4": ["plan0"],
-        "join0": ["p0.t1", "p0.t2", "p0.t3", "p0.t4"],
+        "p0_t1": ["plan0"],
+        "p0_t2": ["plan0", "p0_t1"],
+        "p0_t3": ["plan0", "p0_t2"],
+        "p0_t4": ["plan0"],
+        "join0": ["p0_t1", "p0_t2", "p0_t4", "p0_t3"],  # the executed tasks (dependencies), then the recorded
         "plan1": ["join0"],
-        "p1.t1": ["plan1"],
-        "join1": ["p1.t1"],
+        "p1_t1": ["plan1"],
+        "join1": ["p1_t1"],
         "answer": ["join1"],
     }
     assert outcomes(trace.events, result.trace_id) == {
         "plan0": "node_end",
-        "p0.t1": "node_end",
-        "p0.t2": "node_error",
-        "p0.t3": "node_skipped",
-        "p0.t4": "node_end",
+        "p0_t1": "node_end",
+        "p0_t2": "node_error",
+        "p0_t3": "node_skipped",
+        "p0_t4": "node_end",
         "join0": "node_end",
         "plan1": "node_end",
-        "p1.t1": "node_end",
+        "p1_t1": "node_end",
         "join1": "node_end",
         "answer": "node_end",
     }
     by_node = {(e.kind, e.node_id): e for e in trace.events if e.program_id == result.trace_id}
-    assert by_node[("node_error", "p0.t2")].attrs["error_type"] == "ToolExecutionError"
-    assert by_node[("node_skipped", "p0.t3")].attrs["reason"] == "not run: it needs $2, which failed"
+    assert by_node[("node_error", "p0_t2")].attrs["error_type"] == "ToolExecutionError"
+    assert by_node[("node_skipped", "p0_t3")].attrs["reason"] == "not run: it needs $2, which failed"
     assert by_node[("node_end", "answer")].attrs["output"] == "5"
-    assert by_node[("node_start", "p0.t1")].attrs["program"] == f"{result.trace_id}.p0.t1"
-    assert by_node[("node_start", "join0")].attrs["deps"] == ["p0.t1", "p0.t2", "p0.t3", "p0.t4"]
-    assert ("node_start", "p0.t3") not in by_node  # it never ran
+    assert by_node[("node_start", "p0_t1")].attrs["deps"] == ["plan0"]
+    assert by_node[("node_start", "join0")].attrs["deps"] == ["p0_t1", "p0_t2", "p0_t4", "p0_t3"]
+    assert ("node_start", "p0_t3") not in by_node  # it never ran
 
 
 async def test_a_plan_error_round_is_followed_by_the_next_plan_after_its_tasks():
@@ -80,7 +80,7 @@ async def test_a_plan_error_round_is_followed_by_the_next_plan_after_its_tasks()
     async with p:
         result = await p.run("q?")
     nodes = dag(trace.events, result.trace_id)
-    assert nodes["plan1"] == ["p0.t1"] and "join0" not in nodes
+    assert nodes["plan1"] == ["p0_t1"] and "join0" not in nodes
     assert nodes["answer"] == ["join1"]
 
 

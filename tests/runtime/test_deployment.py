@@ -158,7 +158,9 @@ async def test_the_engine_traces_to_the_deployment_in_either_order(engine_first:
         tracer_sink = await backend.engine.call(lambda e: e.tracer.sink if e.tracer is not None else None)
         assert tracer_sink is sink
         assert await backend.engine.call(lambda e: e.programs.ctx.tool_stats) is deployment.stats
-        assert await backend.engine.call(lambda e: e.programs.turn_outcome) is outcome
+        # a turn's outcome: its request's reader (TurnReaders), else the given turn_outcome
+        assert backend.readers is not None and backend.readers.fallback is outcome
+        assert await backend.engine.call(lambda e: e.programs.turn_outcome) == backend.readers.outcome
     finally:
         await deployment.close()
     assert not backend.engine._thread.is_alive()  # stopped: the deployment started it

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,11 +14,8 @@ from tether.tools import LocalToolRunner, ToolArgumentError, ToolRegistry
 
 
 @pytest.fixture(autouse=True)
-def no_latency() -> Iterator[None]:
-    before = at.TOOL_LATENCY
-    at.set_latency("none")
-    yield
-    at.set_latency(before)
+def no_latency(no_tool_latency: None) -> None:
+    """Every test here runs the example tools without their latency (tests/conftest.py)."""
 
 
 def call(name: str, **args: Any) -> Any:

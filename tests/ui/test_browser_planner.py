@@ -1,6 +1,7 @@
 """A planner run in a real headless Chromium: recorded for real (``AgentRuntime`` with a ``RunRecorder`` run,
 the LLMCompiler planner on a scripted backend: a plan whose second task fails and third is not run, a replan,
-a second round, an answer), its DAG is one graph: plan -> tasks -> join -> plan -> tasks -> join -> answer."""
+a second round, an answer), its DAG is one program's graph: plan -> tasks -> join -> plan -> tasks -> join ->
+answer."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from tether.agents.runtime import AgentRuntime
 pytestmark = pytest.mark.slow  # a `tether ui` process and headless Chromium
 
 EDGES = {
-    ("plan0", "p0.t1"), ("plan0", "p0.t2"), ("p0.t1", "p0.t2"), ("plan0", "p0.t3"), ("p0.t2", "p0.t3"),
-    ("plan0", "p0.t4"), ("p0.t1", "join0"), ("p0.t2", "join0"), ("p0.t3", "join0"), ("p0.t4", "join0"),
-    ("join0", "plan1"), ("plan1", "p1.t1"), ("p1.t1", "join1"), ("join1", "answer"),
+    ("plan0", "p0_t1"), ("plan0", "p0_t2"), ("p0_t1", "p0_t2"), ("plan0", "p0_t3"), ("p0_t2", "p0_t3"),
+    ("plan0", "p0_t4"), ("p0_t1", "join0"), ("p0_t2", "join0"), ("p0_t3", "join0"), ("p0_t4", "join0"),
+    ("join0", "plan1"), ("plan1", "p1_t1"), ("p1_t1", "join1"), ("join1", "answer"),
 }  # fmt: skip
 
 
@@ -53,31 +54,32 @@ def test_the_planner_run_draws_as_one_dag_of_rounds_ending_in_the_answer(tab, pl
     with ui_process(root, cwd=REPO) as base:
         open_run(tab, base, run_id)
         page = tab.page
-        page.locator(f'#program-table tr[data-program="{program_id}"]').click()
         dag = page.locator(f'.dag-program[data-program="{program_id}"] svg.dag')
         dag.wait_for(timeout=TIMEOUT_MS)
+        # the run is one program: no list of programs to pick from
+        assert page.locator(".dag-program").count() == 1
         drawn = dag.locator(".dag-edge").evaluate_all("es => es.map(e => [e.dataset.from, e.dataset.to])")
         assert {tuple(e) for e in drawn} == EDGES and len(drawn) == len(EDGES)
         status = dict(
             dag.locator("[data-node]").evaluate_all("ns => ns.map(n => [n.dataset.node, n.dataset.status])")
         )
         assert status == {
-            "plan0": "ok", "p0.t1": "ok", "p0.t2": "error", "p0.t3": "skipped", "p0.t4": "ok", "join0": "ok",
-            "plan1": "ok", "p1.t1": "ok", "join1": "ok", "answer": "ok",
+            "plan0": "ok", "p0_t1": "ok", "p0_t2": "error", "p0_t3": "skipped", "p0_t4": "ok", "join0": "ok",
+            "plan1": "ok", "p1_t1": "ok", "join1": "ok", "answer": "ok",
         }  # fmt: skip
         layer = dict(
             dag.locator("[data-node]").evaluate_all("ns => ns.map(n => [n.dataset.node, +n.dataset.layer])")
         )
-        rounds = ["plan0", "p0.t1", "p0.t2", "p0.t3", "join0", "plan1", "p1.t1", "join1", "answer"]
+        rounds = ["plan0", "p0_t1", "p0_t2", "p0_t3", "join0", "plan1", "p1_t1", "join1", "answer"]
         assert [layer[n] for n in rounds] == list(range(len(rounds)))  # columns by dependency depth
-        assert layer["p0.t4"] == 1
+        assert layer["p0_t4"] == 1
         assert "answer · 5" in dag.locator('[data-node="answer"]').text_content()
-        dag.locator('[data-node="p0.t3"]').click()
+        dag.locator('[data-node="p0_t3"]').click()
         details = page.locator("#details")
         assert (
             "not run: it needs $2, which failed" in details.locator('[data-attr="reason"] td').text_content()
         )
-        dag.locator('[data-node="p0.t1"]').click()
-        assert details.locator('[data-attr="ran as"] td').text_content() == f"{program_id}.p0.t1"
+        dag.locator('[data-node="p0_t1"]').click()  # a task is a node of the run: its tool call is its own
+        assert details.locator('section[data-event="tool_call"]').count() == 1
         screenshot(page, "planner-dag")
     assert tab.errors == []

@@ -6,7 +6,9 @@ alternates from question to question), with the same tools and the same seeded t
 (``set_latency(latency, seed)`` before each run, so the same call waits the same time for both). Both agents
 share one ``AgentRuntime`` (one engine). Per run: wall latency, LLM calls, prompt / completion / cached
 tokens, tool calls, whether ``check_answer`` accepts the answer (the expected answer is read only there).
-A run that raises counts as wrong, with its error and its wall time.
+A run that raises counts as wrong, with its error and its wall time. ``modes``: ``free`` (the agents decode
+what the model writes) and ``forced`` (each LLM call decodes the agent's reference text on the real engine,
+through ``tether.agents.forced.ForcedBackend``; docs/agents.md, "Forced mode").
 
     agents = {"planner": planner, "react": react}                       # objects with ``await run(q)``
     result = await run_agents_bench(agents, ks=(2, 3), n=5, seed=0)
@@ -18,16 +20,20 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
+from tether.agents.bench_table import format_table  # noqa: F401 - re-exported
+from tether.agents.forced import ForcedBackend
 from tether.agents.result import AgentResult
 from tether.runtime.bench.checkout import source_checkout
 
 source_checkout()  # the questions and the tools live in the checkout's bench/ and examples/
 from bench.agent_questions import check_answer, make_questions  # noqa: E402
+from bench.agent_references import make_reference  # noqa: E402
 
 WARMUP_SEED_OFFSET = 10_000
+MODES = ("free", "forced")
 
 
 class Agent(Protocol):
@@ -52,6 +58,10 @@ class Sample:
     tool_calls: int
     tool_errors: int
     error: str | None = None
+    mode: str = "free"
+    calls: tuple[tuple[str, dict[str, Any]], ...] = ()  # (tool, arguments), by task / turn number
+    llm_seconds: float = 0.0  # the LLM calls' seconds, summed (each from its request to its result)
+    tool_seconds: float = 0.0  # the tool calls' seconds, summed (the planner's overlap: more than their span)
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,8 @@ class AgentStats:
     cached_tokens: float
     tool_calls: float
     errors: int
+    latency_p25_s: float = 0.0  # the interval of the latency: its 25th and 75th percentiles (inclusive)
+    latency_p75_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class KRow:
     k: int
     agents: dict[str, AgentStats]
     latency_ratio: float | None  # median ReAct latency / median planner latency
+    mode: str = "free"
 
 
 @dataclass
@@ -83,6 +96,7 @@ class BenchResult:
     seed: int
     latency: str
     agents: list[str]
+    modes: list[str] = field(default_factory=lambda: ["free"])
     samples: list[Sample] = field(default_factory=list)
     rows: list[KRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -91,7 +105,10 @@ class BenchResult:
         return asdict(self)
 
 
-def sample_of(agent: str, k: int, index: int, question: Any, result: AgentResult) -> Sample:
+def sample_of(
+    agent: str, k: int, index: int, question: Any, result: AgentResult, mode: str = "free"
+) -> Sample:
+    calls = tuple((o.tool, dict(o.args)) for o in sorted(result.observations, key=lambda o: o.task))
     return Sample(
         agent=agent,
         k=k,
@@ -106,17 +123,24 @@ def sample_of(agent: str, k: int, index: int, question: Any, result: AgentResult
         cached_tokens=sum(c.cached_tokens for c in result.llm_calls),
         tool_calls=len(result.observations),
         tool_errors=sum(o.error is not None for o in result.observations),
+        mode=mode,
+        calls=calls,
+        llm_seconds=sum(c.seconds for c in result.llm_calls),
+        tool_seconds=sum(o.seconds or 0.0 for o in result.observations),
     )
 
 
-def summarize(samples: Sequence[Sample], ks: Sequence[int], agents: Sequence[str]) -> list[KRow]:
-    """Per ``k`` and agent: medians of latency, LLM calls, tokens and tool calls, the accuracy and the
-    count of runs that raised; and the ratio of the medians of latency, ReAct over planner."""
+def summarize(
+    samples: Sequence[Sample], ks: Sequence[int], agents: Sequence[str], mode: str = "free"
+) -> list[KRow]:
+    """Per ``k`` and agent, over ``mode``'s samples: medians of latency, LLM calls, tokens and tool calls, the
+    latency's 25th-75th percentile interval, the accuracy and the count of runs that raised; and the ratio of
+    the medians of latency, ReAct over planner."""
     rows = []
     for k in ks:
         stats: dict[str, AgentStats] = {}
         for name in agents:
-            mine = [s for s in samples if s.k == k and s.agent == name]
+            mine = [s for s in samples if s.k == k and s.agent == name and s.mode == mode]
             if not mine:
                 continue
             stats[name] = AgentStats(
@@ -129,16 +153,24 @@ def summarize(samples: Sequence[Sample], ks: Sequence[int], agents: Sequence[str
                 cached_tokens=_median(mine, "cached_tokens"),
                 tool_calls=_median(mine, "tool_calls"),
                 errors=sum(s.error is not None for s in mine),
+                latency_p25_s=_quantile(mine, "seconds", 0),
+                latency_p75_s=_quantile(mine, "seconds", 2),
             )
         ratio = None
         if "react" in stats and "planner" in stats and stats["planner"].latency_s > 0:
             ratio = stats["react"].latency_s / stats["planner"].latency_s
-        rows.append(KRow(k, stats, ratio))
+        rows.append(KRow(k, stats, ratio, mode))
     return rows
 
 
 def _median(samples: Sequence[Sample], attr: str) -> float:
     return float(statistics.median(getattr(s, attr) for s in samples))
+
+
+def _quantile(samples: Sequence[Sample], attr: str, which: int) -> float:
+    """The quartile ``which`` (0: 25th, 2: 75th percentile; inclusive method) of ``attr``."""
+    values = [float(getattr(s, attr)) for s in samples]
+    return values[0] if len(values) == 1 else statistics.quantiles(values, n=4, method="inclusive")[which]
 
 
 async def run_agents_bench(
@@ -150,66 +182,92 @@ async def run_agents_bench(
     latency: str = "realistic",
     warmup: bool = True,
     log: Any = None,
+    modes: Sequence[str] = ("free",),
+    forced: ForcedBackend | None = None,
 ) -> BenchResult:
-    """Run every agent on the same questions, sequentially (see the module docstring). ``warmup``: one
-    extra question per agent first (another seed, not counted) so that no agent pays the engine's first
-    compilations alone. ``log(text)`` is called after each run."""
+    """Run every agent on the same questions, sequentially (see the module docstring), in each of ``modes``
+    (``free``; ``forced``: on ``forced``, the runtime's ``ForcedBackend``, each run decodes its agent's
+    reference trajectory, ``bench/agent_references.py``). Per question the mode that goes first alternates,
+    as the agent does. ``warmup``: one extra question per agent and mode first (another seed, not counted) so
+    that no agent pays the engine's first compilations alone. ``log(text)`` is called after each run."""
     from examples.agent_tools import set_latency
 
+    _check_modes(modes, forced)
     names = list(agents)
-    result = BenchResult(list(ks), n, seed, latency, names)
+    result = BenchResult(list(ks), n, seed, latency, names, list(modes))
     if warmup:
         (question,) = make_questions(min(ks), 1, seed + WARMUP_SEED_OFFSET)
-        for name in names:
-            set_latency(latency, seed)
-            await _one(agents[name], name, min(ks), -1, question)
+        for mode in modes:
+            for name in names:
+                set_latency(latency, seed)
+                await _one(agents[name], name, min(ks), -1, question, mode, forced)
     for k in ks:
         for index, question in enumerate(make_questions(k, n, seed)):
-            order = names if index % 2 == 0 else names[::-1]
-            for name in order:
-                set_latency(latency, seed)
-                sample = await _one(agents[name], name, k, index, question)
-                result.samples.append(sample)
-                if log is not None:
-                    mark = "ok " if sample.correct else "err" if sample.error else "no "
-                    log(f"k={k} q{index} {name:8s} {mark} {sample.seconds:6.2f}s llm={sample.llm_calls} "
-                        f"tools={sample.tool_calls} answer={sample.answer[:60]!r}")  # fmt: skip
-    result.rows = summarize(result.samples, ks, names)
+            for mode in _alternate(list(modes), index):
+                for name in _alternate(names, index):
+                    set_latency(latency, seed)
+                    sample = await _one(agents[name], name, k, index, question, mode, forced)
+                    result.samples.append(sample)
+                    if log is not None:
+                        log(_progress(sample))
+    result.rows = [row for mode in modes for row in summarize(result.samples, ks, names, mode)]
     return result
 
 
-async def _one(agent: Agent, name: str, k: int, index: int, question: Any) -> Sample:
+def _check_modes(modes: Sequence[str], forced: ForcedBackend | None) -> None:
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes or len(set(modes)) != len(modes):
+        raise ValueError(f"modes: {list(modes)!r}: each of {', '.join(MODES)} at most once, at least one")
+    if "forced" in modes and forced is None:
+        raise ValueError("forced: the forced mode needs the runtime's ForcedBackend (install_forced)")
+
+
+def _alternate(items: list[str], index: int) -> list[str]:
+    return items if index % 2 == 0 else items[::-1]
+
+
+def _progress(sample: Sample) -> str:
+    mark = "ok " if sample.correct else "err" if sample.error else "no "
+    return (f"k={sample.k} q{sample.index} {sample.mode:6s} {sample.agent:8s} {mark} {sample.seconds:6.2f}s "
+            f"llm={sample.llm_calls} tools={sample.tool_calls} answer={sample.answer[:60]!r}"
+            + (f" error={sample.error[:120]!r}" if sample.error else ""))  # fmt: skip
+
+
+async def _one(
+    agent: Agent, name: str, k: int, index: int, question: Any, mode: str = "free", forced: Any = None
+) -> Sample:
+    """One run; in the forced mode under ``name``'s reference script, and a run whose tool calls are not
+    the reference's (or whose script is not used up) counts as an error."""
+    reference = make_reference(question) if mode == "forced" else None
+    if reference is not None:
+        forced.expect(reference.script(name))
     start = time.perf_counter()
     try:
         res = await agent.run(question.text)
+        if reference is not None:
+            forced.finish()
     except Exception as exc:  # noqa: BLE001 - a failed run is a wrong answer, recorded with its error
         return Sample(name, k, index, question.text, "", False, time.perf_counter() - start,
-                      0, 0, 0, 0, 0, 0, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
-    return sample_of(name, k, index, question, res)
-
-
-def format_table(result: BenchResult) -> str:
-    """One line per k and agent (medians), with the accuracy and the ReAct / planner latency ratio."""
-    head = (f"{'k':>2} {'agent':8s} {'n':>3} {'acc':>5} {'lat_s':>7} {'llm':>4} {'prompt':>7} {'compl':>6} "
-            f"{'cached':>7} {'tools':>5} {'errs':>4} {'react/planner':>13}")  # fmt: skip
-    lines = [head]
-    for row in result.rows:
-        for name, s in row.agents.items():
-            ratio = f"{row.latency_ratio:.2f}x" if row.latency_ratio is not None and name == "react" else ""
-            lines.append(
-                f"{row.k:>2} {name:8s} {s.n:>3} {s.accuracy:>5.0%} {s.latency_s:>7.2f} {s.llm_calls:>4.0f} "
-                f"{s.prompt_tokens:>7.0f} {s.completion_tokens:>6.0f} {s.cached_tokens:>7.0f} "
-                f"{s.tool_calls:>5.0f} {s.errors:>4} {ratio:>13}"
-            )
-    lines.extend(f"note: {n}" for n in result.notes)
-    return "\n".join(lines)
+                      0, 0, 0, 0, 0, 0, error=f"{type(exc).__name__}: {exc}", mode=mode)  # fmt: skip
+    finally:
+        if reference is not None and forced.active:
+            forced.finish(strict=False)
+    sample = sample_of(name, k, index, question, res, mode)
+    if reference is not None and [list(c) for c in sample.calls] != [list(c) for c in reference.calls]:
+        error = (
+            f"forced run made the calls {list(sample.calls)!r}, not the reference's {list(reference.calls)!r}"
+        )
+        return replace(sample, correct=False, error=error)
+    return sample
 
 
 async def build_agents(
     model: str, *, max_steps: int = 8, max_replans: int = 2, trace: Any = None, **engine_kwargs: Any
 ) -> tuple[dict[str, Any], Any, list[str]]:
     """One ``AgentRuntime`` on ``model`` with ``AGENT_TOOLS``, and the agents on it: the planner (if
-    ``tether.agents.planner.agent`` imports) and ReAct. Returns (agents, runtime, notes)."""
+    ``tether.agents.planner.agent`` imports) and ReAct, each with its few-shot examples from
+    ``examples/agent_examples.py``. Returns (agents, runtime, notes)."""
+    from examples.agent_examples import PLAN_EXAMPLES, REACT_EXAMPLES
     from examples.agent_tools import AGENT_TOOLS
     from tether.agents.react import ReActAgent
     from tether.agents.runtime import AgentRuntime
@@ -222,6 +280,6 @@ async def build_agents(
     except ImportError as exc:
         notes.append(f"planner not available ({exc}): ReAct only")
     else:
-        agents["planner"] = Planner(AGENT_TOOLS, runtime=rt, max_replans=max_replans)
-    agents["react"] = ReActAgent(AGENT_TOOLS, runtime=rt, max_steps=max_steps)
+        agents["planner"] = Planner(AGENT_TOOLS, runtime=rt, max_replans=max_replans, examples=PLAN_EXAMPLES)
+    agents["react"] = ReActAgent(AGENT_TOOLS, runtime=rt, max_steps=max_steps, examples=REACT_EXAMPLES)
     return agents, rt, notes

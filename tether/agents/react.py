@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from tether.agents.fewshot import ReActExample, check_react_examples, render_examples
 from tether.agents.react_grammar import (
     FINISH,
     ReActFormatError,
@@ -37,6 +38,7 @@ from tether.agents.result import AgentResult, LLMUsage, Observation
 from tether.agents.runtime import AgentRuntime
 from tether.dag import LLMCall, LLMHints, Message, ToolCall, ToolFailure
 from tether.dag.errors import DagError
+from tether.hints import TurnOutcome
 from tether.runtime.executor import LLMBackend, ProgramRun
 from tether.tools.tool import Tool
 
@@ -53,7 +55,10 @@ Each reply has exactly two lines: "Thought:" with your reasoning, then "Action:"
 (keyword arguments) or {finish}. After each action you get "Observation:" with the tool's result.
 Look up every fact you need with the tools; never guess. Finish only when the observations answer the question.
 
-Example of the format:
+{shots}"""
+
+# the tail of SYSTEM_PROMPT without few-shot examples
+FORMAT_EXAMPLE = """Example of the format:
 Thought: I need the first fact.
 Action: {example}
 Observation: ...
@@ -95,8 +100,10 @@ def _example(spec: ToolSpec) -> str:
     return f"{spec.name}({', '.join(args)})"
 
 
-def system_prompt(specs: list[ToolSpec]) -> str:
-    """The system message: each tool's signature, description and argument notes, and the turn format."""
+def system_prompt(specs: list[ToolSpec], examples: Sequence[ReActExample] = ()) -> str:
+    """The system message: each tool's signature, description and argument notes, the turn format, then the
+    few-shot ``examples`` (``fewshot.render_examples``: ``Here are some examples:``, each trace, a blank line
+    between two) or, without examples, one placeholder example of the format."""
     lines = []
     for spec in specs:
         lines.append(f"- {signature(spec)}: {spec.description}")
@@ -104,7 +111,8 @@ def system_prompt(specs: list[ToolSpec]) -> str:
             if isinstance(sub, dict) and sub.get("description"):
                 lines.append(f"    {key}: {sub['description']}")
     example = _example(specs[0]) if specs else f'{FINISH}("...")'
-    return SYSTEM_PROMPT.format(tools="\n".join(lines), finish=FINISH, example=example)
+    shots = render_examples(examples) or FORMAT_EXAMPLE.format(finish=FINISH, example=example)
+    return SYSTEM_PROMPT.format(tools="\n".join(lines), finish=FINISH, shots=shots)
 
 
 class ReActAgent:
@@ -113,7 +121,9 @@ class ReActAgent:
         ``backend`` or the local engine on ``model`` (``EngineConfig`` keyword arguments in
         ``engine_kwargs``) and ``trace``. ``constrained``: decode with ``react_grammar`` (default: on the local
         engine only); ``min_tool_calls``: constrained turns may ``Finish`` only after this many tool calls (the
-    last turn always may). ``max_steps``: LLM calls per question at most (so at most ``max_steps - 1`` tool calls)."""
+    last turn always may). ``max_steps``: LLM calls per question at most (so at most ``max_steps - 1`` tool calls).
+    ``examples``: few-shot ``ReActExample`` traces for the system prompt (default: none, one placeholder example
+    of the format instead; each must parse for ``tools``, else ``FewShotError``; see ``tether.agents.fewshot``)."""
 
     def __init__(
         self,
@@ -125,6 +135,7 @@ class ReActAgent:
         max_steps: int = 8,
         constrained: bool | None = None,
         min_tool_calls: int = 1,
+        examples: Iterable[ReActExample] = (),
         trace: Any = None,
         **engine_kwargs: Any,
     ) -> None:
@@ -142,7 +153,8 @@ class ReActAgent:
         self._runtime = runtime
         self._owns_runtime = runtime is None
         self._create = dict(model=model, backend=backend, trace=trace, **engine_kwargs)
-        self.system = system_prompt(self.specs)
+        self.examples = check_react_examples(examples, self.tools)
+        self.system = system_prompt(self.specs, self.examples)
         self._grammar = react_grammar(self.tools)
         self._finish_grammar = react_grammar((), finish_only=True)
         self._act_grammar = react_grammar(self.tools, allow_finish=False) if self.specs else self._grammar
@@ -225,23 +237,46 @@ class ReActAgent:
     async def _think(
         self, rt: AgentRuntime, run: ProgramRun, turn: int, messages: list[Message], grammar: str | None
     ) -> tuple[Any, LLMUsage]:
-        """The turn's LLM call on the conversation so far, as node ``llm<turn>``: its text and its usage."""
+        """The turn's LLM call on the conversation so far, as node ``llm<turn>`` after the previous turn's tool
+        node (or its LLM call, when it ran no tool): its text and its usage. When the turn ends, the engine
+        learns its action from the reply (``turn_outcome``)."""
         last = turn == self.max_steps
         node_id = f"llm{turn}"
-        call = LLMCall(id=node_id, messages=tuple(messages), max_tokens=TURN_MAX_TOKENS, grammar=grammar)
-        run.add_node(call, LLMHints(turn=turn - 1, remaining_turns=0 if last else None, last_turn=last))
+        previous = next((n for n in (f"tool{turn - 1}", f"llm{turn - 1}") if n in run.program.nodes), None)
+        call = LLMCall(
+            id=node_id,
+            messages=tuple(messages),
+            max_tokens=TURN_MAX_TOKENS,
+            grammar=grammar,
+            depends=(previous,) if previous is not None else (),
+        )
+        hints = LLMHints(turn=turn - 1, remaining_turns=0 if last else None, last_turn=last)
+        run.add_node(call, hints, outcome=self.turn_outcome)
         text = await run.node_future(node_id)
         t = run.llm_result(node_id).usage
         return text, LLMUsage("react", t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.seconds)
 
+    def turn_outcome(self, text: str) -> TurnOutcome | None:
+        """What a finished turn says (read on the engine's thread): the tool its action calls, or the run's
+        end (``Finish``); ``None`` for a reply that does not parse (the turn's hints then)."""
+        parsed = _read_turn(text, self.specs)[1]
+        if parsed is None:
+            return None
+        if parsed.is_finish:
+            return TurnOutcome(None, last_turn=True)
+        return TurnOutcome(parsed.tool, last_turn=False)
+
     async def _act(self, run: ProgramRun, turn: int, parsed: Turn) -> Observation:
-        """Run the turn's tool as node ``tool<turn>`` (``on_error="value"``: a failing call is the
-        observation's ``error``, and the program goes on)."""
+        """Run the turn's tool as node ``tool<turn>``, after the turn's LLM call (``on_error="value"``: a failing
+        call is the observation's ``error``, and the program goes on)."""
         assert parsed.tool is not None
         tool_id = f"tool{turn}"
         t0 = time.perf_counter()
         try:
-            run.add_node(ToolCall(id=tool_id, tool=parsed.tool, args=parsed.args, on_error="value"))
+            node = ToolCall(
+                id=tool_id, tool=parsed.tool, args=parsed.args, on_error="value", depends=(f"llm{turn}",)
+            )
+            run.add_node(node)
         except DagError as exc:  # arguments that fail the tool's schema: no node was added
             return Observation(turn, parsed.tool, parsed.args, error=str(exc))
         value = await run.node_future(tool_id)

@@ -80,8 +80,13 @@ def _register_agents(bsub: argparse._SubParsersAction) -> None:
     a.add_argument("--questions", type=int, default=5, help="questions per k")
     a.add_argument("--question-seed", type=int, default=0, help="seed of the questions and tool latencies")
     a.add_argument(
-        "--latency", default="realistic", choices=["realistic", "none"], help="simulated tool latency"
+        "--latency",
+        default="traces",
+        choices=["traces", "realistic", "none"],
+        help="tool latency: drawn from the shared traces' measured durations, lognormal, or none",
     )
+    a.add_argument("--modes", default="free", help="free, forced (gold-forced decoding) or free,forced")
+    a.add_argument("--forced", action="store_true", help="both modes, side by side (--modes free,forced)")
     a.add_argument("--max-steps", type=int, default=8, help="ReAct: LLM calls per question at most")
     a.add_argument("--max-replans", type=int, default=2, help="planner: replans at most")
     a.add_argument("--no-warmup", action="store_true", help="skip the uncounted warm-up question per agent")
@@ -175,6 +180,10 @@ def run_agents(args: argparse.Namespace) -> int:
     import asyncio
 
     from tether.agents.bench import build_agents, format_table, run_agents_bench
+    from tether.agents.forced import install_forced
+
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    modes = ("free", "forced") if args.forced else modes
 
     async def main() -> int:
         agents, rt, notes = await build_agents(
@@ -187,6 +196,7 @@ def run_agents(args: argparse.Namespace) -> int:
         )
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
+        forced = install_forced(rt) if "forced" in modes else None
         try:
             result = await run_agents_bench(
                 agents,
@@ -196,6 +206,8 @@ def run_agents(args: argparse.Namespace) -> int:
                 latency=args.latency,
                 warmup=not args.no_warmup,
                 log=lambda line: print(line, file=sys.stderr, flush=True),
+                modes=modes,
+                forced=forced,
             )
         finally:
             for agent in agents.values():

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import networkx as nx
 from pydantic import TypeAdapter
 
-from tether.dag.errors import UnknownReferenceError
+from tether.dag.errors import DagError, UnknownReferenceError
 from tether.dag.ir import LLMCall, Program, ToolCall
 from tether.dag.refs import Ref, find_refs, static_prefix
 from tether.dag.validate import check_node, validate
@@ -189,18 +189,33 @@ def _common(a: str, b: str) -> int:
     return k
 
 
-def extend(compiled: CompiledProgram, node: LLMCall | ToolCall, hints: LLMHints | None = None) -> None:
+def extend(
+    compiled: CompiledProgram,
+    node: LLMCall | ToolCall,
+    hints: LLMHints | None = None,
+    *,
+    streamed_from: str | None = None,
+) -> None:
     """Add ``node`` to a running program: it may reference only nodes already there (so no cycle can
-    form). Validated like the rest; its level and prediction are set (the critical path is not recomputed),
-    and an LLM call gets ``hints``, by default only its turn (``remaining_turns`` stays ``None``,
-    ``last_turn`` False: what follows it is not known yet). A tool call added after an LLM call it depends
-    on is added to that call's ``next_tools``, which matters only while the call is not yet dispatched."""
+    form). Validated like the rest (a node that does not validate is not added); its level and prediction
+    are set (the critical path is not recomputed), and an LLM call gets ``hints``, by default only its turn
+    (``remaining_turns`` stays ``None``, ``last_turn`` False: what follows it is not known yet). A tool call
+    added after an LLM call it depends on, or ``streamed_from`` (the LLM call whose streaming reply
+    dispatched it: a ``"stream"`` edge), is added to that call's ``next_tools``: read at dispatch by a call
+    not yet dispatched, and at its turn's end by the engine (``Steps.turn_outcome``)."""
     program = compiled.program
-    for ref in (*node.depends, *(r.name for r in _node_refs(node) if r.source == "node")):
+    named = (*node.depends, *(r.name for r in _node_refs(node) if r.source == "node"))
+    for ref in (*named, *((streamed_from,) if streamed_from is not None else ())):
         if ref not in program.nodes:
             raise UnknownReferenceError(node.id, ref, "a node added at run time may only name existing nodes")
-    program.add_node(node)
-    adapter = check_node(program, node.id, compiled.registry)
+    if streamed_from is not None and not isinstance(program.nodes[streamed_from], LLMCall):
+        raise UnknownReferenceError(node.id, streamed_from, "a node is streamed only from an LLM call")
+    program.add_node(node, streamed_from=streamed_from)
+    try:
+        adapter = check_node(program, node.id, compiled.registry)
+    except DagError:
+        program.remove_node(node.id)
+        raise
     if adapter is not None:
         compiled.output_types[node.id] = adapter
     preds = list(program.graph.predecessors(node.id))

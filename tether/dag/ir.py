@@ -212,8 +212,10 @@ class Program:
     """A graph of nodes with named ``inputs`` and ``outputs`` (templates over node outputs).
 
     ``graph`` has one vertex per node id (attribute ``node``; a vertex without it is a name referenced but
-    not yet added) and edges ``dep -> node`` with ``kind`` ``"data"`` or ``"order"``. ``may_grow`` says the
-    program may still grow, so no turn can be known to be the last.
+    not yet added) and edges ``dep -> node`` with ``kind`` ``"data"``, ``"order"`` or ``"stream"`` (``node`` was
+    dispatched by the LLM call ``dep`` while its reply streamed, a planner's task: it comes after ``dep`` in the
+    graph but does not wait for it to end). ``may_grow`` says the program may still grow, so no turn can be
+    known to be the last.
     """
 
     def __init__(
@@ -242,16 +244,20 @@ class Program:
         for node in nodes:
             self.add_node(node)
 
-    def add_node(self, node: LLMCall | ToolCall) -> None:
-        """Add ``node`` and its edges. ``DuplicateNodeError``; ``ReferenceSyntaxError`` for a bad ``${...}``."""
+    def add_node(self, node: LLMCall | ToolCall, *, streamed_from: str | None = None) -> None:
+        """Add ``node`` and its edges (``streamed_from``: a ``"stream"`` edge from that node, first among its
+        predecessors, unless it is also a dependency). ``DuplicateNodeError``; ``ReferenceSyntaxError`` for a
+        bad ``${...}``."""
         if node.id in self.nodes:
             raise DuplicateNodeError(node.id, **self.source.where(node.id))
         templates = self._node_templates(node)
         self.nodes[node.id] = node
         self.templates[node.id] = templates
         self.graph.add_node(node.id, node=node)
+        if streamed_from is not None:
+            self.graph.add_edge(streamed_from, node.id, kind="stream")
         for dep in node.depends:
-            if not self.graph.has_edge(dep, node.id):
+            if self.graph.get_edge_data(dep, node.id, {}).get("kind") in (None, "stream"):
                 self.graph.add_edge(dep, node.id, kind="order")
         for ref in self.refs(node.id):
             if ref.source == "node":
@@ -275,6 +281,14 @@ class Program:
             owner = f"node {node!r}" if node is not None else "outputs"
             where = self.source.where(node) if node is not None else {"path": self.source.path, "line": None}
             raise ReferenceSyntaxError(f"{owner}: {part}: {exc}", node=node, **where) from None
+
+    def remove_node(self, node_id: str) -> None:
+        """Take back a node that no other node depends on (a node added at run time that did not validate)."""
+        if any(True for _ in self.graph.successors(node_id)):
+            raise ValueError(f"node {node_id!r} has dependents; it cannot be removed")
+        del self.nodes[node_id]
+        del self.templates[node_id]
+        self.graph.remove_node(node_id)
 
     def refs(self, node_id: str) -> tuple[Ref, ...]:
         """Every reference in the node's templates, in order."""

@@ -97,15 +97,19 @@ class Deployment:
         *,
         turn_outcome: Callable[[Sequence], TurnOutcome] | None = None,
     ) -> LocalEngineBackend:
-        """Start an in-process engine on ``config`` reading ``stats`` (``AsyncEngine.create``; ``turn_outcome`` as
-        it takes it) behind a ``LocalEngineBackend``. Its own events go to the trace; ``close`` stops it. The
-        engine's errors propagate (``EngineError``, ``ModelLoadError``)."""
+        """Start an in-process engine on ``config`` reading ``stats`` (``AsyncEngine.create``) behind a
+        ``LocalEngineBackend``. A turn's outcome is what its request's reader says (``TurnReaders``: the
+        executor's requests carry one), else ``turn_outcome(seq)`` (default: the request's hints). Its own
+        events go to the trace; ``close`` stops it. The engine's errors propagate (``EngineError``,
+        ``ModelLoadError``)."""
         self._check("backend", self.backend)
         from tether.runtime.engine.async_engine import AsyncEngine
         from tether.runtime.executor.backends.local_engine import LocalEngineBackend
+        from tether.runtime.executor.backends.turn_readers import TurnReaders
 
-        engine = await AsyncEngine.create(config, tool_stats=self.stats, turn_outcome=turn_outcome)
-        backend = LocalEngineBackend(engine, owns_engine=True)
+        readers = TurnReaders(turn_outcome)
+        engine = await AsyncEngine.create(config, tool_stats=self.stats, turn_outcome=readers.outcome)
+        backend = LocalEngineBackend(engine, owns_engine=True, readers=readers)
         self.backend, self._owns_backend, self._engine = backend, True, backend
         await self._trace_engine()
         return backend

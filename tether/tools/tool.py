@@ -215,12 +215,41 @@ class Tool:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         hook = call_hook.get()
         if hook is not None:  # a front-end (a decorator agent) records the call instead
-            return hook(self, args, kwargs)
+            return hook(self, args, kwargs, {})
         return self.fn(*args, **kwargs)
+
+    def options(self, **options: Any) -> ToolWithOptions:
+        """This tool with per-call options for the front-end that records the call (a decorator agent reads
+        ``timeout`` and ``retry``: docs/agents.md), so they never mix with the tool's own arguments:
+        ``search.options(timeout=2.0, retry=3)(q)``. Outside a front-end the call is a plain call."""
+        return ToolWithOptions(self, options)
 
     def __repr__(self) -> str:
         kind = "async " if self.is_async else ""
         return f"<{kind}tool {self.name}({', '.join(self._field_names)})>"
+
+
+class ToolWithOptions:
+    """``tool.options(...)``: calling it calls ``tool`` with the option ``values`` handed to the call hook;
+    ``.options`` again adds to them."""
+
+    __slots__ = ("tool", "values")
+
+    def __init__(self, tool: Tool, values: dict[str, Any]) -> None:
+        self.tool = tool
+        self.values = dict(values)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        hook = call_hook.get()
+        if hook is not None:
+            return hook(self.tool, args, kwargs, dict(self.values))
+        return self.tool.fn(*args, **kwargs)
+
+    def options(self, **options: Any) -> ToolWithOptions:
+        return ToolWithOptions(self.tool, {**self.values, **options})
+
+    def __repr__(self) -> str:
+        return f"<{self.tool!r} with {self.values}>"
 
 
 def _first_error(exc: pydantic.ValidationError) -> str:

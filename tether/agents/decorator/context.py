@@ -28,6 +28,7 @@ from tether.agents.decorator.errors import (
 )
 from tether.agents.decorator.frames import agent_location
 from tether.agents.decorator.handles import NodeHandle, Reference, Symbolic
+from tether.agents.decorator.options import retry_option, tool_options
 from tether.dag.compiler import CompiledProgram, compile_program
 from tether.dag.errors import ToolArgumentsError
 from tether.dag.ir import InputSpec, LLMCall, Message, Program, RetryPolicy, ToolCall
@@ -184,11 +185,23 @@ class AgentContext:
             raise ToolNotFoundError("<agent>", name_or_tool, self.registry.names(), path=file, line=line)
         return self.registry.get(name_or_tool)
 
-    def tool_call(self, t: Tool, args: Sequence[Any], kwargs: Mapping[str, Any]) -> NodeHandle:
+    def tool_call(
+        self,
+        t: Tool,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: Mapping[str, Any] | None = None,
+        *,
+        depends: Sequence[str] = (),
+    ) -> NodeHandle:
+        """A ``ToolCall`` node: ``args`` name the tool's parameters in order; ``options`` are
+        ``tool.options(...)``'s (``timeout``, ``retry``: ``options.tool_options``); ``depends``: nodes it comes
+        after without reading them (the reply whose tool calls it runs)."""
         t = self.tool(t)
         names = list(t.args_model.model_fields)
         file, line = agent_location()
         node_id = self.new_id(t.name)
+        fields = tool_options(t.name, node_id, options or {})
         if len(args) > len(names):
             raise AgentArgumentError(
                 f"tool {t.name!r}: {len(args)} positional arguments, it takes {len(names)} "
@@ -210,7 +223,7 @@ class AgentContext:
             t.check_partial_args(rendered, unresolved)
         except ToolArgumentError as exc:
             raise ToolArgumentsError(node_id, t.name, exc.field, exc.reason, path=file, line=line) from None
-        return self.add(ToolCall(id=node_id, tool=t.name, args=rendered))
+        return self.add(ToolCall(id=node_id, tool=t.name, args=rendered, depends=tuple(depends), **fields))
 
     # -- LLM calls -------------------------------------------------------------------------------------------
     def llm(
@@ -224,7 +237,7 @@ class AgentContext:
         tool_choice: str | dict[str, Any] | None = None,
         output: Any = None,
         grammar: str | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RetryPolicy | int | Mapping[str, Any] | None = None,
         timeout: float | None = None,
         name: str = "llm",
     ) -> NodeHandle:
@@ -232,7 +245,8 @@ class AgentContext:
         schema, py_type = _output_schema(output)
         tool_names = tuple(self.tool(t).name for t in (tools or ()))
         node_id = self.new_id(name)
-        extra: dict[str, Any] = {} if retry is None else {"retry": retry}
+        policy = retry_option("llm()", node_id, retry)
+        extra: dict[str, Any] = {} if policy is None else {"retry": policy}
         try:
             node = LLMCall(
                 id=node_id,
@@ -293,11 +307,11 @@ class AgentContext:
         return compile_program(program, self.registry)
 
 
-def _tool_hook(t: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _tool_hook(t: Tool, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]) -> Any:
     ctx = current.get()
     if ctx is None:  # bound without an agent (should not happen): a plain call
         return t.fn(*args, **kwargs)
-    return ctx.tool_call(t, args, kwargs)
+    return ctx.tool_call(t, args, kwargs, options)
 
 
 def _holds_reference(value: Any) -> bool:

@@ -56,9 +56,9 @@ class Conversation:
         return handle
 
     async def call_tools(self, reply: NodeHandle | None = None) -> list[NodeHandle]:
-        """If ``reply`` (default: the last turn) was made only of tool calls, start them (tool nodes) and
-        put them in the history: the assistant message becomes its ``tool_calls``, each result a ``tool``
-        message. Returns their handles (none when the reply was text). Needs the reply's value, so an
+        """If ``reply`` (default: the last turn) was made only of tool calls, start them (tool nodes after the
+        reply's node) and put them in the history: the assistant message becomes its ``tool_calls``, each
+        result a ``tool`` message. Returns their handles (none when the reply was text). Needs the reply's value, so an
         agent that uses it cannot be compiled (``ValueDependentError``)."""
         reply = reply or self.last
         if reply is None:
@@ -81,7 +81,7 @@ class Conversation:
         )
         handles = []
         for call_id, c in zip(ids, value, strict=True):
-            handle = self._ctx.tool_call(self._ctx.tool(c["tool"]), (), c["args"])
+            handle = self._ctx.tool_call(self._ctx.tool(c["tool"]), (), c["args"], depends=(reply.node_id,))
             self.messages.insert(
                 at + 1 + len(handles), Message(role="tool", content=handle.text, tool_call_id=call_id)
             )

@@ -6,32 +6,30 @@ executor. See docs/agents.md, "Planner (LLMCompiler)".
     all tasks done ──► joiner call ──► Finish(answer) | Replan (a new planner call that sees the plans and
                                                        observations so far; at most ``max_replans``)
 
-One held program per ``run`` (``planner-…``) holds the LLM calls (``plan0``, ``join0``, ``plan1``, ...).
-Each task runs as its own one-node program (``planner-….p0.t3``), so a failing tool fails only that
-program and becomes an ``Observation`` with ``error``: the agent goes on. The task's arguments (its
-references substituted by ``resolve_args``, typed) are bound as the program's input defaults and the tool
-call reads them with ``${inputs.NAME}``, so no argument text is ever read as a template.
+A ``run`` is one held program (``planner-…``) that grows round by round: the LLM calls (``plan0``, ``join0``,
+``plan1``, ...) and each task as a tool-call node (``p0_t3``, ``tasks.py``) streamed from its plan, so the
+executor's graph is plan -> tasks -> join -> next plan. A failing tool is an ``Observation`` with ``error``
+(``on_error="value"``): the agent goes on. Each call tells the engine what it knows (``hints.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
+from tether.agents.fewshot import PlanExample, check_plan_examples
 from tether.agents.planner import record
 from tether.agents.planner.grammar import plan_grammar
+from tether.agents.planner.hints import join_hints, join_outcome, plan_hints, plan_outcome
 from tether.agents.planner.joiner import JoinerDecision, parse_joiner
-from tether.agents.planner.plan import PlanError, PlanTask, resolve_args
+from tether.agents.planner.plan import PlanError, PlanTask
 from tether.agents.planner.prompts import (
     JOINER_EXAMPLE_ASSISTANT,
     JOINER_EXAMPLE_USER,
     JOINER_SYSTEM,
-    examples_for,
     joiner_grammar,
     joiner_user,
     planner_system,
@@ -40,22 +38,12 @@ from tether.agents.planner.prompts import (
     render_value,
 )
 from tether.agents.planner.stream import PlanStreamParser
+from tether.agents.planner.tasks import Round, TaskRunner
 from tether.agents.result import AgentResult, LLMUsage, Observation
 from tether.agents.runtime import AgentRuntime
-from tether.dag import InputSpec, LLMCall, Message, Program, ToolCall, compile_program
-from tether.dag.errors import DagError
-from tether.runtime.executor import LLMDelta, NodeFailedError, ProgramRun
+from tether.dag import LLMCall, Message
+from tether.runtime.executor import LLMDelta, ProgramRun
 from tether.tools.tool import Tool
-
-_INPUT_TYPES: tuple[tuple[type, str], ...] = (
-    (bool, "boolean"),
-    (int, "integer"),
-    (float, "number"),
-    (str, "string"),
-    (dict, "object"),
-    (list, "array"),
-    (tuple, "array"),
-)
 
 
 def _escape(text: str) -> str:
@@ -69,28 +57,14 @@ def is_local_engine(backend: Any) -> bool:
     return mod is not None and isinstance(backend, mod.LocalEngineBackend)
 
 
-@dataclass
-class _Round:
-    """One plan being streamed and run: the tasks dispatched, a future per task (its ``Observation``)."""
-
-    number: int
-    tasks: list[PlanTask] = field(default_factory=list)
-    futures: dict[int, asyncio.Future[Observation]] = field(default_factory=dict)
-    jobs: list[asyncio.Task[None]] = field(default_factory=list)
-    observations: list[Observation] = field(default_factory=list)
-    error: PlanError | None = None
-    joined: bool = False
-    finish_reason: str | None = None
-    truncated: bool = False  # the last line was cut off at the token limit (dropped)
-
-
 class Planner:
     """``await Planner(tools).run(question)`` -> ``AgentResult``. ``tools``: Tether ``Tool``s. The LLM is the
     local engine on ``model`` (``engine_kwargs``: ``EngineConfig`` fields), or ``backend``, or the given
     ``runtime`` (an ``AgentRuntime``; the tools are registered in it if missing). ``constrained`` (``None``:
     on the local engine only) puts ``plan_grammar`` (strings of at most ``max_string_length`` characters, at
     most ``max_tasks`` tool calls) on the planner call and a grammar on the joiner's.
-    ``examples``: few-shot ``(question, plan)`` pairs (default: the built-in ones whose tools are offered)."""
+    ``examples``: few-shot ``PlanExample``s shown in the planner's prompt as LLMCompiler shows them (default:
+    none; each must parse calling only ``tools``, else ``FewShotError``; see ``tether.agents.fewshot``)."""
 
     def __init__(
         self,
@@ -105,7 +79,7 @@ class Planner:
         constrained: bool | None = None,
         planner_max_tokens: int = 320,
         joiner_max_tokens: int = 96,
-        examples: Iterable[tuple[str, str]] | None = None,
+        examples: Iterable[PlanExample] = (),
         trace: Any = None,
         **engine_kwargs: Any,
     ) -> None:
@@ -118,8 +92,8 @@ class Planner:
         self._constrained_arg = constrained
         self.runtime = runtime
         self._owns_runtime = runtime is None
-        self._examples = list(examples) if examples is not None else examples_for(self.tools)
-        self._system = planner_system(self.tools, self._examples)
+        self.examples = check_plan_examples(examples, self.tools)
+        self._system = planner_system(self.tools, self.examples)
         self._plan_grammar: str | None = None
         self._names = {t.name: list(t.input_schema().get("properties", {})) for t in self.tools}
 
@@ -164,11 +138,11 @@ class Planner:
         usage: list[LLMUsage] = []
         history: list[tuple[str, str | None]] = []
         answer, replans = "", 0
-        after: list[str] = []  # what the next node follows in the run's DAG (record.py)
+        follows: tuple[list[str], list[str]] = ([], [])  # what the next node depends on / is drawn after
         try:
             for r in range(self.max_replans + 1):
                 final = r == self.max_replans
-                rnd = await self._plan_round(rt, run, r, question, history, usage, after)
+                rnd = await self._plan_round(rt, run, r, question, history, usage, follows)
                 plans.append(rnd.tasks)
                 observations.extend(rnd.observations)
                 error = str(rnd.error) if rnd.error is not None else None
@@ -178,11 +152,10 @@ class Planner:
                 if error is not None and not final:
                     history.append((rendered, None))
                     replans += 1
-                    after = record.round_exits(r, rnd.tasks)
+                    follows = rnd.exits()
                     continue
-                exits = record.round_exits(r, rnd.tasks)
-                decision = await self._join(run, r, question, rendered, final, usage, exits)
-                after = [record.join_node(r)]
+                decision = await self._join(run, r, question, rendered, final, usage, rnd.exits())
+                follows = ([record.join_node(r)], [])
                 if decision.answer is not None:
                     answer = decision.answer
                     break
@@ -192,7 +165,7 @@ class Planner:
                     continue
                 answer = self._fallback(decision, observations)
                 break
-            record.answer(run, after, answer)
+            record.answer(run, [*follows[0], *follows[1]], answer)
         except BaseException:
             run.cancel("the planner failed")
             raise
@@ -228,12 +201,14 @@ class Planner:
         question: str,
         history: list[tuple[str, str | None]],
         usage: list[LLMUsage],
-        after: list[str],
-    ) -> _Round:
-        """Round ``r``: its planner call (drawn ``after`` the previous round) streamed and its tasks run."""
-        rnd = _Round(r)
+        follows: tuple[list[str], list[str]],
+    ) -> Round:
+        """Round ``r``: its planner call (after what ``follows`` names: the previous round) streamed, and its
+        tasks run as nodes of ``run``."""
+        rnd = Round(r)
         parser = PlanStreamParser(self.tools)
-        node_id = f"plan{r}"
+        runner = TaskRunner(run, self._names)
+        node_id = record.plan_node(r)
         started = time.perf_counter()
 
         def on_delta(delta: LLMDelta) -> None:
@@ -243,16 +218,19 @@ class Planner:
             if rnd.error is not None or rnd.joined:
                 return
             try:
-                self._take(rt, run, rnd, parser.feed(delta.text))
+                runner.take(rnd, parser.feed(delta.text))
             except PlanError as exc:
                 rnd.error = exc
 
-        run.add_node(self._planner_call(node_id, question, history), on_delta=on_delta, after=after)
+        call = self._planner_call(node_id, question, history, follows[0])
+        hints = plan_hints(len(usage), final=r == self.max_replans)
+        outcome = plan_outcome(self.tools, rt.tool_stats)
+        run.add_node(call, hints, on_delta=on_delta, after=follows[1], outcome=outcome)
         try:
             await run.node_future(node_id)
             if rnd.error is None and not rnd.joined:
                 try:
-                    self._take(rt, run, rnd, parser.close())
+                    runner.take(rnd, parser.close())
                 except PlanError as exc:
                     if rnd.finish_reason == "length":
                         rnd.truncated = True  # a plan cut off mid-line: run what came before it
@@ -267,8 +245,11 @@ class Planner:
             raise
         return rnd
 
-    def _planner_call(self, node_id: str, question: str, history: list[tuple[str, str | None]]) -> LLMCall:
-        """The planner's LLM call: the system prompt, then the question with the rounds so far."""
+    def _planner_call(
+        self, node_id: str, question: str, history: list[tuple[str, str | None]], depends: list[str]
+    ) -> LLMCall:
+        """The planner's LLM call (after ``depends``): the system prompt, then the question with the rounds so
+        far."""
         messages = (
             Message(role="system", content=_escape(self._system)),
             Message(role="user", content=_escape(planner_user(question, history))),
@@ -280,20 +261,8 @@ class Planner:
             max_tokens=self.planner_max_tokens,
             temperature=0.0,
             grammar=grammar,
+            depends=tuple(depends),
         )
-
-    def _take(self, rt: AgentRuntime, run: ProgramRun, rnd: _Round, tasks: list[PlanTask]) -> None:
-        """Add newly parsed ``tasks`` to the round and dispatch each; a join task ends the plan (what follows it
-        is dropped)."""
-        for task in tasks:
-            if rnd.joined:
-                return
-            rnd.tasks.append(task)
-            if task.is_join:
-                rnd.joined = True
-            else:
-                record.task_added(run, rnd.number, task)
-                self._dispatch(rt, run, rnd, task)
 
     def _grammar(self) -> str:
         if self._plan_grammar is None:
@@ -301,82 +270,6 @@ class Planner:
                 self.tools, max_tasks=self.max_tasks, max_string_length=self.max_string_length
             )
         return self._plan_grammar
-
-    def _dispatch(self, rt: AgentRuntime, run: ProgramRun, rnd: _Round, task: PlanTask) -> None:
-        rnd.futures[task.idx] = asyncio.get_running_loop().create_future()
-        rnd.jobs.append(asyncio.create_task(self._run_task(rt, run, rnd, task)))
-
-    async def _run_task(self, rt: AgentRuntime, run: ProgramRun, rnd: _Round, task: PlanTask) -> None:
-        """Run the task once the tasks it needs have observations; its node's outcome goes to the trace."""
-        began: list[float] = []  # when its tool call started (record.task_started), if it did
-        try:
-            obs = await self._task_observation(rt, run, rnd, task, began)
-        except asyncio.CancelledError:
-            with contextlib.suppress(ValueError):  # the trace may be closed already: the cancel goes on
-                record.task_cancelled(run, rnd.number, task, began[0] if began else None)
-            raise
-        record.task_ended(run, rnd.number, obs, began[0] if began else None)
-        rnd.observations.append(obs)
-        rnd.futures[task.idx].set_result(obs)
-
-    async def _task_observation(
-        self, rt: AgentRuntime, run: ProgramRun, rnd: _Round, task: PlanTask, began: list[float]
-    ) -> Observation:
-        deps = [await rnd.futures[d] for d in sorted(task.deps)]
-        failed = [d.task for d in deps if d.error is not None]
-        start = time.perf_counter()
-        kwargs: dict[str, Any] = {}
-        if failed:
-            obs = Observation(
-                task.idx,
-                task.tool,
-                {},
-                error="not run: it needs " + ", ".join(f"${i}" for i in failed) + ", which failed",
-            )
-        else:
-            try:
-                args, named = resolve_args(task, {d.task: d.value for d in deps})
-                kwargs = self._keywords(task, args, named)
-            except PlanError as exc:
-                obs = Observation(task.idx, task.tool, dict(task.kwargs), error=str(exc))
-            else:
-                program_id = f"{run.id}.p{rnd.number}.t{task.idx}"
-                began.append(record.task_started(run, rnd.number, task, program_id))
-                value, error = await self._call_tool(rt, program_id, task, kwargs)
-                obs = Observation(task.idx, task.tool, kwargs, value, error, time.perf_counter() - start)
-        return obs
-
-    def _keywords(self, task: PlanTask, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Positional arguments named by the tool's schema order."""
-        names = self._names.get(task.tool, [])
-        if len(args) > len(names):
-            raise PlanError(
-                f"{task.tool} takes at most {len(names)} arguments", kind="malformed", task=task.idx
-            )
-        out = dict(zip(names, args, strict=False))
-        for key, value in kwargs.items():
-            if key in out:
-                raise PlanError(f"{task.tool}: {key!r} given twice", kind="malformed", task=task.idx)
-            out[key] = value
-        return out
-
-    async def _call_tool(
-        self, rt: AgentRuntime, program_id: str, task: PlanTask, kwargs: dict[str, Any]
-    ) -> tuple[Any, str | None]:
-        """Run the tool as a one-node program: ``(value, None)`` or ``(None, error text)``."""
-        node_id = f"t{task.idx}"
-        inputs = {k: InputSpec(type=_input_type(v), default=v) for k, v in kwargs.items()}
-        node = ToolCall(id=node_id, tool=task.tool, args={k: f"${{inputs.{k}}}" for k in kwargs})
-        try:
-            program = Program("planner-task", inputs=inputs, nodes=[node])
-            compiled = compile_program(program, rt.registry, stats=rt.tool_stats)
-        except DagError as exc:
-            return None, str(exc)
-        try:
-            result = await rt.executor.start(compiled, program_id=program_id).wait()
-        except NodeFailedError as exc:
-            return None, f"{type(exc.cause).__name__}: {exc.cause}"
-        return result.node_outputs[node_id], None
 
     # -- joiner ---------------------------------------------------------------------------------------------
     async def _join(
@@ -387,9 +280,11 @@ class Planner:
         rendered: str,
         final: bool,
         usage: list[LLMUsage],
-        after: list[str],
+        exits: tuple[list[str], list[str]],
     ) -> JoinerDecision:
-        node_id = f"join{r}"
+        """Round ``r``'s joiner call, after the round's tasks (``exits``: the ones the run executed, then the
+        recorded ones)."""
+        node_id = record.join_node(r)
         started = time.perf_counter()
 
         def on_delta(delta: LLMDelta) -> None:
@@ -404,9 +299,15 @@ class Planner:
         )
         grammar = joiner_grammar(allow_replan=not final) if self.constrained else None
         call = LLMCall(
-            id=node_id, messages=messages, max_tokens=self.joiner_max_tokens, temperature=0.0, grammar=grammar
+            id=node_id,
+            messages=messages,
+            max_tokens=self.joiner_max_tokens,
+            temperature=0.0,
+            grammar=grammar,
+            depends=tuple(exits[0]),
         )
-        run.add_node(call, on_delta=on_delta, after=after)
+        hints = join_hints(len(usage), final)
+        run.add_node(call, hints, on_delta=on_delta, after=exits[1], outcome=join_outcome(final))
         text = await run.node_future(node_id)
         return parse_joiner(text if isinstance(text, str) else str(text))
 
@@ -421,10 +322,3 @@ def _usage(role: str, delta: LLMDelta, started: float) -> LLMUsage:
         cached_tokens=result.cached_tokens,
         seconds=time.perf_counter() - started,
     )
-
-
-def _input_type(value: Any) -> Any:
-    for kind, name in _INPUT_TYPES:
-        if isinstance(value, kind):
-            return name
-    return "object"

@@ -4,9 +4,10 @@ grammar. Pure text: no runtime imports."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from tether.agents.fewshot import PlanExample, render_examples
 from tether.agents.planner.format import format_plan
 from tether.agents.planner.plan import PlanTask, observation_text
 
@@ -15,32 +16,6 @@ MAX_ANSWER_CHARS = 200
 MAX_THOUGHT_CHARS = 200
 
 _TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list"}
-
-# Few-shot plans for the example tools (examples/agent_tools.py); an example is shown only when every tool
-# it calls is offered. Each is (the tools it needs, the question, the plan).
-EXAMPLES: tuple[tuple[frozenset[str], str, str], ...] = (
-    (
-        frozenset({"lookup", "calculator"}),
-        "What is the total population of Oslo and Lima?",
-        'Thought: look up both populations, then add them\n1. lookup(table="cities", key="Oslo", '
-        'field="population")\n2. lookup(table="cities", key="Lima", field="population")\n'
-        '3. calculator(expression="${1} + ${2}")\n4. join()\n<END_OF_PLAN>',
-    ),
-    (
-        frozenset({"lookup", "calculator"}),
-        "What is the mean atomic number of Gold and Iron?",
-        'Thought: look up both atomic numbers, then average them\n1. lookup(table="elements", key="Gold", '
-        'field="atomic_number")\n2. lookup(table="elements", key="Iron", field="atomic_number")\n'
-        '3. calculator(expression="(${1} + ${2}) / 2")\n4. join()\n<END_OF_PLAN>',
-    ),
-    (
-        frozenset({"lookup"}),
-        "Which of K2 and Denali is the tallest?",
-        'Thought: look up both heights; the joiner compares them\n1. lookup(table="mountains", key="K2", '
-        'field="height_m")\n2. lookup(table="mountains", key="Denali", field="height_m")\n3. join()\n'
-        "<END_OF_PLAN>",
-    ),
-)
 
 
 def _type(schema: dict[str, Any]) -> str:
@@ -84,8 +59,10 @@ def describe_tools(tools: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
-def planner_system(tools: Sequence[Any], examples: Iterable[tuple[str, str]]) -> str:
-    shots = "\n\n".join(f"Question: {q}\n{plan}" for q, plan in examples)
+def planner_system(tools: Sequence[Any], examples: Sequence[PlanExample] = ()) -> str:
+    """The planner's system message: the tools (``describe_tools``), the plan rules, then the few-shot
+    ``examples`` as LLMCompiler places them (``fewshot.render_examples``: each ``Question: ...``, its plan and
+    ``###``, a blank line between two); nothing after the rules without examples."""
     text = (
         "Make a plan of actions that answers the question, running as many actions in parallel as possible. "
         "The actions:\n"
@@ -97,12 +74,8 @@ def planner_system(tools: Sequence[Any], examples: Iterable[tuple[str, str]]) ->
         "- End with `N. join()` and then `<END_OF_PLAN>`.\n"
         "- Only use the actions above."
     )
-    return f"{text}\n\nExamples:\n\n{shots}" if shots else text
-
-
-def examples_for(tools: Sequence[Any]) -> list[tuple[str, str]]:
-    names = {t.name for t in tools}
-    return [(q, plan) for need, q, plan in EXAMPLES if need <= names]
+    shots = render_examples(examples)
+    return f"{text}\n\n{shots}" if shots else text
 
 
 def render_value(value: Any, limit: int = MAX_OBSERVATION_CHARS) -> str:
@@ -150,12 +123,13 @@ JOINER_SYSTEM = (
 )
 
 JOINER_EXAMPLE_USER = (
-    "Question: Which of K2 and Denali is the tallest?\n"
-    '1. lookup(table="mountains", key="K2", field="height_m")\n'
-    '2. lookup(table="mountains", key="Denali", field="height_m")\n'
-    "3. join()\n<END_OF_PLAN>\nObservation 1: 8611\nObservation 2: 6190"
+    "Question: How many years after Mont Blanc was the Matterhorn first climbed?\n"
+    '1. lookup(table="mountains", key="Mont Blanc", field="first_ascent_year")\n'
+    '2. lookup(table="mountains", key="Matterhorn", field="first_ascent_year")\n'
+    '3. calculator(expression="${2} - ${1}")\n'
+    "4. join()\n<END_OF_PLAN>\nObservation 1: 1786\nObservation 2: 1865\nObservation 3: 79.0"
 )
-JOINER_EXAMPLE_ASSISTANT = "Thought: 8611 is more than 6190, so K2 is taller.\nAction: Finish(K2)"
+JOINER_EXAMPLE_ASSISTANT = "Thought: 1865 - 1786 = 79 years.\nAction: Finish(79)"
 
 
 def joiner_user(question: str, rendered_round: str, final: bool) -> str:

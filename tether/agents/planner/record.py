@@ -1,19 +1,20 @@
-"""What a planner run records in its held program's trace, so that the run draws as one DAG (docs/agents.md,
-"Trace"), a round after the other::
+"""The planner run's DAG (docs/agents.md, "Trace"), a round after the other::
 
-    plan0 ─► p0.t1 ─► p0.t3 ─► join0 ─► plan1 ─► p1.t1 ─► join1 ─► answer
-         └─► p0.t2 ────────────┘
+    plan0 ─► p0_t1 ─► p0_t3 ─► join0 ─► plan1 ─► p1_t1 ─► join1 ─► answer
+         └─► p0_t2 ────────────┘
 
-The LLM calls (``plan<r>``, ``join<r>``) are nodes the run executes, added ``after`` the previous step. A task
-runs as a program of its own (``<run>.p<r>.t<idx>``), so the run records its node: ``node_added`` when its line
-is parsed (deps: the plan and the tasks it references), ``node_start`` when its tool call starts, then
-``node_end`` / ``node_error`` (its tool failed, or its arguments did not resolve) / ``node_skipped`` (not run:
-a task it needs failed) / ``node_cancelled``. The joiner's answer is the ``answer`` node.
+Every node is a node of the run's one held program: the LLM calls (``plan<r>``, ``join<r>``) and the tasks
+(``p<r>_t<idx>``, tool calls streamed from their plan, after the tasks they reference), so the executor's own
+node events draw it. What the run does not execute is recorded here with ``ProgramRun.record``: a task that
+never runs (a task it needs failed: ``node_skipped``; its arguments did not resolve or were rejected:
+``node_error``; cancelled while it waited for the tasks it needs: ``node_cancelled``) and the answer, the
+``answer`` node that ends the DAG.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 from tether.agents.planner.plan import PlanTask
@@ -34,8 +35,8 @@ def join_node(r: int) -> str:
 
 
 def task_node(r: int, idx: int) -> str:
-    """The node of task ``idx`` of round ``r`` (its program is ``<run>.p<r>.t<idx>``)."""
-    return f"p{r}.t{idx}"
+    """The node of task ``idx`` of round ``r``."""
+    return f"p{r}_t{idx}"
 
 
 def task_deps(r: int, task: PlanTask) -> list[str]:
@@ -43,55 +44,50 @@ def task_deps(r: int, task: PlanTask) -> list[str]:
     return [plan_node(r), *(task_node(r, d) for d in sorted(task.deps))]
 
 
-def round_exits(r: int, tasks: list[PlanTask]) -> list[str]:
-    """What follows a round (its joiner call, or the next plan after a plan error): its tasks, else its plan."""
-    nodes = [task_node(r, t.idx) for t in tasks if not t.is_join]
-    return nodes or [plan_node(r)]
+def round_exits(r: int, tasks: list[PlanTask], executed: Collection[int]) -> tuple[list[str], list[str]]:
+    """What follows a round (its joiner call, or the next plan after a plan error): ``(depends, after)``, the
+    round's task nodes the run executed (dependencies) and the ones recorded (drawn before it only); the plan
+    when the round has no task."""
+    tasks = [t for t in tasks if not t.is_join]
+    if not tasks:
+        return [plan_node(r)], []
+    depends = [task_node(r, t.idx) for t in tasks if t.idx in executed]
+    return depends, [task_node(r, t.idx) for t in tasks if t.idx not in executed]
 
 
-def task_added(run: ProgramRun, r: int, task: PlanTask) -> None:
-    doc = {"id": task_node(r, task.idx), "kind": "tool", "tool": task.tool, "deps": task_deps(r, task)}
-    run.record("node_added", doc["id"], {"node": doc})
+def _added(run: ProgramRun, r: int, task: PlanTask) -> str:
+    node = task_node(r, task.idx)
+    run.record(
+        "node_added",
+        node,
+        {"node": {"id": node, "kind": "tool", "tool": task.tool, "deps": task_deps(r, task)}},
+    )
+    return node
 
 
-def task_started(run: ProgramRun, r: int, task: PlanTask, program_id: str) -> float:
-    """The task's tool call starts (as the program ``program_id``); returns the start (``time.time()``)."""
-    attrs = {"category": "node", "node_kind": "tool", "deps": task_deps(r, task), "program": program_id}
-    run.record("node_start", task_node(r, task.idx), attrs)
-    return time.time()
-
-
-def task_ended(run: ProgramRun, r: int, obs: Observation, start: float | None) -> None:
-    """The task's outcome. ``start`` is ``None`` for a task that never started: not run (a task it needs
-    failed: ``node_skipped``) or its arguments did not resolve (``node_error``, ``PlanError``)."""
-    node = task_node(r, obs.task)
-    attrs: dict[str, Any] = {"category": "node"}
-    if start is not None:
-        attrs["duration_s"] = time.time() - start
-    if obs.error is None:
-        run.record("node_end", node, attrs | {"output": preview(obs.value)}, start)
-    elif start is None and obs.error.startswith(NOT_RUN):
-        run.record("node_skipped", node, attrs | {"status": "skipped", "reason": obs.error})
+def task_not_run(run: ProgramRun, r: int, task: PlanTask, obs: Observation, error_type: str) -> None:
+    """A task the run does not execute: not run, as a task it needs failed (``node_skipped``), or its
+    arguments did not resolve or were rejected (``node_error`` of ``error_type``)."""
+    node = _added(run, r, task)
+    assert obs.error is not None
+    if obs.error.startswith(NOT_RUN):
+        run.record("node_skipped", node, {"category": "node", "status": "skipped", "reason": obs.error})
     else:
-        prefix, _, message = obs.error.partition(": ")
-        kind = "PlanError" if start is None else prefix if message and prefix.isidentifier() else "ToolError"
-        run.record("node_error", node, attrs | {"error_type": kind, "error": obs.error}, start)
+        run.record("node_error", node, {"category": "node", "error_type": error_type, "error": obs.error})
 
 
-def task_cancelled(run: ProgramRun, r: int, task: PlanTask, start: float | None) -> None:
-    attrs: dict[str, Any] = {"category": "node"}
-    if start is not None:
-        attrs["duration_s"] = time.time() - start
-    run.record("node_cancelled", task_node(r, task.idx), attrs, start)
+def task_cancelled(run: ProgramRun, r: int, task: PlanTask) -> None:
+    """A task cancelled while it waited for the tasks it needs (never added to the run)."""
+    run.record("node_cancelled", _added(run, r, task), {"category": "node"})
 
 
-def answer(run: ProgramRun, after: list[str], text: str) -> None:
+def answer(run: ProgramRun, depends: list[str], text: str) -> None:
     """The run's answer, as the node that ends its DAG."""
     now = time.time()
     run.record(
         "node_added",
         ANSWER_NODE,
-        {"node": {"id": ANSWER_NODE, "kind": "answer", "tool": None, "deps": after}},
+        {"node": {"id": ANSWER_NODE, "kind": "answer", "tool": None, "deps": depends}},
     )
     run.record("node_end", ANSWER_NODE, {"category": "node", "duration_s": 0.0, "output": preview(text)}, now)
 

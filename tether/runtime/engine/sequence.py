@@ -1,14 +1,14 @@
 """``Sequence``: the one request state object that crosses the scheduler / model-runner boundary.
 
-``ProgramHints`` (``tether.hints``, re-exported here) is the hints type the engine and the server use."""
+``ProgramHints`` and ``TurnOutcome`` (``tether.hints``, re-exported here) are the hints types the engine and the
+server use."""
 
 from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass
 
-from tether.hints import ProgramHints
+from tether.hints import ProgramHints, TurnOutcome  # noqa: F401 - re-exported
 from tether.kvcache import PrefixMatch
 from tether.runtime.engine.sampling_params import SamplingParams
 
@@ -24,21 +24,6 @@ class FinishReason(str, enum.Enum):
     LENGTH = "length"  # max_tokens or the model's context
     ABORT = "abort"  # cancelled by the caller
     ERROR = "error"  # the step that ran it failed
-
-
-@dataclass(frozen=True)
-class TurnOutcome:
-    """What a finished turn's output says: the tool it called (``None``: no tool call) and whether the program
-    ends here. Known at turn end, from the output itself (a server parses the tool call; replay reveals the
-    trace's tool for the turn that just ended)."""
-
-    next_tool: str | None
-    last_turn: bool
-
-    @staticmethod
-    def from_hints(hints: ProgramHints) -> TurnOutcome:
-        """The default when nobody parses the output: what the submitter said (a static DAG's plan)."""
-        return TurnOutcome(hints.next_tool, hints.last_turn or hints.remaining_turns == 0)
 
 
 class Sequence:

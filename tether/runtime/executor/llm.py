@@ -13,6 +13,7 @@ import pydantic
 from pydantic import TypeAdapter
 
 from tether.dag.compiler import LLMHints
+from tether.hints import OutcomeReader
 from tether.runtime.executor.errors import LLMBackendError, LLMOutputError
 
 
@@ -24,7 +25,9 @@ class LLMRequest:
     ``tools`` are the offered tools as OpenAI function specs; ``output_schema`` the JSON schema the text
     must parse into; ``tool_choice`` OpenAI's (``None``: the backend's default); ``grammar`` an EBNF the
     reply must follow; ``hints`` what the compiler knows (next tool, remaining turns, ...); ``attempt``
-    the 1-based try of this node (retries).
+    the 1-based try of this node (retries); ``outcome`` reads the finished reply's text into its
+    ``TurnOutcome`` (the tool the program now waits for, whether it ends), for a backend whose engine learns
+    it at turn end (the local engine; a server parses tool calls itself). Not part of equality.
     """
 
     program_id: str
@@ -39,6 +42,7 @@ class LLMRequest:
     attempt: int = 1
     tool_choice: str | dict[str, Any] | None = None
     grammar: str | None = None
+    outcome: OutcomeReader | None = field(default=None, compare=False, repr=False)
 
     @property
     def request_id(self) -> str:

@@ -26,6 +26,7 @@ from tether.dag.compiler import CompiledProgram, LLMHints, extend
 from tether.dag.inputs import bind_inputs
 from tether.dag.ir import LLMCall, ToolCall, ToolFailure
 from tether.dag.refs import Ref, RefResolutionError, as_text, walk
+from tether.hints import OutcomeReader
 from tether.runtime.executor.errors import (
     ExecutorError,
     NodeFailedError,
@@ -90,8 +91,8 @@ class ProgramRun:
         self._steps = Steps(
             program_id, compiled, executor.tools, executor.llm, executor.trace, executor.tool_spec(compiled)
         )
-        self._succ = {n: list(self.program.graph.successors(n)) for n in self.program.nodes}
-        self._waiting = {n: self.program.graph.in_degree(n) for n in self.program.nodes}
+        self._succ = {n: self._waits_on_me(n) for n in self.program.nodes}
+        self._waiting = {n: len(self._waits_for(n)) for n in self.program.nodes}
         self._remaining = len(self.program.nodes)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._uses_llm = any(isinstance(n, LLMCall) for n in self.program.nodes.values())
@@ -129,6 +130,15 @@ class ProgramRun:
         if self._remaining == 0 and not self._held:
             self._finish_ok()
 
+    def _waits_for(self, n: str) -> list[str]:
+        """The nodes ``n`` starts after: its predecessors but the call that streamed it (``"stream"`` edges)."""
+        graph = self.program.graph
+        return [p for p in graph.predecessors(n) if graph.edges[p, n].get("kind") != "stream"]
+
+    def _waits_on_me(self, n: str) -> list[str]:
+        graph = self.program.graph
+        return [s for s in graph.successors(n) if graph.edges[n, s].get("kind") != "stream"]
+
     def _node_doc(self, n: str) -> dict[str, Any]:
         node = self.program.nodes[n]
         return {
@@ -145,10 +155,10 @@ class ProgramRun:
 
     def record(self, kind: str, node_id: str, attrs: Mapping[str, Any], start: float | None = None) -> None:
         """Record a node event (``node_added``, ``node_start``, ``node_end``, ``node_error``, ``node_skipped``,
-        ``node_cancelled``) in this run's trace for a node the run does not execute: work a front-end does on
-        its behalf (a planner's tasks run as programs of their own) or a result it derives (an answer), so the
-        run's DAG shows it. ``start``: when its span began (``time.time()``). ``ExecutorError`` for another kind
-        or a node id the program has (its events are the executor's)."""
+        ``node_cancelled``) in this run's trace for a node the run does not execute: work a front-end decides
+        on its behalf (a planner's task it does not run: a task it needs failed) or a result it derives (an
+        answer), so the run's DAG shows it. ``start``: when its span began (``time.time()``). ``ExecutorError``
+        for another kind or a node id the program has (its events are the executor's)."""
         if not kind.startswith("node_"):
             raise ExecutorError(f"program {self.id!r}: record() writes node events, not {kind!r}")
         if node_id in self.program.nodes:
@@ -241,14 +251,20 @@ class ProgramRun:
         *,
         on_delta: DeltaHook | None = None,
         after: Iterable[str] = (),
+        streamed_from: str | None = None,
+        outcome: OutcomeReader | None = None,
     ) -> None:
         """Add a node that depends only on nodes already in the program; it starts once they have completed
-        (at once if they all have). ``DagError`` if it does not validate; ``ExecutorError`` when the run has
-        ended or was sealed; ``NoLLMBackendError`` for an LLM call on an executor without a backend.
-        ``on_delta`` streams an LLM call (each ``LLMDelta`` as it arrives). ``after``: node ids the trace draws
-        this node after although it does not read them (recorded ones, ``record``); they are no dependencies.
-        The node is added to the compiled program itself, so a program that grows must not be shared by
-        concurrent runs."""
+        (at once if they all have). ``DagError`` if it does not validate (the node is not added);
+        ``ExecutorError`` when the run has ended or was sealed; ``NoLLMBackendError`` for an LLM call on an
+        executor without a backend. ``on_delta`` streams an LLM call (each ``LLMDelta`` as it arrives).
+        ``after``: node ids the trace draws this node after although it does not read them (recorded ones,
+        ``record``); they are no dependencies. ``streamed_from``: the LLM call (of this run, running or done)
+        whose streamed reply dispatched this node: an edge of the program's graph (kind ``"stream"``) that the
+        node does not wait for, and its tool becomes that call's next tool. ``outcome``: for an LLM call,
+        reads its reply when the turn ends (the tool the program then waits for: ``TurnOutcome``), what the
+        local engine's program layer learns (``Steps.turn_outcome``). The node is added to the compiled
+        program itself, so a program that grows must not be shared by concurrent runs."""
         if self._closing:
             raise ExecutorError(f"program {self.id!r} has ended; cannot add node {node.id!r}")
         if self._sealed:
@@ -257,10 +273,14 @@ class ProgramRun:
             raise NoLLMBackendError(self.program.name, node.id)
         if on_delta is not None and not isinstance(node, LLMCall):
             raise ExecutorError(f"program {self.id!r}: node {node.id!r}: on_delta is for LLM calls only")
-        extend(self.compiled, node, hints)
+        if outcome is not None and not isinstance(node, LLMCall):
+            raise ExecutorError(f"program {self.id!r}: node {node.id!r}: outcome is for LLM calls only")
+        extend(self.compiled, node, hints, streamed_from=streamed_from)
         if on_delta is not None:
             self._on_delta[node.id] = on_delta
-        preds = list(self.program.graph.predecessors(node.id))
+        if outcome is not None:
+            self._steps.outcomes[node.id] = outcome
+        preds = self._waits_for(node.id)
         for p in preds:
             self._succ[p].append(node.id)
         self._succ[node.id] = []

@@ -13,6 +13,7 @@ from typing import Any
 
 from tether.dag.compiler import CompiledProgram, LLMHints
 from tether.dag.ir import LLMCall, ToolCall
+from tether.hints import OutcomeReader, TurnOutcome
 from tether.runtime.executor.errors import LLMBackendError, LLMOutputError, LLMTimeoutError
 from tether.runtime.executor.llm import LLMBackend, LLMDelta, LLMRequest, LLMResult, parse_output, stream_llm
 from tether.runtime.executor.retry import failure_status, with_retries
@@ -47,6 +48,7 @@ class Steps:
         self.trace = trace
         self.tool_specs = tool_specs
         self.llm_results: dict[str, LLMResult] = {}  # per finished LLM node: its result, timed
+        self.outcomes: dict[str, OutcomeReader] = {}  # per LLM node: how its reply says what follows
 
     def emit(self, kind: str, node: str | None, attrs: dict[str, Any], start: float | None = None) -> None:
         """One trace event now; ``start``: when its span began (``time.time()``), ``None`` for an instant."""
@@ -115,6 +117,7 @@ class Steps:
         assert self.llm is not None
         hints = self.compiled.hints.get(node.id, LLMHints())
         tools = tuple(self.tool_specs(t) for t in node.tools)
+        outcome = self.turn_outcome(node.id)
 
         def request(attempt: int) -> LLMRequest:
             return LLMRequest(
@@ -130,6 +133,7 @@ class Steps:
                 attempt=attempt,
                 tool_choice=node.tool_choice,
                 grammar=node.grammar,
+                outcome=outcome,
             )
 
         return await with_retries(
@@ -139,6 +143,20 @@ class Steps:
             node_id=node.id,
             retried=RETRIED_LLM_ERRORS,
         )
+
+    def turn_outcome(self, node_id: str) -> OutcomeReader:
+        """What the engine learns when the call's turn ends: what the node's own reader (``add_node(...,
+        outcome=...)``) reads in the reply, else the node's hints as they are then, so a tool added after
+        the call since it was dispatched (a streamed plan's task, an agent's next tool) is its next tool."""
+        reader = self.outcomes.get(node_id)
+
+        def read(text: str) -> TurnOutcome:
+            said = reader(text) if reader is not None else None
+            if said is not None:
+                return said
+            return TurnOutcome.from_hints(self.compiled.hints.get(node_id, LLMHints()))
+
+        return read
 
     async def _llm_attempt(self, node: LLMCall, request: LLMRequest, on_delta: DeltaHook | None) -> Any:
         start = time.time()

@@ -6,7 +6,10 @@ Chat requests go through the tokenizer's chat template with the offered ``tools`
 and ``tool`` results render as the template has them), so a multi-turn agent is one growing prompt prefix.
 Replies to a request that offers tools are parsed for ``<tool_call>`` blocks (``parse_tool_calls``) into
 ``LLMResult.tool_calls``, as the OpenAI backend returns them. A forcing ``tool_choice`` or a ``grammar``
-becomes the request's ``StructuredOutputs``.
+becomes the request's ``StructuredOutputs``. With ``readers`` (the ``TurnReaders`` its engine was built with as
+``turn_outcome``: ``create`` and ``Deployment.start_local_engine`` do so) each request's reader
+(``LLMRequest.outcome``, and its ``<tool_call>`` blocks when it offered tools) tells the engine, when the turn
+ends, which tool the program now waits for.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tether.runtime.engine.outputs import RequestOutput
 from tether.runtime.engine.sampling_params import SamplingParams
 from tether.runtime.engine.sequence import ProgramHints
 from tether.runtime.engine.structured.params import StructuredOutputs
+from tether.runtime.executor.backends.turn_readers import TurnReaders, request_reader
 from tether.runtime.executor.errors import LLMBackendError, LLMOutputError
 from tether.runtime.executor.llm import LLMDelta, LLMRequest, LLMResult, LLMToolCall, Usage
 from tether.tools.durations import ToolDurationStats
@@ -38,14 +42,23 @@ def program_hints(request: LLMRequest) -> ProgramHints:
 class LocalEngineBackend:
     """Implements ``tether.runtime.executor.llm.StreamingLLMBackend`` on an ``AsyncEngine``. Chat messages go
     through the tokenizer's chat template (with the generation prompt and the tools); a ``prompt`` is used as
-    it is. ``close`` stops the engine only when this backend created it (``create``)."""
+    it is. ``close`` stops the engine only when this backend created it (``create``). ``readers``: the
+    engine's ``turn_outcome`` (see the module's docstring); ``None`` for an engine built without one."""
 
     name = "local"
 
-    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False, saves_stats: bool = False) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        owns_engine: bool = False,
+        saves_stats: bool = False,
+        readers: TurnReaders | None = None,
+    ) -> None:
         self.engine = engine
         self._owns = owns_engine
         self._saves_stats = saves_stats
+        self.readers = readers
 
     @classmethod
     async def create(cls, config: EngineConfig, *, tool_stats: ToolDurationStats | None = None) -> LocalEngineBackend:
@@ -53,8 +66,9 @@ class LocalEngineBackend:
         back by ``close``); the tool runner writes them."""
         saves = tool_stats is None
         stats = deployment_stats() if tool_stats is None else tool_stats
-        engine = await AsyncEngine.create(config, tool_stats=stats)
-        return cls(engine, owns_engine=True, saves_stats=saves)
+        readers = TurnReaders()
+        engine = await AsyncEngine.create(config, tool_stats=stats, turn_outcome=readers.outcome)
+        return cls(engine, owns_engine=True, saves_stats=saves, readers=readers)
 
     def generate_request(self, request: LLMRequest) -> GenerateRequest:
         """The engine request: the rendered prompt, sampling (with the constraint) and the program hints.
@@ -84,18 +98,33 @@ class LocalEngineBackend:
             raise LLMBackendError(request.node_id, str(exc)) from None
         return GenerateRequest(prompt, params, request_id=request.request_id, hints=program_hints(request))
 
+    def _expect(self, request: LLMRequest) -> None:
+        """Register the request's reader for its turn's end (with ``readers``)."""
+        reader = request_reader(request.tools, request.outcome) if self.readers is not None else None
+        if reader is not None:
+            assert self.readers is not None
+            self.readers.expect(request.request_id, reader)
+
+    def _drop(self, request: LLMRequest) -> None:
+        if self.readers is not None:
+            self.readers.drop(request.request_id)
+
     async def complete(self, request: LLMRequest) -> LLMResult:
         generate = self.generate_request(request)
+        self._expect(request)
         try:
             out = await self.engine.generate(generate)
         except EngineError as exc:
             raise LLMBackendError(request.node_id, str(exc)) from exc
+        finally:
+            self._drop(request)
         return self.result(request, out)
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[LLMDelta]:
         """The reply as it is generated: one ``LLMDelta`` per engine step with new text; the last carries the
         result. Closing the iterator early aborts the request in the engine."""
         generate = self.generate_request(request)
+        self._expect(request)
         try:
             async for delta in self.engine.stream(generate):
                 if delta.finished:
@@ -104,6 +133,8 @@ class LocalEngineBackend:
                     yield LLMDelta(delta.text, None, request.attempt)
         except EngineError as exc:
             raise LLMBackendError(request.node_id, str(exc)) from exc
+        finally:
+            self._drop(request)
 
     def result(self, request: LLMRequest, out: RequestOutput) -> LLMResult:
         """The ``LLMResult`` of a finished engine request; with tools offered, ``<tool_call>`` blocks become

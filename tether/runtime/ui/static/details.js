@@ -63,10 +63,8 @@
     const n = item.node;
     const tokens = T.nodeTokens(n);
     const end = n.endEvent ? n.endEvent.attrs : {};
-    const ran = n.startEvent ? n.startEvent.attrs || {} : {};
     const head = [["program", item.program.id], ["kind", n.kind], ["tool", n.tool], ["status", n.status],
       ["deps", n.deps.join(", ") || "–"], ["duration", T.fmtSeconds(T.num(end.duration_s))]];
-    if (ran.program) head.push(["ran as", ran.program]); // a node run as a program of its own (a planner's task)
     if (end.reason) head.push(["reason", end.reason]);
     if (end.error) head.push(["error", `${end.error_type || ""} ${end.error}`.trim()]);
     const out = [T.h("h2", { text: `node · ${n.id}` }), table(head.filter(([, v]) => v !== null && v !== undefined), "summary")];
