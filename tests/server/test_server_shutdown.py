@@ -55,7 +55,10 @@ def test_a_signal_with_a_request_generating_aborts_it_after_the_grace(
     sent = time.monotonic()
     proc.send_signal(sig)
     proc.wait(timeout=30)
-    assert time.monotonic() - sent < 10  # one second of grace, then the abort and the close
+    # One second of grace, then the abort and the close: about 1.5 s here, quiet or beside two busy processes,
+    # but 10-11 s once late in a full CI run. The bound tells the grace given (1 s) from the default (30 s) and
+    # from the hang this guards against (no exit in 65 s), without failing on a slow moment.
+    assert time.monotonic() - sent < 20
     meta = _run_meta(tmp_path)
     assert meta["status"] == "aborted" and meta["ended"] is not None
 
